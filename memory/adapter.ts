@@ -1,0 +1,143 @@
+/**
+ * The in-memory reference adapter: the engine over a {@link MemoryStore}, with a
+ * scheduler that runs due jobs on the injected clock (auto mode) or only when told to
+ * (manual mode, `drain()`).
+ *
+ * @module
+ */
+
+import type { SyncAdapter } from "../src/contracts/adapter.ts";
+import { Capability } from "../src/contracts/capabilities.ts";
+import type { Clock } from "../src/contracts/clock.ts";
+import type { SyncHandler } from "../src/contracts/handler.ts";
+import { isTerminalJobState } from "../src/contracts/domain.ts";
+import { SyncEngine } from "../src/engine/engine.ts";
+import type { RandomSource } from "../src/policy/backoff.ts";
+import type { PolicyOverrides } from "../src/policy/policy.ts";
+import { MemoryStore } from "./store.ts";
+
+/** How to build a memory adapter. */
+export interface MemoryAdapterOptions {
+  /** The host's handler. */
+  handler: SyncHandler;
+  /** Policy overrides. */
+  policy?: PolicyOverrides;
+  /** Time source (default: the system clock). */
+  clock?: Clock;
+  /** Randomness for backoff jitter. */
+  random?: RandomSource;
+  /** Id generator for sources and jobs. */
+  generateId?: () => string;
+  /** `auto` (default): due jobs run on timers. `manual`: only `drain()` runs them. */
+  mode?: "auto" | "manual";
+  /** Lease owner name of this adapter's worker. */
+  workerId?: string;
+  /** Share a store with other adapters (several workers over one store). */
+  store?: MemoryStore;
+  /** Told about errors the background worker could not attribute to a job. */
+  onWorkerError?: (error: unknown) => void;
+}
+
+/** The memory adapter: a {@link SyncAdapter} plus control over its worker. */
+export interface MemoryAdapter extends SyncAdapter {
+  /** The engine behind the adapter. */
+  readonly engine: SyncEngine;
+  /** The store (shareable, and with an oracle for tests). */
+  readonly store: MemoryStore;
+  /** Runs due work until none is due now; returns how many job runs it made. */
+  drain(): Promise<number>;
+  /** Stops scheduling and waits for the work in progress. */
+  close(): Promise<void>;
+}
+
+const CAPABILITIES = [Capability.concurrentWorkers] as const;
+
+/** Builds an in-memory adapter. */
+export function createMemoryAdapter(options: MemoryAdapterOptions): MemoryAdapter {
+  const store = options.store ?? new MemoryStore();
+  const engine = new SyncEngine({
+    store,
+    handler: options.handler,
+    policy: options.policy,
+    clock: options.clock,
+    random: options.random,
+    generateId: options.generateId,
+    workerId: options.workerId,
+  });
+  const clock = engine.clock;
+  const auto = (options.mode ?? "auto") === "auto";
+  let closed = false;
+  let running: Promise<number> | undefined;
+  let rerun = false;
+  let timer: unknown;
+  let timerAt = Infinity;
+
+  const schedule = (runAt: number | undefined) => {
+    if (closed || runAt === undefined || runAt >= timerAt) return;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    timerAt = runAt;
+    timer = clock.setTimeout(wake, Math.max(0, runAt - clock.now()));
+  };
+
+  const runLoop = (): Promise<number> => {
+    if (running) {
+      rerun = true;
+      return running;
+    }
+    running = (async () => {
+      let total = 0;
+      do {
+        rerun = false;
+        total += await engine.runDueJobs();
+      } while (rerun && !closed);
+      return total;
+    })().finally(() => {
+      running = undefined;
+      if (auto) schedule(store.nextDueAt());
+    });
+    return running;
+  };
+
+  function wake(): void {
+    timer = undefined;
+    timerAt = Infinity;
+    if (closed) return;
+    runLoop().catch((error) => options.onWorkerError?.(error));
+  }
+
+  const unsubscribe = auto
+    ? store.onJobWrite((job) => {
+      if (!isTerminalJobState(job.state)) schedule(job.runAt);
+    })
+    : () => {};
+
+  return {
+    capabilities: CAPABILITIES,
+    engine,
+    store,
+    createSource: (input) => engine.createSource(input),
+    appendChunk: (input) => engine.appendChunk(input),
+    listChunks: (input) => engine.listChunks(input),
+    sealSource: (input) => engine.sealSource(input),
+    getSource: (input) => engine.getSource(input),
+    getJob: (input) => engine.getJob(input),
+    listJobs: (input) => engine.listJobs(input),
+    cancelJob: (input) => engine.cancelJob(input),
+    waitForTerminal: (input) => engine.waitForTerminal(input),
+    gc: (input) => engine.gc(input),
+    async drain() {
+      let total = 0;
+      for (;;) {
+        const ran = await runLoop();
+        total += ran;
+        if (ran === 0) return total;
+      }
+    },
+    async close() {
+      closed = true;
+      unsubscribe();
+      if (timer !== undefined) clock.clearTimeout(timer);
+      await running?.catch(() => 0);
+    },
+  };
+}

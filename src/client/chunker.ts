@@ -1,0 +1,162 @@
+/**
+ * Streaming chunkers: split bytes, or JSON records encoded as JSON Lines, into the
+ * indexed chunks a source is uploaded as. Pure: no I/O beyond pulling the input.
+ *
+ * @module
+ */
+
+import { SyncError } from "../errors.ts";
+import { iteratePieces, type PieceSource } from "./pieces.ts";
+
+/** One chunk of a payload, ready to be hashed and appended. */
+export interface PayloadChunk {
+  /** 0-based position in the source. */
+  index: number;
+  bytes: Uint8Array;
+  /** Records in the chunk (JSON Lines payloads only). */
+  itemCount?: number;
+}
+
+/** Bytes, whole or as a sequence of pieces of any sizes. */
+export type ByteSource = Uint8Array | PieceSource<Uint8Array>;
+
+/** JSON-serialisable records, one at a time. */
+export type RecordSource = PieceSource<unknown>;
+
+/** Throws `E_SYNC_INVALID_ARGUMENT` unless `chunkSize` is a positive safe integer. */
+export function assertChunkSize(chunkSize: number): void {
+  if (!Number.isSafeInteger(chunkSize) || chunkSize <= 0) {
+    throw new SyncError("E_SYNC_INVALID_ARGUMENT", "chunkSize must be a positive integer", {
+      details: { field: "chunkSize", value: String(chunkSize) },
+    });
+  }
+}
+
+/**
+ * Splits bytes into chunks of exactly `chunkSize` bytes, the last one possibly shorter.
+ * Zero bytes give zero chunks.
+ *
+ * A `Uint8Array` input is chunked into views of it, without copying. Pieces from a
+ * stream or an iterable are copied only where a chunk straddles pieces; a chunk lying
+ * wholly inside one piece is a view of that piece, so a producer must not reuse a
+ * piece's memory after handing it over.
+ */
+export async function* chunkBytes(
+  source: ByteSource,
+  chunkSize: number,
+): AsyncGenerator<PayloadChunk, void, undefined> {
+  assertChunkSize(chunkSize);
+  if (source instanceof Uint8Array) {
+    for (let offset = 0, index = 0; offset < source.length; offset += chunkSize, index++) {
+      yield { index, bytes: source.subarray(offset, offset + chunkSize) };
+    }
+    return;
+  }
+  let index = 0;
+  let pieceIndex = 0;
+  let pending: Uint8Array | undefined;
+  let filled = 0;
+  for await (const piece of iteratePieces(source)) {
+    if (!(piece instanceof Uint8Array)) {
+      throw new SyncError(
+        "E_SYNC_INVALID_ARGUMENT",
+        `payload piece ${pieceIndex} is not a Uint8Array`,
+        { details: { pieceIndex } },
+      );
+    }
+    pieceIndex++;
+    let offset = 0;
+    if (pending !== undefined) {
+      offset = Math.min(chunkSize - filled, piece.length);
+      pending.set(piece.subarray(0, offset), filled);
+      filled += offset;
+      if (filled < chunkSize) continue;
+      yield { index: index++, bytes: pending };
+      pending = undefined;
+      filled = 0;
+    }
+    for (; piece.length - offset >= chunkSize; offset += chunkSize) {
+      yield { index: index++, bytes: piece.subarray(offset, offset + chunkSize) };
+    }
+    if (offset < piece.length) {
+      // A fresh buffer each time: the previous one belongs to the consumer now.
+      pending = new Uint8Array(chunkSize);
+      pending.set(piece.subarray(offset));
+      filled = piece.length - offset;
+    }
+  }
+  if (pending !== undefined) yield { index, bytes: pending.subarray(0, filled) };
+}
+
+/**
+ * Encodes records as JSON Lines (`JSON.stringify(record) + "\n"`, UTF-8) and packs
+ * whole lines into chunks of at most `chunkSize` bytes; a record is never split.
+ * Each chunk's `itemCount` is the number of lines in it. Zero records give zero chunks.
+ *
+ * Throws `E_SYNC_LIMIT_EXCEEDED` for a record whose line is longer than `chunkSize`,
+ * and `E_SYNC_INVALID_ARGUMENT` for one without a JSON form (undefined, a function, a
+ * BigInt, a cycle); both carry `details.recordIndex`.
+ */
+export async function* chunkRecords(
+  records: RecordSource,
+  chunkSize: number,
+): AsyncGenerator<PayloadChunk, void, undefined> {
+  assertChunkSize(chunkSize);
+  const encoder = new TextEncoder();
+  let index = 0;
+  let recordIndex = 0;
+  let lines: Uint8Array[] = [];
+  let size = 0;
+  for await (const record of iteratePieces(records)) {
+    const line = encoder.encode(jsonLine(record, recordIndex));
+    if (line.length > chunkSize) {
+      throw new SyncError(
+        "E_SYNC_LIMIT_EXCEEDED",
+        `record ${recordIndex} is ${line.length} bytes as JSON, more than the chunk size ${chunkSize}`,
+        { details: { recordIndex, byteLength: line.length, chunkSize } },
+      );
+    }
+    if (size + line.length > chunkSize) {
+      yield { index: index++, bytes: concat(lines, size), itemCount: lines.length };
+      lines = [];
+      size = 0;
+    }
+    lines.push(line);
+    size += line.length;
+    recordIndex++;
+  }
+  if (lines.length > 0) yield { index, bytes: concat(lines, size), itemCount: lines.length };
+}
+
+function jsonLine(record: unknown, recordIndex: number): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(record);
+  } catch (cause) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `record ${recordIndex} is not JSON-serialisable: ${reason}`,
+      { details: { recordIndex }, cause },
+    );
+  }
+  // JSON.stringify answers undefined for undefined, functions and symbols.
+  if (typeof json !== "string") {
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `record ${recordIndex} is not JSON-serialisable: ${typeof record} has no JSON form`,
+      { details: { recordIndex } },
+    );
+  }
+  return json + "\n";
+}
+
+function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
+  const out = new Uint8Array(size);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
+}

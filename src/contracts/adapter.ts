@@ -1,0 +1,55 @@
+/**
+ * The public contract every backend adapter implements.
+ *
+ * @module
+ */
+
+import type { Capability } from "./capabilities.ts";
+import type {
+  AppendResult,
+  ChunkInfo,
+  GcReport,
+  Job,
+  Page,
+  SealResult,
+  Source,
+} from "./domain.ts";
+import type {
+  AppendChunkInput,
+  CancelJobInput,
+  CreateSourceInput,
+  GcInput,
+  GetJobInput,
+  GetSourceInput,
+  ListChunksInput,
+  ListJobsInput,
+  SealSourceInput,
+  WaitForTerminalInput,
+} from "./inputs.ts";
+
+/** The operations of a sync backend; every failure is a `SyncError`. */
+export interface SyncOperations {
+  /** Creates a collecting source; the same `sourceId` and conversation returns it again. */
+  createSource(input: CreateSourceInput): Promise<Source>;
+  /** Stores one immutable chunk (idempotent for the same bytes). */
+  appendChunk(input: AppendChunkInput): Promise<AppendResult>;
+  /** Stored chunk digests in index order, paginated (for resuming an upload). */
+  listChunks(input: ListChunksInput): Promise<Page<ChunkInfo>>;
+  /** Validates the source against its manifest and creates its job (fail closed). */
+  sealSource(input: SealSourceInput): Promise<SealResult>;
+  getSource(input: GetSourceInput): Promise<Source>;
+  getJob(input: GetJobInput): Promise<Job>;
+  /** Jobs newest first, paginated. */
+  listJobs(input: ListJobsInput): Promise<Page<Job>>;
+  /** Cancels a non-terminal job; a terminal job is returned unchanged. */
+  cancelJob(input: CancelJobInput): Promise<Job>;
+  /** Resolves with the job once terminal; `E_SYNC_TIMEOUT` / `E_SYNC_ABORTED` otherwise. */
+  waitForTerminal(input: WaitForTerminalInput): Promise<Job>;
+  /** Expires stale collecting sources and purges chunks past retention. */
+  gc(input?: GcInput): Promise<GcReport>;
+}
+
+/** A backend adapter: the operations plus what the backend can guarantee. */
+export interface SyncAdapter extends SyncOperations {
+  readonly capabilities: readonly Capability[];
+}

@@ -1,0 +1,88 @@
+/**
+ * The storage primitives an adapter provides and the engine runs its lifecycle on.
+ * An adapter owns storage, transactions, locking, scheduling and change notification;
+ * it never re-implements validation, retry or verification — those live in the engine.
+ *
+ * Every method is keyed by `scope`: a record of another scope does not exist.
+ *
+ * @module
+ */
+
+import type { Chunk, ChunkInfo, Job, JobState, Source } from "./domain.ts";
+
+/** Position in a newest-first job listing. */
+export interface JobListPosition {
+  createdAt: number;
+  jobId: string;
+}
+
+/** A query over jobs, newest first (`createdAt` desc, then `jobId` desc). */
+export interface JobListQuery {
+  scope: string;
+  conversationId?: string;
+  state?: JobState;
+  /** Only jobs strictly after this position in the ordering. */
+  after?: JobListPosition;
+  limit: number;
+}
+
+/**
+ * Operations inside one transaction. Writes become visible to others only at commit;
+ * a transaction that throws leaves no trace.
+ */
+export interface StoreTransaction<TExtras extends object = Record<never, never>> {
+  /** Adapter extras merged into the handler's context (e.g. the SQL transaction). */
+  readonly extras: TExtras;
+
+  getSource(scope: string, sourceId: string): Promise<Source | undefined>;
+  insertSource(source: Source): Promise<void>;
+  updateSource(source: Source): Promise<void>;
+
+  getChunkInfo(scope: string, sourceId: string, index: number): Promise<ChunkInfo | undefined>;
+  getChunk(scope: string, sourceId: string, index: number): Promise<Chunk | undefined>;
+  insertChunk(scope: string, sourceId: string, chunk: Chunk): Promise<void>;
+  /** Chunks with `index > afterIndex`, ascending, at most `limit`. */
+  listChunkInfos(
+    scope: string,
+    sourceId: string,
+    afterIndex: number,
+    limit: number,
+  ): Promise<ChunkInfo[]>;
+  /** Deletes every chunk of the source; returns how many were deleted. */
+  deleteChunks(scope: string, sourceId: string): Promise<number>;
+
+  getJob(scope: string, jobId: string): Promise<Job | undefined>;
+  insertJob(job: Job): Promise<void>;
+  /** Writes the job; the adapter notifies its waiters and scheduler after commit. */
+  updateJob(job: Job): Promise<void>;
+  listJobs(query: JobListQuery): Promise<Job[]>;
+  /** Non-terminal jobs of one conversation (for supersede). */
+  listActiveJobs(scope: string, conversationId: string): Promise<Job[]>;
+
+  /**
+   * One non-terminal job with `runAt <= now`, earliest `runAt` first, locked against
+   * other claimers for the rest of this transaction (`FOR UPDATE SKIP LOCKED`).
+   */
+  findClaimableJob(now: number): Promise<Job | undefined>;
+
+  /** Collecting sources with `expiresAt <= now`, at most `limit`. */
+  listExpiredSources(now: number, limit: number): Promise<Source[]>;
+  /**
+   * Sources whose chunks are not yet purged and whose job ended (or, for failed and
+   * expired sources, which were last updated) at or before `endedBefore`.
+   */
+  listPurgeableSources(endedBefore: number, limit: number): Promise<Source[]>;
+}
+
+/** The store an adapter hands to the engine. */
+export interface SyncStore<TExtras extends object = Record<never, never>> {
+  /**
+   * True when `transaction` can hold the host's handler: the engine then applies each
+   * chunk inside the transaction that commits the job's progress (exactly-once effects).
+   */
+  readonly transactionalApply: boolean;
+  /** Runs `fn` atomically and serialisably with respect to the records it touches. */
+  transaction<T>(fn: (tx: StoreTransaction<TExtras>) => Promise<T>): Promise<T>;
+  /** Calls `listener` after each commit that changed the job; returns an unsubscribe. */
+  subscribeJob(scope: string, jobId: string, listener: () => void): () => void;
+}

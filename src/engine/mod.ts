@@ -1,0 +1,8 @@
+/**
+ * The lifecycle engine adapters build on.
+ *
+ * @module
+ */
+
+export { SyncEngine, type SyncEngineOptions } from "./engine.ts";
+export type { RunDueJobsOptions, RunJobOptions } from "./worker.ts";

@@ -1,0 +1,72 @@
+/**
+ * `waitForTerminal`: woken by the store's change notification, bounded by a timeout on
+ * the injected clock and by an `AbortSignal`. Never changes the job.
+ *
+ * @module
+ */
+
+import type { Job } from "../contracts/domain.ts";
+import { isTerminalJobState } from "../contracts/domain.ts";
+import { type WaitForTerminalInput, waitForTerminalInputSchema } from "../contracts/inputs.ts";
+import { SyncError, toSyncError } from "../errors.ts";
+import { checkIdLengths, parseInput } from "../policy/validation.ts";
+import type { EngineContext } from "./context.ts";
+import { jobNotFound } from "./operations.ts";
+
+function aborted(jobId: string): SyncError {
+  return new SyncError("E_SYNC_ABORTED", `wait for job ${jobId} was aborted`, {
+    details: { jobId },
+  });
+}
+
+/** Resolves with the job once it is terminal. */
+export async function waitForTerminal<TExtras extends object>(
+  ctx: EngineContext<TExtras>,
+  input: WaitForTerminalInput,
+): Promise<Job> {
+  const args = parseInput(waitForTerminalInputSchema, input, "waitForTerminal");
+  checkIdLengths(ctx.policy.limits, "waitForTerminal", { scope: args.scope, jobId: args.jobId });
+  const { scope, jobId, signal, timeoutMs } = args;
+  if (signal?.aborted) throw aborted(jobId);
+  return await new Promise<Job>((resolve, reject) => {
+    let settled = false;
+    let timer: unknown;
+    const finish = (settle: () => void) => {
+      if (settled) return;
+      settled = true;
+      unsubscribe();
+      if (timer !== undefined) ctx.clock.clearTimeout(timer);
+      signal?.removeEventListener("abort", onAbort);
+      settle();
+    };
+    const onAbort = () => finish(() => reject(aborted(jobId)));
+    const check = async () => {
+      try {
+        const job = await ctx.store.transaction((tx) => tx.getJob(scope, jobId));
+        if (!job) finish(() => reject(jobNotFound(jobId)));
+        else if (isTerminalJobState(job.state)) finish(() => resolve(job));
+      } catch (error) {
+        finish(() => reject(toSyncError(error)));
+      }
+    };
+    // Subscribe before the first read so a change between the two is not missed.
+    const unsubscribe = ctx.store.subscribeJob(scope, jobId, () => void check());
+    signal?.addEventListener("abort", onAbort, { once: true });
+    if (timeoutMs !== undefined) {
+      timer = ctx.clock.setTimeout(
+        () =>
+          finish(() =>
+            reject(
+              new SyncError(
+                "E_SYNC_TIMEOUT",
+                `job ${jobId} did not finish within ${timeoutMs} ms`,
+                { details: { jobId, timeoutMs } },
+              ),
+            )
+          ),
+        timeoutMs,
+      );
+    }
+    void check();
+  });
+}

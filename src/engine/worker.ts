@@ -1,0 +1,374 @@
+/**
+ * The job step: claim with a lease and fencing token, read, re-hash, apply through the
+ * host's handler (inside the commit transaction where the store allows it, else with a
+ * heartbeat), commit, retry with backoff, verify, terminal.
+ *
+ * @module
+ */
+
+import { sha256Hex } from "../checksum.ts";
+import type { Chunk, Job, Manifest, RecordedError, Source } from "../contracts/domain.ts";
+import type { StoreTransaction } from "../contracts/store.ts";
+import { SyncError } from "../errors.ts";
+import { backoffDelay } from "../policy/backoff.ts";
+import { type JobEvent, transitionJob } from "../state/job.ts";
+import { recordError } from "../state/source.ts";
+import type { EngineContext } from "./context.ts";
+
+/** Options of {@link JobRunner.runClaimedJob}. */
+export interface RunJobOptions {
+  /** Stop after applying this many chunks (the job stays claimed until its lease ends). */
+  maxChunks?: number;
+}
+
+/** Options of {@link JobRunner.runDueJobs}. */
+export interface RunDueJobsOptions {
+  /** Lease owner name (default: the engine's worker id). */
+  owner?: string;
+  /** Stop after this many jobs. */
+  maxJobs?: number;
+  /** Stop claiming new jobs once aborted. */
+  signal?: AbortSignal;
+}
+
+/** The lease a claim handed to this worker. */
+interface Claim {
+  scope: string;
+  jobId: string;
+  token: number;
+}
+
+/** What a worker step learnt: the job as now stored, and whether the worker still holds it. */
+interface StepResult {
+  job: Job;
+  holding: boolean;
+}
+
+function handlerFailure(error: unknown, index: number): SyncError {
+  const retryable = !(typeof error === "object" && error !== null &&
+    (error as { retryable?: unknown }).retryable === false);
+  const message = error instanceof Error ? error.message : String(error);
+  return new SyncError("E_SYNC_HANDLER_FAILED", `handler failed on chunk ${index}: ${message}`, {
+    retryable,
+    cause: error,
+    details: { index },
+  });
+}
+
+/** Runs jobs for one engine. */
+export class JobRunner<TExtras extends object> {
+  readonly #ctx: EngineContext<TExtras>;
+  readonly #owner: string;
+
+  constructor(ctx: EngineContext<TExtras>, owner: string) {
+    this.#ctx = ctx;
+    this.#owner = owner;
+  }
+
+  /** Claims the earliest due job, if any: `running` (or `verifying`) under a fresh lease. */
+  async claimNextJob(owner: string = this.#owner): Promise<Job | undefined> {
+    const now = this.#ctx.clock.now();
+    return await this.#ctx.store.transaction(async (tx) => {
+      const job = await tx.findClaimableJob(now);
+      if (!job) return undefined;
+      const next = transitionJob(job, { type: "claim", now, owner, leaseMs: this.#ctx.policy.leaseMs });
+      if (!next.ok) return undefined;
+      await tx.updateJob(next.job);
+      return next.job;
+    });
+  }
+
+  /** Claims and runs due jobs until none is due; returns how many jobs were run. */
+  async runDueJobs(options: RunDueJobsOptions = {}): Promise<number> {
+    let count = 0;
+    while (count < (options.maxJobs ?? Infinity) && !options.signal?.aborted) {
+      const job = await this.claimNextJob(options.owner);
+      if (!job) break;
+      await this.runClaimedJob(job);
+      count++;
+    }
+    return count;
+  }
+
+  /**
+   * Applies chunks of a job this worker claimed, from its cursor, until it is done,
+   * fails an attempt, loses its lease, or `maxChunks` were applied. Returns the job as
+   * last seen.
+   */
+  async runClaimedJob(job: Job, options: RunJobOptions = {}): Promise<Job> {
+    if (!job.lease) throw new SyncError("E_SYNC_LEASE_LOST", "job is not claimed");
+    const claim: Claim = { scope: job.scope, jobId: job.jobId, token: job.lease.token };
+    const source = await this.#ctx.store.transaction((tx) =>
+      tx.getSource(job.scope, job.sourceId)
+    );
+    if (!source?.manifest) {
+      return (await this.#fail(claim, job, {
+        code: "E_SYNC_INTERNAL",
+        message: `source ${job.sourceId} of job ${job.jobId} is missing or unsealed`,
+        retryable: false,
+      })).job;
+    }
+    let step: StepResult = { job, holding: true };
+    let applied = 0;
+    const maxChunks = options.maxChunks ?? Infinity;
+    while (
+      step.holding && step.job.state === "running" && step.job.cursor < step.job.totalChunks &&
+      applied < maxChunks
+    ) {
+      step = await this.#applyNextChunk(claim, step.job, source, source.manifest);
+      applied++;
+    }
+    if (step.holding && step.job.state === "verifying") {
+      step = await this.#verify(claim, step.job, source, source.manifest);
+    }
+    return step.job;
+  }
+
+  async #applyNextChunk(
+    claim: Claim,
+    job: Job,
+    source: Source,
+    manifest: Manifest,
+  ): Promise<StepResult> {
+    const index = job.cursor;
+    const read = await this.#ctx.store.transaction(async (tx) => ({
+      chunk: await tx.getChunk(job.scope, job.sourceId, index),
+      extras: tx.extras,
+    }));
+    const chunk = read.chunk;
+    if (!chunk) {
+      return await this.#fail(claim, job, {
+        code: "E_SYNC_INTERNAL",
+        message: `chunk ${index} of source ${job.sourceId} is missing from storage`,
+        retryable: false,
+        details: { index },
+      });
+    }
+    const actual = await sha256Hex(chunk.bytes);
+    if (actual !== chunk.sha256 || chunk.bytes.length !== chunk.byteLength) {
+      return await this.#fail(claim, job, {
+        code: "E_SYNC_CHUNK_CHECKSUM_MISMATCH",
+        message: `stored chunk ${index} is corrupt: it hashes to ${actual}, not ${chunk.sha256}`,
+        retryable: false,
+        details: { index, expected: chunk.sha256, actual },
+      });
+    }
+    const applied: JobEvent = {
+      type: "chunkApplied",
+      now: 0,
+      token: claim.token,
+      index,
+      byteLength: chunk.bytes.length,
+      sha256: actual,
+      leaseMs: this.#ctx.policy.leaseMs,
+    };
+    if (this.#ctx.store.transactionalApply) {
+      return await this.#applyInTransaction(claim, job, chunk, source, manifest, applied);
+    }
+    const watch = this.#watchLease(claim);
+    try {
+      await this.#ctx.handler.apply(chunk, {
+        ...read.extras,
+        job,
+        source,
+        manifest,
+        signal: watch.signal,
+      });
+    } catch (error) {
+      watch.stop();
+      return await this.#fail(claim, job, recordError(handlerFailure(error, index)));
+    }
+    watch.stop();
+    return await this.#commit(claim, job, applied);
+  }
+
+  async #applyInTransaction(
+    claim: Claim,
+    job: Job,
+    chunk: Chunk,
+    source: Source,
+    manifest: Manifest,
+    applied: JobEvent,
+  ): Promise<StepResult> {
+    const controller = new AbortController();
+    let handlerError: unknown;
+    let handlerThrew = false;
+    try {
+      return await this.#ctx.store.transaction(async (tx) => {
+        const current = await this.#currentHeld(tx, claim);
+        if (!current) throw new SyncError("E_SYNC_LEASE_LOST", "lease lost before apply");
+        try {
+          await this.#ctx.handler.apply(chunk, {
+            ...tx.extras,
+            job: current,
+            source,
+            manifest,
+            signal: controller.signal,
+          });
+        } catch (error) {
+          handlerThrew = true;
+          handlerError = error;
+          throw error;
+        }
+        const next = transitionJob(current, { ...applied, now: this.#ctx.clock.now() });
+        if (!next.ok) throw next.error;
+        await tx.updateJob(next.job);
+        return { job: next.job, holding: next.job.lease?.token === claim.token };
+      });
+    } catch (error) {
+      controller.abort();
+      if (handlerThrew) {
+        return await this.#fail(claim, job, recordError(handlerFailure(handlerError, job.cursor)));
+      }
+      if (error instanceof SyncError && error.code === "E_SYNC_LEASE_LOST") {
+        return { job: await this.#read(claim) ?? job, holding: false };
+      }
+      // The store failed (e.g. the connection dropped): the transaction rolled back, so
+      // the attempt is retried like a handler failure.
+      const failure = error instanceof SyncError ? error : handlerFailure(error, job.cursor);
+      return await this.#fail(claim, job, recordError(failure));
+    }
+  }
+
+  async #verify(claim: Claim, job: Job, source: Source, manifest: Manifest): Promise<StepResult> {
+    const verify = this.#ctx.handler.verify?.bind(this.#ctx.handler);
+    const controller = new AbortController();
+    const runHook = async (
+      current: Job,
+      extras: TExtras,
+    ): Promise<RecordedError | undefined> => {
+      if (!verify) return undefined;
+      try {
+        await verify({ ...extras, job: current, source, manifest, signal: controller.signal });
+        return undefined;
+      } catch (error) {
+        const message = error instanceof Error ? error.message : String(error);
+        return {
+          code: "E_SYNC_VERIFICATION_FAILED",
+          message: `verify hook failed: ${message}`,
+          retryable: false,
+        };
+      }
+    };
+    if (this.#ctx.store.transactionalApply) {
+      return await this.#ctx.store.transaction(async (tx) => {
+        const current = await this.#currentHeld(tx, claim);
+        if (!current) return { job: await tx.getJob(claim.scope, claim.jobId) ?? job, holding: false };
+        const hookError = await runHook(current, tx.extras);
+        return await this.#transitionIn(tx, claim, current, {
+          type: "verify",
+          now: this.#ctx.clock.now(),
+          token: claim.token,
+          manifest,
+          hookError,
+        });
+      });
+    }
+    const extras = await this.#ctx.store.transaction(async (tx) => tx.extras);
+    const hookError = await runHook(job, extras);
+    return await this.#commit(claim, job, {
+      type: "verify",
+      now: 0,
+      token: claim.token,
+      manifest,
+      hookError,
+    });
+  }
+
+  /** Records a failed attempt: `retry_wait` after backoff, or `failed`. */
+  async #fail(claim: Claim, job: Job, error: RecordedError): Promise<StepResult> {
+    const retryDelayMs = backoffDelay(
+      job.attempt + 1,
+      this.#ctx.policy.retry,
+      this.#ctx.random,
+    );
+    return await this.#commit(claim, job, {
+      type: "chunkFailed",
+      now: 0,
+      token: claim.token,
+      error,
+      maxAttempts: this.#ctx.policy.retry.maxAttempts,
+      retryDelayMs,
+    });
+  }
+
+  /** Commits `event` (its `now` filled in at commit time) if the lease still holds. */
+  async #commit(claim: Claim, fallback: Job, event: JobEvent): Promise<StepResult> {
+    return await this.#ctx.store.transaction(async (tx) => {
+      const current = await tx.getJob(claim.scope, claim.jobId);
+      if (!current) return { job: fallback, holding: false };
+      return await this.#transitionIn(tx, claim, current, { ...event, now: this.#ctx.clock.now() });
+    });
+  }
+
+  async #transitionIn(
+    tx: StoreTransaction<TExtras>,
+    claim: Claim,
+    current: Job,
+    event: JobEvent,
+  ): Promise<StepResult> {
+    const next = transitionJob(current, event);
+    if (!next.ok) return { job: current, holding: false };
+    await tx.updateJob(next.job);
+    return { job: next.job, holding: next.job.lease?.token === claim.token };
+  }
+
+  async #currentHeld(tx: StoreTransaction<TExtras>, claim: Claim): Promise<Job | undefined> {
+    const current = await tx.getJob(claim.scope, claim.jobId);
+    return current?.lease?.token === claim.token ? current : undefined;
+  }
+
+  async #read(claim: Claim): Promise<Job | undefined> {
+    return await this.#ctx.store.transaction((tx) => tx.getJob(claim.scope, claim.jobId));
+  }
+
+  /**
+   * While a handler runs outside a transaction: extends the lease every heartbeat, and
+   * aborts the handler's signal as soon as the job is cancelled or the lease is lost.
+   */
+  #watchLease(claim: Claim): { signal: AbortSignal; stop: () => void } {
+    const controller = new AbortController();
+    const { clock, policy, store } = this.#ctx;
+    let stopped = false;
+    let timer: unknown;
+    const lost = () => {
+      if (!stopped) controller.abort(new SyncError("E_SYNC_LEASE_LOST", "lease lost"));
+    };
+    const check = async () => {
+      const job = await this.#read(claim).catch(() => undefined);
+      if (job && job.lease?.token !== claim.token) lost();
+    };
+    const unsubscribe = store.subscribeJob(claim.scope, claim.jobId, () => void check());
+    const beat = async () => {
+      if (stopped) return;
+      try {
+        const held = await store.transaction(async (tx) => {
+          const current = await tx.getJob(claim.scope, claim.jobId);
+          if (!current) return false;
+          const next = transitionJob(current, {
+            type: "heartbeat",
+            now: clock.now(),
+            token: claim.token,
+            leaseMs: policy.leaseMs,
+          });
+          if (!next.ok) return false;
+          await tx.updateJob(next.job);
+          return true;
+        });
+        if (!held) lost();
+      } catch {
+        // A failed heartbeat is not fatal: the lease may still hold until it expires.
+      }
+      if (!stopped) timer = clock.setTimeout(() => void beat(), policy.heartbeatMs);
+    };
+    timer = clock.setTimeout(() => void beat(), policy.heartbeatMs);
+    return {
+      signal: controller.signal,
+      stop: () => {
+        stopped = true;
+        clock.clearTimeout(timer);
+        unsubscribe();
+      },
+    };
+  }
+}

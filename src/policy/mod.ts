@@ -1,0 +1,9 @@
+/**
+ * Retry/backoff, limits, defaults and input validation.
+ *
+ * @module
+ */
+
+export * from "./policy.ts";
+export * from "./backoff.ts";
+export * from "./validation.ts";

@@ -1,0 +1,134 @@
+/**
+ * The engine's tunables with their defaults (DESIGN §3).
+ *
+ * @module
+ */
+
+import { SyncError } from "../errors.ts";
+
+/** Per-chunk retry schedule. */
+export interface RetryPolicy {
+  /** Attempts per chunk, the first included (default 8). */
+  maxAttempts: number;
+  /** Delay before the first retry, in ms (default 500). */
+  baseDelayMs: number;
+  /** Growth per retry (default 2). */
+  factor: number;
+  /** Cap on the delay before jitter, in ms (default 30 000). */
+  maxDelayMs: number;
+}
+
+/** Size limits, all checked before anything is stored. */
+export interface Limits {
+  /** Bytes per chunk (default 1 MiB). */
+  maxChunkBytes: number;
+  /** Chunks per source (default 100 000). */
+  maxChunksPerSource: number;
+  /** Bytes per source (default 1 GiB). */
+  maxSourceBytes: number;
+  /** Serialised source metadata, in UTF-8 bytes (default 16 KiB). */
+  maxMetadataBytes: number;
+  /** Serialised manifest `data`, in UTF-8 bytes (default 1 MiB). */
+  maxManifestDataBytes: number;
+  /** Characters in an id or scope (default 256). */
+  maxIdLength: number;
+}
+
+/** Everything the engine lets a host tune. */
+export interface SyncPolicy {
+  retry: RetryPolicy;
+  limits: Limits;
+  /** Lease length of a claimed job, in ms (default 30 000). */
+  leaseMs: number;
+  /** Interval of lease extension while a handler runs, in ms (default leaseMs / 3). */
+  heartbeatMs: number;
+  /** Life of a collecting source before it expires, in ms (default 24 h). */
+  sourceTtlMs: number;
+  /** How long chunks are kept after their job ended, in ms (default 7 days). */
+  retentionMs: number;
+  /** Sealing a source cancels older non-terminal jobs of its conversation (default on). */
+  supersede: boolean;
+}
+
+/** A partial policy; nested groups merge over the defaults. */
+export interface PolicyOverrides {
+  retry?: Partial<RetryPolicy>;
+  limits?: Partial<Limits>;
+  leaseMs?: number;
+  heartbeatMs?: number;
+  sourceTtlMs?: number;
+  retentionMs?: number;
+  supersede?: boolean;
+}
+
+/** The default retry schedule. */
+export const DEFAULT_RETRY_POLICY: Readonly<RetryPolicy> = Object.freeze({
+  maxAttempts: 8,
+  baseDelayMs: 500,
+  factor: 2,
+  maxDelayMs: 30_000,
+});
+
+/** The default limits. */
+export const DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({
+  maxChunkBytes: 1024 * 1024,
+  maxChunksPerSource: 100_000,
+  maxSourceBytes: 1024 * 1024 * 1024,
+  maxMetadataBytes: 16 * 1024,
+  maxManifestDataBytes: 1024 * 1024,
+  maxIdLength: 256,
+});
+
+/** The default policy. */
+export const DEFAULT_POLICY: Readonly<SyncPolicy> = Object.freeze({
+  retry: DEFAULT_RETRY_POLICY,
+  limits: DEFAULT_LIMITS,
+  leaseMs: 30_000,
+  heartbeatMs: 10_000,
+  sourceTtlMs: 24 * 60 * 60 * 1000,
+  retentionMs: 7 * 24 * 60 * 60 * 1000,
+  supersede: true,
+});
+
+function positive(name: string, value: number, integer: boolean): number {
+  if (
+    typeof value !== "number" || !Number.isFinite(value) || value <= 0 ||
+    (integer && !Number.isSafeInteger(value))
+  ) {
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `policy.${name} must be a positive ${integer ? "integer" : "number"}`,
+      { details: { field: name } },
+    );
+  }
+  return value;
+}
+
+/** Merges overrides over the defaults and validates the result. */
+export function resolvePolicy(overrides: PolicyOverrides = {}): SyncPolicy {
+  const retry = { ...DEFAULT_RETRY_POLICY, ...overrides.retry };
+  const limits = { ...DEFAULT_LIMITS, ...overrides.limits };
+  const leaseMs = overrides.leaseMs ?? DEFAULT_POLICY.leaseMs;
+  const policy: SyncPolicy = {
+    retry,
+    limits,
+    leaseMs,
+    heartbeatMs: overrides.heartbeatMs ?? Math.max(1, Math.floor(leaseMs / 3)),
+    sourceTtlMs: overrides.sourceTtlMs ?? DEFAULT_POLICY.sourceTtlMs,
+    retentionMs: overrides.retentionMs ?? DEFAULT_POLICY.retentionMs,
+    supersede: overrides.supersede ?? DEFAULT_POLICY.supersede,
+  };
+  positive("retry.maxAttempts", retry.maxAttempts, true);
+  positive("retry.baseDelayMs", retry.baseDelayMs, false);
+  positive("retry.factor", retry.factor, false);
+  positive("retry.maxDelayMs", retry.maxDelayMs, false);
+  for (const [name, value] of Object.entries(limits)) positive(`limits.${name}`, value, true);
+  positive("leaseMs", policy.leaseMs, false);
+  positive("heartbeatMs", policy.heartbeatMs, false);
+  positive("sourceTtlMs", policy.sourceTtlMs, false);
+  positive("retentionMs", policy.retentionMs, false);
+  if (policy.heartbeatMs >= policy.leaseMs) {
+    throw new SyncError("E_SYNC_INVALID_ARGUMENT", "policy.heartbeatMs must be below leaseMs");
+  }
+  return policy;
+}
