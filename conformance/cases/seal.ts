@@ -1,0 +1,10 @@
+/**
+ * Cases: seal.
+ *
+ * @module
+ */
+
+import type { ConformanceCase } from "../types.ts";
+
+/** seal cases. */
+export const sealCases: readonly ConformanceCase[] = [];

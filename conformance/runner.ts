@@ -1,0 +1,146 @@
+/**
+ * Running the suite: as registered tests in any harness, or programmatically.
+ *
+ * @module
+ */
+
+import type { Capability } from "../src/contracts/capabilities.ts";
+import { CaseContext } from "./context.ts";
+import type { ConformanceCase, ConformanceFactory, HarnessHook } from "./types.ts";
+import { conformanceCases } from "./cases/mod.ts";
+
+/** What an adapter under test declares. */
+export interface SuiteTarget {
+  factory: ConformanceFactory;
+  /** The adapter's capabilities. */
+  capabilities: readonly Capability[];
+  /** The harness hooks the factory provides. */
+  hooks?: readonly HarnessHook[];
+  /** Run only cases whose name includes one of these strings. */
+  only?: readonly string[];
+}
+
+/** A case planned for a target: run it, or skip it with the reason. */
+export interface PlannedCase {
+  name: string;
+  /** Why the case is skipped, when it is. */
+  skip?: string;
+  run(): Promise<void>;
+}
+
+/** Result of one case in {@link runConformance}. */
+export interface CaseResult {
+  name: string;
+  status: "passed" | "failed" | "skipped";
+  /** Skip reason, or failure message. */
+  reason?: string;
+  error?: unknown;
+}
+
+/** Registers one test; `skip` is set when the case is skipped. */
+export type TestRegistrar = (name: string, run: () => Promise<void>, skip?: string) => void;
+
+function skipReason(entry: ConformanceCase, target: SuiteTarget): string | undefined {
+  const missing = (entry.requires ?? []).filter((cap) => !target.capabilities.includes(cap));
+  if (missing.length > 0) return `needs capability ${missing.join(", ")}`;
+  const hooks = target.hooks ?? [];
+  const absent = (entry.hooks ?? []).filter((hook) => !hooks.includes(hook));
+  if (absent.length > 0) return `needs harness hook ${absent.join(", ")}`;
+  return undefined;
+}
+
+async function runCase(entry: ConformanceCase, factory: ConformanceFactory): Promise<void> {
+  const context = await CaseContext.create(factory);
+  try {
+    await entry.run(context);
+  } finally {
+    await context.harness.close();
+  }
+}
+
+/** The cases for `target`, each runnable or skipped by name with its reason. */
+export function planConformance(
+  target: SuiteTarget,
+  cases: readonly ConformanceCase[] = conformanceCases,
+): PlannedCase[] {
+  return cases
+    .filter((entry) => !target.only || target.only.some((part) => entry.name.includes(part)))
+    .map((entry) => {
+      const planned: PlannedCase = { name: entry.name, run: () => runCase(entry, target.factory) };
+      const skip = skipReason(entry, target);
+      if (skip) planned.skip = skip;
+      return planned;
+    });
+}
+
+/** Registers every case with a test harness through `register`. */
+export function registerConformance(
+  register: TestRegistrar,
+  target: SuiteTarget,
+  cases?: readonly ConformanceCase[],
+): void {
+  for (const planned of planConformance(target, cases)) {
+    register(planned.name, planned.run, planned.skip);
+  }
+}
+
+/** Runs every case in sequence and reports per-case results (for CLIs and mutation tests). */
+export async function runConformance(
+  target: SuiteTarget,
+  cases?: readonly ConformanceCase[],
+): Promise<CaseResult[]> {
+  const results: CaseResult[] = [];
+  for (const planned of planConformance(target, cases)) {
+    if (planned.skip) {
+      results.push({ name: planned.name, status: "skipped", reason: planned.skip });
+      continue;
+    }
+    try {
+      await planned.run();
+      results.push({ name: planned.name, status: "passed" });
+    } catch (error) {
+      const reason = error instanceof Error ? error.message : String(error);
+      results.push({ name: planned.name, status: "failed", reason, error });
+    }
+  }
+  return results;
+}
+
+/** A `node:test` / `bun:test` style `test(name, options, fn)` function. */
+export type NodeStyleTest = (
+  name: string,
+  options: { skip?: string | boolean },
+  fn: () => Promise<void>,
+) => unknown;
+
+/**
+ * A registrar for `node:test` (works in Node, Deno and Bun, which all provide
+ * `node:test`): `registerConformance(nodeTestRegistrar(test), target)`.
+ */
+export function nodeTestRegistrar(test: NodeStyleTest): TestRegistrar {
+  return (name, run, skip) => {
+    test(name, skip ? { skip } : {}, run);
+  };
+}
+
+/** A `Deno.test`-style function. */
+export type DenoStyleTest = (definition: {
+  name: string;
+  ignore?: boolean;
+  fn: () => Promise<void>;
+  sanitizeOps?: boolean;
+  sanitizeResources?: boolean;
+}) => unknown;
+
+/** A registrar for `Deno.test` (skipped cases are `ignore`d, with the reason in the name). */
+export function denoTestRegistrar(test: DenoStyleTest): TestRegistrar {
+  return (name, run, skip) => {
+    test({
+      name: skip ? `${name} (skipped: ${skip})` : name,
+      ignore: skip !== undefined,
+      fn: run,
+      sanitizeOps: false,
+      sanitizeResources: false,
+    });
+  };
+}

@@ -1,0 +1,132 @@
+/**
+ * Options of `syncConversation`, their defaults and their validation.
+ *
+ * @module
+ */
+
+import type { Clock } from "../contracts/clock.ts";
+import type { JsonValue } from "../contracts/domain.ts";
+import { systemClock } from "../clock.ts";
+import { SyncError } from "../errors.ts";
+import type { RandomSource } from "../policy/backoff.ts";
+import { resolvePolicy, type RetryPolicy } from "../policy/policy.ts";
+import { assertChunkSize } from "./chunker.ts";
+import { assertPayload, type PayloadFormat, type SyncPayload } from "./payload.ts";
+import type { SyncProgressEvent } from "./progress.ts";
+import type { RetrySettings } from "./retry.ts";
+
+/** Default bytes per chunk: 1 MiB, the default chunk limit of the engine. */
+export const DEFAULT_CHUNK_SIZE = 1024 * 1024;
+
+/** Default number of chunks uploaded at once. */
+export const DEFAULT_CONCURRENCY = 4;
+
+/** Options of `syncConversation`. */
+export interface SyncConversationOptions {
+  /** The owner (tenant/user) the source and job belong to. */
+  scope: string;
+  conversationId: string;
+  /** The snapshot to copy: bytes, byte pieces, or JSON records. */
+  payload: SyncPayload;
+  /** Forces the encoding; by default the payload's first item decides. */
+  format?: PayloadFormat;
+  /**
+   * Id of the source to upload into. When it exists the upload resumes (chunks stored
+   * with the same digest are skipped; a sealed source is sealed again, returning its
+   * job); when it does not, it is created with this id.
+   */
+  sourceId?: string;
+  /** Stored on the source when it is created. */
+  metadata?: JsonValue;
+  /** The manifest's domain `data`, for the handler's verify hook. */
+  manifestData?: JsonValue;
+  /** Bytes per chunk (default 1 MiB). */
+  chunkSize?: number;
+  /** Chunks uploaded at once (default 4); memory stays ≤ chunkSize × (concurrency + 1). */
+  concurrency?: number;
+  /** Retry schedule of backend calls, over `DEFAULT_RETRY_POLICY`. */
+  retry?: Partial<RetryPolicy>;
+  /** Time source of the backoff waits (default the system clock). */
+  clock?: Clock;
+  /** Jitter source of the backoff (default `Math.random`). */
+  random?: RandomSource;
+  /** Stops the sync with `E_SYNC_ABORTED`; the source stays resumable, the job is never cancelled. */
+  signal?: AbortSignal;
+  /** Called synchronously at each step; a listener that throws fails the sync. */
+  onProgress?: (event: SyncProgressEvent) => void;
+  /** Longest wait for the job to end, in ms (`E_SYNC_TIMEOUT` after it). */
+  waitTimeoutMs?: number;
+}
+
+/** Options with every default applied. */
+export interface ResolvedSyncOptions {
+  scope: string;
+  conversationId: string;
+  payload: SyncPayload;
+  format?: PayloadFormat;
+  sourceId?: string;
+  metadata?: JsonValue;
+  manifestData?: JsonValue;
+  chunkSize: number;
+  concurrency: number;
+  retry: RetrySettings;
+  signal?: AbortSignal;
+  onProgress: (event: SyncProgressEvent) => void;
+  waitTimeoutMs?: number;
+}
+
+function invalid(field: string, message: string): SyncError {
+  return new SyncError("E_SYNC_INVALID_ARGUMENT", `${field} ${message}`, { details: { field } });
+}
+
+function requireText(field: string, value: unknown): void {
+  if (typeof value !== "string" || value.length === 0) throw invalid(field, "must be a non-empty string");
+}
+
+/** Applies the defaults; throws `E_SYNC_INVALID_ARGUMENT` for a malformed option. */
+export function resolveSyncOptions(options: SyncConversationOptions): ResolvedSyncOptions {
+  if (typeof options !== "object" || options === null) throw invalid("options", "must be an object");
+  requireText("scope", options.scope);
+  requireText("conversationId", options.conversationId);
+  if (options.sourceId !== undefined) requireText("sourceId", options.sourceId);
+  if (
+    options.format !== undefined && options.format !== "bytes" &&
+    options.format !== "jsonl-records"
+  ) {
+    throw invalid("format", 'must be "bytes" or "jsonl-records"');
+  }
+  assertPayload(options.payload, options.format);
+  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  assertChunkSize(chunkSize);
+  const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
+  if (!Number.isSafeInteger(concurrency) || concurrency <= 0) {
+    throw invalid("concurrency", "must be a positive integer");
+  }
+  const { waitTimeoutMs, onProgress, random } = options;
+  if (waitTimeoutMs !== undefined && !(typeof waitTimeoutMs === "number" && waitTimeoutMs >= 0)) {
+    throw invalid("waitTimeoutMs", "must be a non-negative number");
+  }
+  if (onProgress !== undefined && typeof onProgress !== "function") {
+    throw invalid("onProgress", "must be a function");
+  }
+  if (random !== undefined && typeof random !== "function") throw invalid("random", "must be a function");
+  return {
+    scope: options.scope,
+    conversationId: options.conversationId,
+    payload: options.payload,
+    format: options.format,
+    sourceId: options.sourceId,
+    metadata: options.metadata,
+    manifestData: options.manifestData,
+    chunkSize,
+    concurrency,
+    retry: {
+      policy: resolvePolicy({ retry: options.retry }).retry,
+      clock: options.clock ?? systemClock,
+      random: random ?? Math.random,
+    },
+    signal: options.signal,
+    onProgress: onProgress ?? (() => {}),
+    waitTimeoutMs,
+  };
+}
