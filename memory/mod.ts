@@ -5,4 +5,4 @@
  */
 
 export { createMemoryAdapter, type MemoryAdapter, type MemoryAdapterOptions } from "./adapter.ts";
-export { type JobWriteListener, MemoryStore, type MemoryOracle } from "./store.ts";
+export { type JobWriteListener, type MemoryOracle, MemoryStore } from "./store.ts";

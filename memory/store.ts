@@ -8,11 +8,7 @@
 
 import type { Chunk, ChunkInfo, Job, Source } from "../src/contracts/domain.ts";
 import { isTerminalJobState } from "../src/contracts/domain.ts";
-import type {
-  JobListQuery,
-  StoreTransaction,
-  SyncStore,
-} from "../src/contracts/store.ts";
+import type { JobListQuery, StoreTransaction, SyncStore } from "../src/contracts/store.ts";
 
 type Key = string;
 
@@ -187,13 +183,19 @@ export class MemoryStore implements SyncStore {
   }
 
   #transactionView(undo: Array<() => void>, written: Map<Key, Job>): StoreTransaction {
-    return {
+    // Transactions run one at a time, so a lock is a plain read.
+    const view: StoreTransaction = {
       extras: {},
       getSource: (scope, sourceId) => {
         const source = this.#sources.get(key(scope, sourceId));
         return Promise.resolve(source ? structuredClone(source) : undefined);
       },
-      insertSource: (source) => Promise.resolve(this.#putSource(source, undo)),
+      lockSource: (scope, sourceId) => view.getSource(scope, sourceId),
+      insertSource: (source) => {
+        if (this.#sources.has(key(source.scope, source.sourceId))) return Promise.resolve(false);
+        this.#putSource(source, undo);
+        return Promise.resolve(true);
+      },
       updateSource: (source) => Promise.resolve(this.#putSource(source, undo)),
       getChunkInfo: (scope, sourceId, index) => {
         const chunk = this.#chunks.get(key(scope, sourceId))?.byIndex.get(index);
@@ -237,8 +239,11 @@ export class MemoryStore implements SyncStore {
         const job = this.#jobs.get(key(scope, jobId));
         return Promise.resolve(job ? structuredClone(job) : undefined);
       },
-      insertJob: (job) => Promise.resolve(this.#putJob(key(job.scope, job.jobId), job, undo, written)),
-      updateJob: (job) => Promise.resolve(this.#putJob(key(job.scope, job.jobId), job, undo, written)),
+      lockJob: (scope, jobId) => view.getJob(scope, jobId),
+      insertJob: (job) =>
+        Promise.resolve(this.#putJob(key(job.scope, job.jobId), job, undo, written)),
+      updateJob: (job) =>
+        Promise.resolve(this.#putJob(key(job.scope, job.jobId), job, undo, written)),
       listJobs: (query) => Promise.resolve(this.#listJobs(query)),
       listActiveJobs: (scope, conversationId) => {
         const out: Job[] = [];
@@ -279,6 +284,7 @@ export class MemoryStore implements SyncStore {
         return Promise.resolve(out);
       },
     };
+    return view;
   }
 
   /** When a source's chunks stopped being needed, if they did. */

@@ -78,7 +78,7 @@ const result = await syncConversation(adapter, {
   },
 });
 
-const multiByte = [...table.values()].filter((row) => /[^\x00-\x7f]/.test(row.text)).length;
+const multiByte = [...table.values()].filter((row) => /[^\u0020-\u007e\n\t]/.test(row.text)).length;
 console.log(`materialised ${table.size} rows (${multiByte} with multi-byte text)`);
 console.log(`verified in ${(performance.now() - started).toFixed(0)} ms; terminal job:`);
 console.log(JSON.stringify(result.job, null, 2));

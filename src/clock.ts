@@ -26,7 +26,7 @@ export class ManualClock implements Clock {
   #timers = new Map<number, ManualTimer>();
   #nextId = 1;
 
-  constructor(start = Date.UTC(2026, 0, 1)) {
+  constructor(start: number = Date.UTC(2026, 0, 1)) {
     this.#now = start;
   }
 

@@ -63,8 +63,8 @@ export class SyncError extends Error {
   readonly code: SyncErrorCode;
   /** Whether repeating the same operation may succeed. */
   readonly retryable: boolean;
-  /** Structured context. */
-  readonly details?: Record<string, unknown>;
+  /** Structured context (absent when none was given). */
+  declare readonly details?: Record<string, unknown>;
 
   constructor(code: SyncErrorCode, message: string, options: SyncErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });

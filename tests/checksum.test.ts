@@ -193,7 +193,11 @@ describe("IncrementalSha256", () => {
   test("padding boundaries 55/56/63/64/65/119/120/128 bytes match crypto.subtle", async () => {
     for (const n of [0, 1, 55, 56, 57, 63, 64, 65, 111, 112, 119, 120, 127, 128, 129]) {
       const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 31 + 7) & 0xff);
-      assert.equal(new IncrementalSha256().update(bytes).digestHex(), await subtleHex(bytes), `n=${n}`);
+      assert.equal(
+        new IncrementalSha256().update(bytes).digestHex(),
+        await subtleHex(bytes),
+        `n=${n}`,
+      );
     }
   });
 
@@ -286,7 +290,9 @@ describe("compositeDigest", () => {
       fc.asyncProperty(fc.array(digestArb, { maxLength: 12 }), async (digests) => {
         const concatenated = new Uint8Array(digests.length * 32);
         digests.forEach((d, i) => {
-          for (let j = 0; j < 32; j++) concatenated[i * 32 + j] = parseInt(d.slice(j * 2, j * 2 + 2), 16);
+          for (let j = 0; j < 32; j++) {
+            concatenated[i * 32 + j] = parseInt(d.slice(j * 2, j * 2 + 2), 16);
+          }
         });
         assert.equal(compositeDigest(digests), await subtleHex(concatenated));
       }),
@@ -296,10 +302,13 @@ describe("compositeDigest", () => {
 
   test("property: equals the definition over the chunks' own SHA-256", async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 6 }), async (chunks) => {
-        const digests = await Promise.all(chunks.map((c) => sha256Hex(c)));
-        assert.equal(compositeDigest(digests), await referenceComposite(chunks));
-      }),
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ maxLength: 80 }), { maxLength: 6 }),
+        async (chunks) => {
+          const digests = await Promise.all(chunks.map((c) => sha256Hex(c)));
+          assert.equal(compositeDigest(digests), await referenceComposite(chunks));
+        },
+      ),
       { numRuns: 100 },
     );
   });

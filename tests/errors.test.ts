@@ -304,7 +304,12 @@ describe("JSON round trip", () => {
   });
 
   test("an unknown code becomes E_SYNC_INTERNAL, keeping the message and the payload as cause", () => {
-    const payload = { name: "SyncError", code: "E_SYNC_FROM_THE_FUTURE", message: "new", retryable: true };
+    const payload = {
+      name: "SyncError",
+      code: "E_SYNC_FROM_THE_FUTURE",
+      message: "new",
+      retryable: true,
+    };
     const error = syncErrorFromJSON(payload);
     assert.equal(error.code, "E_SYNC_INTERNAL");
     assert.equal(error.message, "new");

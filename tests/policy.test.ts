@@ -90,7 +90,11 @@ describe("resolvePolicy", () => {
 
   test("heartbeat defaults to a third of a custom lease", () => {
     assert.equal(resolvePolicy({ leaseMs: 9_000 }).heartbeatMs, 3_000);
-    assert.equal(resolvePolicy({ leaseMs: 10 }).heartbeatMs, 3);
+    assert.equal(resolvePolicy({ leaseMs: 10 }).heartbeatMs, 10 / 3);
+    // A tiny lease still gets a heartbeat below it, and explicit undefined keeps defaults.
+    assert.equal(resolvePolicy({ leaseMs: 1 }).heartbeatMs, 1 / 3);
+    assert.equal(resolvePolicy({ retry: { maxAttempts: undefined } }).retry.maxAttempts, 8);
+    assert.equal(resolvePolicy({ limits: { maxIdLength: undefined } }).limits.maxIdLength, 256);
     assert.equal(resolvePolicy({ leaseMs: 9_000, heartbeatMs: 8_999 }).heartbeatMs, 8_999);
   });
 
@@ -337,7 +341,11 @@ const manifest = { chunkCount: 2, byteCount: 10, digest: DIGEST };
 function manifestCases(prefix: string, wrap: (m: unknown) => unknown): BadCase[] {
   const p = prefix ? `${prefix}.` : "";
   return [
-    ["manifest digest uppercase", wrap({ ...manifest, digest: DIGEST.toUpperCase() }), `${p}digest`],
+    [
+      "manifest digest uppercase",
+      wrap({ ...manifest, digest: DIGEST.toUpperCase() }),
+      `${p}digest`,
+    ],
     ["manifest digest short", wrap({ ...manifest, digest: DIGEST.slice(1) }), `${p}digest`],
     ["manifest digest non-hex", wrap({ ...manifest, digest: "z".repeat(64) }), `${p}digest`],
     ["manifest digest missing", wrap({ chunkCount: 2, byteCount: 10 }), `${p}digest`],
@@ -475,13 +483,22 @@ const SCHEMAS: SchemaCase[] = [
   {
     name: "waitForTerminalInputSchema",
     schema: waitForTerminalInputSchema,
-    valid: { scope: "tenant-1", jobId: "job-1", timeoutMs: 0, signal: new AbortController().signal },
+    valid: {
+      scope: "tenant-1",
+      jobId: "job-1",
+      timeoutMs: 0,
+      signal: new AbortController().signal,
+    },
     bad: [
       ...scopeCases({ scope: "tenant-1", jobId: "job-1" }),
       ["negative timeout", { scope: "s", jobId: "j", timeoutMs: -1 }, "timeoutMs"],
       ["huge timeout", { scope: "s", jobId: "j", timeoutMs: 2 ** 31 }, "timeoutMs"],
       ["NaN timeout", { scope: "s", jobId: "j", timeoutMs: NaN }, "timeoutMs"],
-      ["signal not an AbortSignal", { scope: "s", jobId: "j", signal: { aborted: false } }, "signal"],
+      [
+        "signal not an AbortSignal",
+        { scope: "s", jobId: "j", signal: { aborted: false } },
+        "signal",
+      ],
     ],
   },
   {
@@ -508,7 +525,10 @@ describe("parseInput over the input schemas", () => {
 
       for (const [label, input, path] of bad) {
         test(`rejects ${label} naming "${path}"`, () => {
-          const error = expectCode(() => parseInput(schema, input, "myOperation"), "E_SYNC_INVALID_ARGUMENT");
+          const error = expectCode(
+            () => parseInput(schema, input, "myOperation"),
+            "E_SYNC_INVALID_ARGUMENT",
+          );
           assert.equal(error.retryable, false);
           assert.match(error.message, /^myOperation: /);
           const details = error.details as {
@@ -708,7 +728,10 @@ describe("checkJsonField", () => {
         const expected = new TextEncoder().encode(JSON.stringify(value)).length;
         assert.equal(checkJsonField("op", "data", value, expected), expected);
         if (expected > 0) {
-          expectCode(() => checkJsonField("op", "data", value, expected - 1), "E_SYNC_LIMIT_EXCEEDED");
+          expectCode(
+            () => checkJsonField("op", "data", value, expected - 1),
+            "E_SYNC_LIMIT_EXCEEDED",
+          );
         }
       }),
       { numRuns: 200 },
@@ -725,7 +748,7 @@ describe("canonicalJson", () => {
     assert.notEqual(canonicalJson([1, 2]), canonicalJson([2, 1]));
     assert.notEqual(canonicalJson({ a: 1 }), canonicalJson({ a: 2 }));
     assert.notEqual(canonicalJson({ a: 1 }), canonicalJson({ b: 1 }));
-    assert.equal(canonicalJson("x\"y"), JSON.stringify("x\"y"));
+    assert.equal(canonicalJson('x"y'), JSON.stringify('x"y'));
   });
 
   /** Rebuilds `value` with every object's keys in reverse insertion order. */

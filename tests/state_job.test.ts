@@ -94,7 +94,12 @@ const token = (job: Job): number => {
   return job.lease.token;
 };
 
-const applyChunk = (job: Job, now: number, index = job.cursor, sha256 = CHUNK_DIGESTS[index]): Job =>
+const applyChunk = (
+  job: Job,
+  now: number,
+  index = job.cursor,
+  sha256 = CHUNK_DIGESTS[index],
+): Job =>
   expectOk(
     transitionJob(job, {
       type: "chunkApplied",
@@ -270,14 +275,19 @@ describe("claim", () => {
     });
     const done = verify(job, T0 + 2, manifestFor(0));
     assert.equal(done.state, "succeeded");
-    assert.equal(manifestFor(0).digest, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    assert.equal(
+      manifestFor(0).digest,
+      "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
+    );
   });
 });
 
 describe("heartbeat", () => {
   test("extends the lease and runAt", () => {
     const job = claim(makeJob(), T0, "w1", 100);
-    const beat = expectOk(transitionJob(job, { type: "heartbeat", now: T0 + 60, token: 1, leaseMs: 100 }));
+    const beat = expectOk(
+      transitionJob(job, { type: "heartbeat", now: T0 + 60, token: 1, leaseMs: 100 }),
+    );
     assert.deepEqual(beat.lease, { owner: "w1", token: 1, expiresAt: T0 + 160 });
     assert.equal(beat.runAt, T0 + 160);
     assert.equal(beat.updatedAt, T0 + 60);
@@ -287,7 +297,9 @@ describe("heartbeat", () => {
 
   test("never shortens the lease", () => {
     const job = claim(makeJob(), T0, "w1", 1000);
-    const beat = expectOk(transitionJob(job, { type: "heartbeat", now: T0 + 10, token: 1, leaseMs: 5 }));
+    const beat = expectOk(
+      transitionJob(job, { type: "heartbeat", now: T0 + 10, token: 1, leaseMs: 5 }),
+    );
     assert.equal(beat.lease!.expiresAt, T0 + 1000);
   });
 
@@ -307,7 +319,12 @@ describe("heartbeat", () => {
     // No lease at all (queued, retry_wait).
     expectRefused(makeJob(), { type: "heartbeat", now: T0, token: 0, leaseMs: LEASE });
     const waiting = jobIn("retry_wait");
-    expectRefused(waiting, { type: "heartbeat", now: T0 + 6, token: waiting.leaseToken, leaseMs: LEASE });
+    expectRefused(waiting, {
+      type: "heartbeat",
+      now: T0 + 6,
+      token: waiting.leaseToken,
+      leaseMs: LEASE,
+    });
   });
 });
 
@@ -318,7 +335,10 @@ describe("chunkApplied", () => {
     assert.equal(job.state, "running");
     assert.equal(job.cursor, 1);
     assert.equal(job.appliedBytes, CHUNK_LENGTHS[0]);
-    assert.equal(finishComposite(job.appliedDigestState), compositeDigest(CHUNK_DIGESTS.slice(0, 1)));
+    assert.equal(
+      finishComposite(job.appliedDigestState),
+      compositeDigest(CHUNK_DIGESTS.slice(0, 1)),
+    );
     assert.deepEqual(job.lease, { owner: "w1", token: 1, expiresAt: T0 + 10 + LEASE });
     assert.equal(job.runAt, T0 + 10 + LEASE);
     assert.equal(job.updatedAt, T0 + 10);
@@ -327,7 +347,10 @@ describe("chunkApplied", () => {
     const two = applyChunk(job, T0 + 20);
     assert.equal(two.cursor, 2);
     assert.equal(two.appliedBytes, CHUNK_LENGTHS[0] + CHUNK_LENGTHS[1]);
-    assert.equal(finishComposite(two.appliedDigestState), compositeDigest(CHUNK_DIGESTS.slice(0, 2)));
+    assert.equal(
+      finishComposite(two.appliedDigestState),
+      compositeDigest(CHUNK_DIGESTS.slice(0, 2)),
+    );
   });
 
   test("resets attempt to 0 and clears the error of the failed attempts", () => {
@@ -355,7 +378,13 @@ describe("chunkApplied", () => {
 
   test("refuses an index other than the cursor", () => {
     const job = applyChunk(claim(makeJob(), T0), T0 + 1); // cursor 1
-    const base = { type: "chunkApplied", now: T0 + 2, token: 1, byteLength: 5, leaseMs: LEASE } as const;
+    const base = {
+      type: "chunkApplied",
+      now: T0 + 2,
+      token: 1,
+      byteLength: 5,
+      leaseMs: LEASE,
+    } as const;
     for (const index of [0, 2, 3, -1, 1.5, 99]) {
       expectRefused(job, { ...base, index, sha256: CHUNK_DIGESTS[1] });
     }
@@ -685,7 +714,7 @@ const leaseArb = fc.integer({ min: 1, max: 120 });
 
 const templateArb: fc.Arbitrary<Template> = fc.oneof(
   {
-    weight: 3,
+    weight: 9,
     arbitrary: fc.record({
       type: fc.constant("claim" as const),
       dt: dtArb,
@@ -694,7 +723,7 @@ const templateArb: fc.Arbitrary<Template> = fc.oneof(
     }),
   },
   {
-    weight: 1,
+    weight: 3,
     arbitrary: fc.record({
       type: fc.constant("heartbeat" as const),
       dt: dtArb,
@@ -703,7 +732,7 @@ const templateArb: fc.Arbitrary<Template> = fc.oneof(
     }),
   },
   {
-    weight: 8,
+    weight: 24,
     arbitrary: fc.record({
       type: fc.constant("chunkApplied" as const),
       dt: dtArb,
@@ -714,24 +743,34 @@ const templateArb: fc.Arbitrary<Template> = fc.oneof(
     }),
   },
   {
-    weight: 2,
+    weight: 6,
     arbitrary: fc.record({
       type: fc.constant("chunkFailed" as const),
       dt: dtArb,
       tokenDelta: tokenDeltaArb,
       retryable: fc.integer({ min: 0, max: 4 }).map((n) => n !== 0),
-      maxAttempts: fc.integer({ min: 1, max: 4 }),
+      maxAttempts: fc.integer({ min: 1, max: 6 }),
       retryDelayMs: fc.integer({ min: 0, max: 100 }),
     }),
   },
   {
-    weight: 3,
+    weight: 9,
     arbitrary: fc.record({
       type: fc.constant("verify" as const),
       dt: dtArb,
       tokenDelta: tokenDeltaArb,
-      manifest: fc.constantFrom("right", "right", "right", "right", "count", "bytes", "digest"),
-      hookFails: fc.integer({ min: 0, max: 5 }).map((n) => n === 0),
+      manifest: fc.constantFrom(
+        "right",
+        "right",
+        "right",
+        "right",
+        "right",
+        "right",
+        "count",
+        "bytes",
+        "digest",
+      ),
+      hookFails: fc.integer({ min: 0, max: 7 }).map((n) => n === 0),
     }),
   },
   {
@@ -770,7 +809,12 @@ function resolve(template: Template, job: Job, now: number): JobEvent {
     case "claim":
       return { type: "claim", now, owner: template.owner, leaseMs: template.leaseMs };
     case "heartbeat":
-      return { type: "heartbeat", now, token: tokenOf(template.tokenDelta), leaseMs: template.leaseMs };
+      return {
+        type: "heartbeat",
+        now,
+        token: tokenOf(template.tokenDelta),
+        leaseMs: template.leaseMs,
+      };
     case "chunkApplied": {
       const index = job.cursor + template.indexDelta;
       const known = index >= 0 && index < CHUNK_DIGESTS.length;
@@ -789,7 +833,11 @@ function resolve(template: Template, job: Job, now: number): JobEvent {
         type: "chunkFailed",
         now,
         token: tokenOf(template.tokenDelta),
-        error: { code: "E_SYNC_HANDLER_FAILED", message: `failed at ${now}`, retryable: template.retryable },
+        error: {
+          code: "E_SYNC_HANDLER_FAILED",
+          message: `failed at ${now}`,
+          retryable: template.retryable,
+        },
         maxAttempts: template.maxAttempts,
         retryDelayMs: template.retryDelayMs,
       };
@@ -880,7 +928,10 @@ describe("properties over random event sequences", () => {
     fc.assert(
       fc.property(scenarioArb, (scenario) => {
         run(scenario, ({ prev, next, applied }) => {
-          assert.ok(next.cursor >= prev.cursor, `cursor went from ${prev.cursor} to ${next.cursor}`);
+          assert.ok(
+            next.cursor >= prev.cursor,
+            `cursor went from ${prev.cursor} to ${next.cursor}`,
+          );
           assert.ok(next.cursor <= next.totalChunks, `cursor ${next.cursor} > ${next.totalChunks}`);
           assert.ok(next.cursor - prev.cursor <= 1);
           assert.equal(next.cursor, applied.length);

@@ -80,12 +80,16 @@ function invalid(field: string, message: string): SyncError {
 }
 
 function requireText(field: string, value: unknown): void {
-  if (typeof value !== "string" || value.length === 0) throw invalid(field, "must be a non-empty string");
+  if (typeof value !== "string" || value.length === 0) {
+    throw invalid(field, "must be a non-empty string");
+  }
 }
 
 /** Applies the defaults; throws `E_SYNC_INVALID_ARGUMENT` for a malformed option. */
 export function resolveSyncOptions(options: SyncConversationOptions): ResolvedSyncOptions {
-  if (typeof options !== "object" || options === null) throw invalid("options", "must be an object");
+  if (typeof options !== "object" || options === null) {
+    throw invalid("options", "must be an object");
+  }
   requireText("scope", options.scope);
   requireText("conversationId", options.conversationId);
   if (options.sourceId !== undefined) requireText("sourceId", options.sourceId);
@@ -109,7 +113,9 @@ export function resolveSyncOptions(options: SyncConversationOptions): ResolvedSy
   if (onProgress !== undefined && typeof onProgress !== "function") {
     throw invalid("onProgress", "must be a function");
   }
-  if (random !== undefined && typeof random !== "function") throw invalid("random", "must be a function");
+  if (random !== undefined && typeof random !== "function") {
+    throw invalid("random", "must be a function");
+  }
   return {
     scope: options.scope,
     conversationId: options.conversationId,

@@ -56,9 +56,8 @@ export async function* payloadChunks(
     const first = await items.next();
     const rest = withFirst(first, items);
     handedOver = true;
-    const resolved = format ?? (first.done || first.value instanceof Uint8Array
-      ? "bytes"
-      : "jsonl-records");
+    const resolved = format ??
+      (first.done || first.value instanceof Uint8Array ? "bytes" : "jsonl-records");
     if (resolved === "bytes") yield* chunkBytes(rest as AsyncIterable<Uint8Array>, chunkSize);
     else yield* chunkRecords(rest, chunkSize);
   } finally {

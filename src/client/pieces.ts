@@ -15,7 +15,9 @@ export function isReadableStream(value: unknown): value is ReadableStream<unknow
 }
 
 /** True for an async iterable or an iterable. */
-export function isIterableLike(value: unknown): value is AsyncIterable<unknown> | Iterable<unknown> {
+export function isIterableLike(
+  value: unknown,
+): value is AsyncIterable<unknown> | Iterable<unknown> {
   if (value === null || value === undefined) return false;
   const object = Object(value) as Partial<AsyncIterable<unknown> & Iterable<unknown>>;
   return typeof object[Symbol.asyncIterator] === "function" ||
@@ -27,7 +29,9 @@ export function isIterableLike(value: unknown): value is AsyncIterable<unknown> 
  * `break`, an error downstream) cancels a stream and returns an iterator, so the
  * producer learns that nobody is listening any more.
  */
-export async function* iteratePieces<T>(source: PieceSource<T>): AsyncGenerator<T, void, undefined> {
+export async function* iteratePieces<T>(
+  source: PieceSource<T>,
+): AsyncGenerator<T, void, undefined> {
   if (isReadableStream(source)) {
     yield* readStream(source as ReadableStream<T>);
   } else {

@@ -12,7 +12,11 @@ import { toSyncError } from "../errors.ts";
 import { abortedError, linkAbort, raceSignal } from "./abort.ts";
 import { requireSucceeded } from "./job_outcome.ts";
 import { type OpenedSource, openSource } from "./open_source.ts";
-import { type ResolvedSyncOptions, resolveSyncOptions, type SyncConversationOptions } from "./options.ts";
+import {
+  type ResolvedSyncOptions,
+  resolveSyncOptions,
+  type SyncConversationOptions,
+} from "./options.ts";
 import { payloadChunks } from "./payload.ts";
 import { type TransferCount, TransferTally } from "./progress.ts";
 import { withRetry } from "./retry.ts";
@@ -74,24 +78,32 @@ async function runSync(
     opening ??= openSource(adapter, options, (operation) => call(operation, openSignal));
 
   const tally = new TransferTally();
-  const totals = await uploadChunks(payloadChunks(options.payload, options.format, options.chunkSize), {
-    concurrency: options.concurrency,
-    signal,
-    store: async (chunk, sha256, uploadSignal) => {
-      const opened = await open(uploadSignal);
-      const { sourceId } = opened.source;
-      const skip = opened.sealed || opened.stored.get(chunk.index) === sha256;
-      if (!skip) {
-        const input = { scope, sourceId, index: chunk.index, bytes: chunk.bytes, sha256 };
-        await withRetry(
-          () => adapter.appendChunk(chunk.itemCount === undefined ? input : { ...input, itemCount: chunk.itemCount }),
-          retry,
-          uploadSignal,
-        );
-      }
-      onProgress(tally.record(sourceId, chunk, skip));
+  const totals = await uploadChunks(
+    payloadChunks(options.payload, options.format, options.chunkSize),
+    {
+      concurrency: options.concurrency,
+      signal,
+      store: async (chunk, sha256, uploadSignal) => {
+        const opened = await open(uploadSignal);
+        const { sourceId } = opened.source;
+        const skip = opened.sealed || opened.stored.get(chunk.index) === sha256;
+        if (!skip) {
+          const input = { scope, sourceId, index: chunk.index, bytes: chunk.bytes, sha256 };
+          await withRetry(
+            () =>
+              adapter.appendChunk(
+                chunk.itemCount === undefined ? input : { ...input, itemCount: chunk.itemCount },
+              ),
+            retry,
+            uploadSignal,
+          );
+        }
+        // An append that lands after the sync stopped is not reported.
+        if (uploadSignal.aborted) throw uploadSignal.reason;
+        onProgress(tally.record(sourceId, chunk, skip));
+      },
     },
-  });
+  );
 
   const { source } = await open(signal);
   const manifest = manifestOf(totals, options);
@@ -137,9 +149,13 @@ function waitForJob(
   const deadline = options.waitTimeoutMs === undefined
     ? undefined
     : clock.now() + options.waitTimeoutMs;
-  return withRetry(() => {
-    const input: WaitForTerminalInput = { scope: options.scope, jobId: job.jobId, signal };
-    if (deadline !== undefined) input.timeoutMs = Math.max(0, deadline - clock.now());
-    return adapter.waitForTerminal(input);
-  }, options.retry, signal);
+  return withRetry(
+    () => {
+      const input: WaitForTerminalInput = { scope: options.scope, jobId: job.jobId, signal };
+      if (deadline !== undefined) input.timeoutMs = Math.max(0, deadline - clock.now());
+      return adapter.waitForTerminal(input);
+    },
+    options.retry,
+    signal,
+  );
 }

@@ -79,7 +79,9 @@ export async function uploadChunks(
       }
       totals.chunkCount++;
       totals.byteCount += chunk.bytes.length;
-      if (chunk.itemCount !== undefined) totals.itemCount = (totals.itemCount ?? 0) + chunk.itemCount;
+      if (chunk.itemCount !== undefined) {
+        totals.itemCount = (totals.itemCount ?? 0) + chunk.itemCount;
+      }
       const task: Promise<void> = uploadOne(chunk)
         .catch((error) => stop.abort(toSyncError(error)))
         .finally(() => running.delete(task));

@@ -5,15 +5,7 @@
  */
 
 import type { Capability } from "./capabilities.ts";
-import type {
-  AppendResult,
-  ChunkInfo,
-  GcReport,
-  Job,
-  Page,
-  SealResult,
-  Source,
-} from "./domain.ts";
+import type { AppendResult, ChunkInfo, GcReport, Job, Page, SealResult, Source } from "./domain.ts";
 import type {
   AppendChunkInput,
   CancelJobInput,

@@ -35,7 +35,10 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
   readonly extras: TExtras;
 
   getSource(scope: string, sourceId: string): Promise<Source | undefined>;
-  insertSource(source: Source): Promise<void>;
+  /** Reads the source and locks it against other writers until the transaction ends. */
+  lockSource(scope: string, sourceId: string): Promise<Source | undefined>;
+  /** Inserts a new source; false (and nothing written) when the key already exists. */
+  insertSource(source: Source): Promise<boolean>;
   updateSource(source: Source): Promise<void>;
 
   getChunkInfo(scope: string, sourceId: string, index: number): Promise<ChunkInfo | undefined>;
@@ -52,11 +55,13 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
   deleteChunks(scope: string, sourceId: string): Promise<number>;
 
   getJob(scope: string, jobId: string): Promise<Job | undefined>;
+  /** Reads the job and locks it against other writers until the transaction ends. */
+  lockJob(scope: string, jobId: string): Promise<Job | undefined>;
   insertJob(job: Job): Promise<void>;
   /** Writes the job; the adapter notifies its waiters and scheduler after commit. */
   updateJob(job: Job): Promise<void>;
   listJobs(query: JobListQuery): Promise<Job[]>;
-  /** Non-terminal jobs of one conversation (for supersede). */
+  /** Non-terminal jobs of one conversation (for supersede), locked for update. */
   listActiveJobs(scope: string, conversationId: string): Promise<Job[]>;
 
   /**
@@ -65,11 +70,12 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
    */
   findClaimableJob(now: number): Promise<Job | undefined>;
 
-  /** Collecting sources with `expiresAt <= now`, at most `limit`. */
+  /** Collecting sources with `expiresAt <= now`, at most `limit`, locked (skip locked). */
   listExpiredSources(now: number, limit: number): Promise<Source[]>;
   /**
    * Sources whose chunks are not yet purged and whose job ended (or, for failed and
-   * expired sources, which were last updated) at or before `endedBefore`.
+   * expired sources, which were last updated) at or before `endedBefore`; locked
+   * (skip locked).
    */
   listPurgeableSources(endedBefore: number, limit: number): Promise<Source[]>;
 }

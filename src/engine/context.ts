@@ -10,7 +10,7 @@ import type { SyncHandler } from "../contracts/handler.ts";
 import type { StoreTransaction, SyncStore } from "../contracts/store.ts";
 import type { RandomSource } from "../policy/backoff.ts";
 import type { SyncPolicy } from "../policy/policy.ts";
-import { SyncError } from "../errors.ts";
+import type { SyncError } from "../errors.ts";
 
 /** The engine's dependencies, resolved. */
 export interface EngineContext<TExtras extends object> {

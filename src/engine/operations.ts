@@ -39,12 +39,7 @@ import {
 } from "../contracts/inputs.ts";
 import type { StoreTransaction } from "../contracts/store.ts";
 import { SyncError } from "../errors.ts";
-import {
-  canonicalJson,
-  checkIdLengths,
-  checkJsonField,
-  parseInput,
-} from "../policy/validation.ts";
+import { canonicalJson, checkIdLengths, checkJsonField, parseInput } from "../policy/validation.ts";
 import { newJob, transitionJob } from "../state/job.ts";
 import { ManifestCheck } from "../state/manifest.ts";
 import {
@@ -59,7 +54,12 @@ import {
   sealSucceeded,
 } from "../state/source.ts";
 import { commitThenSettle, type EngineContext, type Outcome } from "./context.ts";
-import { decodeChunkCursor, decodeJobCursor, encodeChunkCursor, encodeJobCursor } from "./paging.ts";
+import {
+  decodeChunkCursor,
+  decodeJobCursor,
+  encodeChunkCursor,
+  encodeJobCursor,
+} from "./paging.ts";
 
 const CHUNK_PAGE = 1000;
 const DEFAULT_JOB_PAGE = 50;
@@ -78,7 +78,11 @@ export function jobNotFound(jobId: string): SyncError {
 }
 
 function chunkInfo(chunk: ChunkInfo): ChunkInfo {
-  const info: ChunkInfo = { index: chunk.index, byteLength: chunk.byteLength, sha256: chunk.sha256 };
+  const info: ChunkInfo = {
+    index: chunk.index,
+    byteLength: chunk.byteLength,
+    sha256: chunk.sha256,
+  };
   if (chunk.itemCount !== undefined) info.itemCount = chunk.itemCount;
   return info;
 }
@@ -111,7 +115,7 @@ export class SourceOperations<TExtras extends object> {
     const sourceId = args.sourceId ?? this.#ctx.generateId();
     const now = this.#ctx.clock.now();
     return await commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<Source>> => {
-      const existing = await tx.getSource(args.scope, sourceId);
+      const existing = await tx.lockSource(args.scope, sourceId);
       if (existing) {
         if (existing.conversationId === args.conversationId) return { value: existing };
         return {
@@ -130,8 +134,17 @@ export class SourceOperations<TExtras extends object> {
         now,
         ttlMs: this.#ctx.policy.sourceTtlMs,
       });
-      await tx.insertSource(source);
-      return { value: source };
+      if (await tx.insertSource(source)) return { value: source };
+      // Another transaction created it first: answer as if it had been there.
+      const raced = await tx.lockSource(args.scope, sourceId);
+      if (raced?.conversationId === args.conversationId) return { value: raced };
+      return {
+        error: new SyncError(
+          "E_SYNC_INVALID_ARGUMENT",
+          `createSource: source ${sourceId} belongs to another conversation`,
+          { details: { sourceId } },
+        ),
+      };
     });
   }
 
@@ -170,7 +183,7 @@ export class SourceOperations<TExtras extends object> {
     }
     const now = this.#ctx.clock.now();
     return await commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<AppendResult>> => {
-      const source = await tx.getSource(args.scope, args.sourceId);
+      const source = await tx.lockSource(args.scope, args.sourceId);
       if (!source) return { error: sourceNotFound(args.sourceId) };
       const refusal = await this.#refuseUnlessCollecting(tx, source, now);
       if (refusal) return { error: refusal };
@@ -240,7 +253,7 @@ export class SourceOperations<TExtras extends object> {
     const manifest = args.manifest;
     const now = this.#ctx.clock.now();
     return await commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<SealResult>> => {
-      const source = await tx.getSource(args.scope, args.sourceId);
+      const source = await tx.lockSource(args.scope, args.sourceId);
       if (!source) return { error: sourceNotFound(args.sourceId) };
       if (source.state === "sealed" && sameManifest(source.manifest, manifest)) {
         const job = source.jobId === undefined
@@ -331,7 +344,7 @@ export class SourceOperations<TExtras extends object> {
     checkIdLengths(this.#ctx.policy.limits, "cancelJob", { scope: args.scope, jobId: args.jobId });
     const now = this.#ctx.clock.now();
     return await this.#ctx.store.transaction(async (tx) => {
-      const job = await tx.getJob(args.scope, args.jobId);
+      const job = await tx.lockJob(args.scope, args.jobId);
       if (!job) throw jobNotFound(args.jobId);
       const error: RecordedError = {
         code: "E_SYNC_JOB_CANCELLED",

@@ -71,7 +71,12 @@ export class JobRunner<TExtras extends object> {
     return await this.#ctx.store.transaction(async (tx) => {
       const job = await tx.findClaimableJob(now);
       if (!job) return undefined;
-      const next = transitionJob(job, { type: "claim", now, owner, leaseMs: this.#ctx.policy.leaseMs });
+      const next = transitionJob(job, {
+        type: "claim",
+        now,
+        owner,
+        leaseMs: this.#ctx.policy.leaseMs,
+      });
       if (!next.ok) return undefined;
       await tx.updateJob(next.job);
       return next.job;
@@ -98,9 +103,7 @@ export class JobRunner<TExtras extends object> {
   async runClaimedJob(job: Job, options: RunJobOptions = {}): Promise<Job> {
     if (!job.lease) throw new SyncError("E_SYNC_LEASE_LOST", "job is not claimed");
     const claim: Claim = { scope: job.scope, jobId: job.jobId, token: job.lease.token };
-    const source = await this.#ctx.store.transaction((tx) =>
-      tx.getSource(job.scope, job.sourceId)
-    );
+    const source = await this.#ctx.store.transaction((tx) => tx.getSource(job.scope, job.sourceId));
     if (!source?.manifest) {
       return (await this.#fail(claim, job, {
         code: "E_SYNC_INTERNAL",
@@ -253,7 +256,9 @@ export class JobRunner<TExtras extends object> {
     if (this.#ctx.store.transactionalApply) {
       return await this.#ctx.store.transaction(async (tx) => {
         const current = await this.#currentHeld(tx, claim);
-        if (!current) return { job: await tx.getJob(claim.scope, claim.jobId) ?? job, holding: false };
+        if (!current) {
+          return { job: await tx.getJob(claim.scope, claim.jobId) ?? job, holding: false };
+        }
         const hookError = await runHook(current, tx.extras);
         return await this.#transitionIn(tx, claim, current, {
           type: "verify",
@@ -264,7 +269,7 @@ export class JobRunner<TExtras extends object> {
         });
       });
     }
-    const extras = await this.#ctx.store.transaction(async (tx) => tx.extras);
+    const extras = await this.#ctx.store.transaction((tx) => Promise.resolve(tx.extras));
     const hookError = await runHook(job, extras);
     return await this.#commit(claim, job, {
       type: "verify",
@@ -295,7 +300,7 @@ export class JobRunner<TExtras extends object> {
   /** Commits `event` (its `now` filled in at commit time) if the lease still holds. */
   async #commit(claim: Claim, fallback: Job, event: JobEvent): Promise<StepResult> {
     return await this.#ctx.store.transaction(async (tx) => {
-      const current = await tx.getJob(claim.scope, claim.jobId);
+      const current = await tx.lockJob(claim.scope, claim.jobId);
       if (!current) return { job: fallback, holding: false };
       return await this.#transitionIn(tx, claim, current, { ...event, now: this.#ctx.clock.now() });
     });
@@ -314,7 +319,7 @@ export class JobRunner<TExtras extends object> {
   }
 
   async #currentHeld(tx: StoreTransaction<TExtras>, claim: Claim): Promise<Job | undefined> {
-    const current = await tx.getJob(claim.scope, claim.jobId);
+    const current = await tx.lockJob(claim.scope, claim.jobId);
     return current?.lease?.token === claim.token ? current : undefined;
   }
 
@@ -343,7 +348,7 @@ export class JobRunner<TExtras extends object> {
       if (stopped) return;
       try {
         const held = await store.transaction(async (tx) => {
-          const current = await tx.getJob(claim.scope, claim.jobId);
+          const current = await tx.lockJob(claim.scope, claim.jobId);
           if (!current) return false;
           const next = transitionJob(current, {
             type: "heartbeat",

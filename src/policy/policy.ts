@@ -104,16 +104,23 @@ function positive(name: string, value: number, integer: boolean): number {
   return value;
 }
 
+/** `group` without its undefined entries, so they do not hide the defaults. */
+function defined<T extends object>(group: Partial<T> | undefined): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(group ?? {}).filter(([, value]) => value !== undefined),
+  ) as Partial<T>;
+}
+
 /** Merges overrides over the defaults and validates the result. */
 export function resolvePolicy(overrides: PolicyOverrides = {}): SyncPolicy {
-  const retry = { ...DEFAULT_RETRY_POLICY, ...overrides.retry };
-  const limits = { ...DEFAULT_LIMITS, ...overrides.limits };
+  const retry = { ...DEFAULT_RETRY_POLICY, ...defined(overrides.retry) };
+  const limits = { ...DEFAULT_LIMITS, ...defined(overrides.limits) };
   const leaseMs = overrides.leaseMs ?? DEFAULT_POLICY.leaseMs;
   const policy: SyncPolicy = {
     retry,
     limits,
     leaseMs,
-    heartbeatMs: overrides.heartbeatMs ?? Math.max(1, Math.floor(leaseMs / 3)),
+    heartbeatMs: overrides.heartbeatMs ?? leaseMs / 3,
     sourceTtlMs: overrides.sourceTtlMs ?? DEFAULT_POLICY.sourceTtlMs,
     retentionMs: overrides.retentionMs ?? DEFAULT_POLICY.retentionMs,
     supersede: overrides.supersede ?? DEFAULT_POLICY.supersede,
@@ -128,7 +135,9 @@ export function resolvePolicy(overrides: PolicyOverrides = {}): SyncPolicy {
   positive("sourceTtlMs", policy.sourceTtlMs, false);
   positive("retentionMs", policy.retentionMs, false);
   if (policy.heartbeatMs >= policy.leaseMs) {
-    throw new SyncError("E_SYNC_INVALID_ARGUMENT", "policy.heartbeatMs must be below leaseMs");
+    throw new SyncError("E_SYNC_INVALID_ARGUMENT", "policy.heartbeatMs must be below leaseMs", {
+      details: { field: "heartbeatMs" },
+    });
   }
   return policy;
 }

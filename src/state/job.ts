@@ -145,7 +145,9 @@ export function checkAppliedAgainstManifest(
   }
   const appliedDigest = finishComposite(job.appliedDigestState);
   if (appliedDigest !== manifest.digest) {
-    problems.push(`composite of applied chunks is ${appliedDigest}, manifest has ${manifest.digest}`);
+    problems.push(
+      `composite of applied chunks is ${appliedDigest}, manifest has ${manifest.digest}`,
+    );
   }
   if (problems.length === 0) return undefined;
   return {
@@ -186,7 +188,12 @@ export function transitionJob(job: Job, event: JobEvent): JobTransition {
       const expiresAt = Math.max(job.lease!.expiresAt, event.now + event.leaseMs);
       return {
         ok: true,
-        job: { ...job, lease: { ...job.lease!, expiresAt }, runAt: expiresAt, updatedAt: event.now },
+        job: {
+          ...job,
+          lease: { ...job.lease!, expiresAt },
+          runAt: expiresAt,
+          updatedAt: event.now,
+        },
       };
     }
     case "chunkApplied": {

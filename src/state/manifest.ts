@@ -5,7 +5,7 @@
  * @module
  */
 
-import { IncrementalSha256, hexDigestToBytes } from "../checksum.ts";
+import { hexDigestToBytes, IncrementalSha256 } from "../checksum.ts";
 import type { ChunkInfo, Manifest } from "../contracts/domain.ts";
 import { SyncError } from "../errors.ts";
 

@@ -1,0 +1,24 @@
+// The suite must catch broken adapters: each seeded defect fails at least one case,
+// and the unbroken adapter passes them all.
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { runConformance } from "../conformance/mod.ts";
+import { memoryTarget } from "./support/memory_harness.ts";
+import { MUTANTS, mutantTarget } from "./support/mutants.ts";
+
+describe("conformance suite catches seeded bugs", () => {
+  test("control: the unbroken memory adapter passes every case", async () => {
+    const results = await runConformance(memoryTarget());
+    const failed = results.filter((result) => result.status === "failed");
+    assert.deepEqual(failed.map((result) => `${result.name}: ${result.reason}`), []);
+    assert.ok(results.filter((result) => result.status === "passed").length > 0);
+  });
+
+  for (const mutant of MUTANTS) {
+    test(`detects: ${mutant.name}`, async () => {
+      const results = await runConformance(mutantTarget(mutant));
+      const failed = results.filter((result) => result.status === "failed");
+      assert.ok(failed.length > 0, `no case failed for mutant "${mutant.name}"`);
+    });
+  }
+});

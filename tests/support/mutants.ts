@@ -1,0 +1,202 @@
+/**
+ * Broken adapters for proving the conformance suite catches bugs: the memory store or
+ * the adapter surface with one seeded defect each.
+ */
+
+import type { ConformanceFactory, SuiteTarget } from "../../conformance/mod.ts";
+import { MemoryStore } from "../../memory/mod.ts";
+import { sha256Hex } from "../../src/checksum.ts";
+import type { SyncAdapter } from "../../src/contracts/adapter.ts";
+import type { StoreTransaction, SyncStore } from "../../src/contracts/store.ts";
+import { SyncEngine } from "../../src/engine/engine.ts";
+
+/** Replaces some transaction operations of a store. */
+export type TransactionPatch = (tx: StoreTransaction) => Partial<StoreTransaction>;
+
+/** A store whose transactions have some operations replaced. */
+function patchStore(store: MemoryStore, patch: TransactionPatch): SyncStore {
+  return {
+    transactionalApply: store.transactionalApply,
+    subscribeJob: (scope, jobId, listener) => store.subscribeJob(scope, jobId, listener),
+    transaction: (fn) => store.transaction((tx) => fn({ ...tx, ...patch(tx) })),
+  };
+}
+
+/** One seeded defect. */
+export interface Mutant {
+  name: string;
+  /** Defect in the store primitives. */
+  store?: TransactionPatch;
+  /** Defect in the adapter surface. */
+  adapter?: (adapter: SyncAdapter) => Partial<SyncAdapter>;
+}
+
+function mutantFactory(mutant: Mutant): ConformanceFactory {
+  return ({ handler, policy, clock, random }) => {
+    const memory = new MemoryStore();
+    const store = mutant.store ? patchStore(memory, mutant.store) : memory;
+    const engine = new SyncEngine({ store, handler, policy, clock, random, workerId: "main" });
+    const base: SyncAdapter = {
+      capabilities: ["concurrent-workers"],
+      createSource: (input) => engine.createSource(input),
+      appendChunk: (input) => engine.appendChunk(input),
+      listChunks: (input) => engine.listChunks(input),
+      sealSource: (input) => engine.sealSource(input),
+      getSource: (input) => engine.getSource(input),
+      getJob: (input) => engine.getJob(input),
+      listJobs: (input) => engine.listJobs(input),
+      cancelJob: (input) => engine.cancelJob(input),
+      waitForTerminal: (input) => engine.waitForTerminal(input),
+      gc: (input) => engine.gc(input),
+    };
+    const adapter = mutant.adapter ? { ...base, ...mutant.adapter(base) } : base;
+    return Promise.resolve({
+      adapter,
+      drain: async () => {
+        while (await engine.runDueJobs() > 0) { /* until idle */ }
+      },
+      newWorker: (owner) =>
+        new SyncEngine({ store, handler, policy, clock, random, workerId: owner }),
+      oracle: {
+        readChunk: (scope, sourceId, index) =>
+          Promise.resolve(memory.oracle.chunk(scope, sourceId, index)),
+        chunkCount: (scope, sourceId) => Promise.resolve(memory.oracle.chunkCount(scope, sourceId)),
+        corruptChunk: (scope, sourceId, index) => {
+          memory.oracle.corruptChunk(scope, sourceId, index);
+          return Promise.resolve();
+        },
+        readSource: (scope, sourceId) => Promise.resolve(memory.oracle.source(scope, sourceId)),
+        readJob: (scope, jobId) => Promise.resolve(memory.oracle.job(scope, jobId)),
+      },
+      close: () => Promise.resolve(),
+    });
+  };
+}
+
+/** The suite target of a mutant. */
+export function mutantTarget(mutant: Mutant): SuiteTarget {
+  return {
+    factory: mutantFactory(mutant),
+    capabilities: ["concurrent-workers"],
+    hooks: ["newWorker", "readChunk", "chunkCount", "corruptChunk", "readSource", "readJob"],
+  };
+}
+
+/** Every seeded defect. */
+export const MUTANTS: readonly Mutant[] = [
+  {
+    name: "accepts a conflicting chunk (index lookup always misses, so it overwrites)",
+    store: () => ({ getChunkInfo: () => Promise.resolve(undefined) }),
+  },
+  {
+    name: "ignores scope on source reads",
+    store: (tx) => {
+      const anyScope = async (scope: string, sourceId: string) =>
+        await tx.getSource(scope, sourceId) ??
+          await tx.getSource(scope === "scope-a" ? "scope-b" : "scope-a", sourceId);
+      return { getSource: anyScope, lockSource: anyScope };
+    },
+  },
+  {
+    name: "skips the chunk digest check (trusts the bytes, rewrites the declared digest)",
+    adapter: (base) => ({
+      appendChunk: async (input) =>
+        base.appendChunk({
+          ...input,
+          sha256: input?.bytes instanceof Uint8Array ? await sha256Hex(input.bytes) : input?.sha256,
+        }),
+    }),
+  },
+  {
+    name: "re-seal creates a new job (sealed state not read back)",
+    store: (tx) => {
+      const forgetful = async (scope: string, sourceId: string) => {
+        const source = await tx.getSource(scope, sourceId);
+        return source?.state === "sealed" ? { ...source, state: "collecting" as const } : source;
+      };
+      return { getSource: forgetful, lockSource: forgetful };
+    },
+  },
+  {
+    name: "ignores cancel (cancelled state is never written)",
+    store: (tx) => ({
+      updateJob: (job) => job.state === "cancelled" ? Promise.resolve() : tx.updateJob(job),
+    }),
+  },
+  {
+    name: "commits with a stale token (a new claim's lease is not persisted)",
+    store: (tx) => ({
+      updateJob: async (job) => {
+        const stored = await tx.getJob(job.scope, job.jobId);
+        if (stored?.lease && job.lease && job.lease.token > stored.lease.token) {
+          return await tx.updateJob({ ...job, lease: stored.lease });
+        }
+        return await tx.updateJob(job);
+      },
+    }),
+  },
+  {
+    name: "applies a chunk twice (progress of odd chunks is not persisted)",
+    store: (tx) => ({
+      updateJob: async (job) => {
+        const stored = await tx.getJob(job.scope, job.jobId);
+        if (
+          stored && job.cursor === stored.cursor + 1 && job.cursor % 2 === 1 &&
+          job.state === "running"
+        ) {
+          return await tx.updateJob({ ...job, cursor: stored.cursor });
+        }
+        return await tx.updateJob(job);
+      },
+    }),
+  },
+  {
+    name: "reports terminal early (wait returns the current snapshot)",
+    adapter: (base) => ({
+      waitForTerminal: (input) => base.getJob({ scope: input?.scope, jobId: input?.jobId }),
+    }),
+  },
+  {
+    name: "claims a job whose lease is still held",
+    store: (tx) => ({
+      findClaimableJob: async (now) => {
+        const due = await tx.findClaimableJob(now);
+        if (due) return due;
+        const leased = await tx.listJobs({ scope: "scope-a", limit: 1000 });
+        const running = leased.find((job) => job.state === "running");
+        return running ? { ...running, runAt: now } : undefined;
+      },
+    }),
+  },
+  {
+    name: "failed seal is not persisted (failed state never written)",
+    store: (tx) => ({
+      updateSource: (source) =>
+        source.state === "failed" ? Promise.resolve() : tx.updateSource(source),
+    }),
+  },
+  {
+    name: "gc expires live sources (ignores the TTL)",
+    store: (tx) => ({
+      listExpiredSources: (_now, limit) => tx.listExpiredSources(Number.MAX_SAFE_INTEGER, limit),
+    }),
+  },
+  {
+    name: "lists jobs oldest first",
+    store: (tx) => ({
+      listJobs: async (query) => (await tx.listJobs({ ...query, limit: 100_000 })).reverse(),
+    }),
+  },
+  {
+    name: "cancel does not fence the worker (a cancelled job reads back as its worker's)",
+    store: (tx) => {
+      const unfenced = async (scope: string, jobId: string) => {
+        const job = await tx.getJob(scope, jobId);
+        if (job?.state !== "cancelled") return job;
+        const lease = { owner: "main", token: job.leaseToken, expiresAt: Number.MAX_SAFE_INTEGER };
+        return { ...job, state: "running" as const, lease };
+      };
+      return { getJob: unfenced, lockJob: unfenced };
+    },
+  },
+];
