@@ -170,7 +170,7 @@ export interface NonObjectInput {
 }
 
 function without<T extends object>(value: T, field: keyof T): Record<string, unknown> {
-  const copy: Record<string, unknown> = { ...value };
+  const copy: Record<string, unknown> = { ...(value as Record<string, unknown>) };
   delete copy[field as string];
   return copy;
 }
@@ -264,7 +264,10 @@ export const BAD_SEAL_INPUTS: readonly BadInput<SealSourceInput>[] = Object.free
   },
   {
     name: "chunkCount as a string",
-    input: (v) => ({ ...v, manifest: { ...v.manifest, chunkCount: String(v.manifest.chunkCount) } }),
+    input: (v) => ({
+      ...v,
+      manifest: { ...v.manifest, chunkCount: String(v.manifest.chunkCount) },
+    }),
   },
   {
     name: "chunkCount missing",

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# The full check, as run by `npm test` and CI (.ci/run): format, lint, type-check, the
+# tests under Deno and Bun from source, the npm build (+ Node smoke test), the tests
+# under Node against the compiled package, and a JSR publish dry run. Stops at the first
+# failure. Needs `npm ci` first (deno, bun, typescript come from node_modules).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$PWD/node_modules/.bin:$PATH"
+export DENO_NO_UPDATE_CHECK=1 DENO_NO_PROMPT=1
+# Colour codes only on a terminal: CI logs stay readable and parseable.
+if [[ ! -t 1 ]]; then export NO_COLOR=1; fi
+
+for tool in node npm deno bun tsc; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "test_all: '$tool' not found; run 'npm ci' first" >&2
+    exit 1
+  fi
+done
+
+LOG_DIR="$(mktemp -d "${TMPDIR:-/tmp}/codex-sync-test-all.XXXXXX")"
+STEP=""
+STEP_START=0
+TIMINGS=()
+PASSED=0
+FAILED=0
+SKIPPED=0
+
+on_exit() {
+  local status=$?
+  if [[ $status -ne 0 && -n "$STEP" ]]; then
+    echo
+    echo "test_all: FAILED at step '$STEP' (exit $status)" >&2
+  fi
+  rm -rf "$LOG_DIR"
+}
+trap on_exit EXIT
+
+step_begin() {
+  STEP="$1"
+  STEP_START=$SECONDS
+  echo
+  echo "==> $STEP"
+}
+
+step_end() {
+  TIMINGS+=("$(printf '%4ss  %s' "$((SECONDS - STEP_START))" "$STEP")")
+  STEP=""
+}
+
+# Runs one step, echoing a header; the output is kept in a log for the summary.
+step() {
+  local name="$1"
+  shift
+  step_begin "$name"
+  "$@" 2>&1 | tee "$LOG_DIR/current.log"
+  step_end
+}
+
+# Adds the counts a runner printed at its end to the totals.
+count() {
+  local runner="$1" log="$LOG_DIR/current.log" p=0 f=0 s=0 line
+  case "$runner" in
+    deno)
+      # "ok | 12 passed (3 steps) | 0 failed | 1 ignored (1s)"
+      line="$(grep -E '^(ok|FAILED) \| [0-9]+ passed' "$log" | tail -n 1 || true)"
+      p="$(sed -nE 's/.* ([0-9]+) passed.*/\1/p' <<<"$line")"
+      f="$(sed -nE 's/.* ([0-9]+) failed.*/\1/p' <<<"$line")"
+      s="$(sed -nE 's/.* ([0-9]+) ignored.*/\1/p' <<<"$line")"
+      ;;
+    bun)
+      # " 12 pass" / " 0 fail" / " 1 skip"
+      p="$(sed -nE 's/^ *([0-9]+) pass$/\1/p' "$log" | tail -n 1)"
+      f="$(sed -nE 's/^ *([0-9]+) fail$/\1/p' "$log" | tail -n 1)"
+      s="$(sed -nE 's/^ *([0-9]+) skip$/\1/p' "$log" | tail -n 1)"
+      ;;
+    node)
+      # spec reporter: "ℹ pass 12" / "ℹ fail 0" / "ℹ skipped 1"
+      p="$(sed -nE 's/^[^ ]+ pass ([0-9]+)$/\1/p' "$log" | tail -n 1)"
+      f="$(sed -nE 's/^[^ ]+ fail ([0-9]+)$/\1/p' "$log" | tail -n 1)"
+      s="$(sed -nE 's/^[^ ]+ skipped ([0-9]+)$/\1/p' "$log" | tail -n 1)"
+      ;;
+  esac
+  p="${p:-0}" f="${f:-0}" s="${s:-0}"
+  if [[ "$p" -eq 0 ]]; then
+    echo "test_all: $runner ran no test" >&2
+    return 1
+  fi
+  echo "test_all: $runner: $p passed, $f failed, $s skipped"
+  PASSED=$((PASSED + p))
+  FAILED=$((FAILED + f))
+  SKIPPED=$((SKIPPED + s))
+}
+
+step "deno fmt --check" deno fmt --check
+step "deno lint" deno lint
+step "deno task check" deno task check
+step "deno task test (Deno, from source)" deno task test
+count deno
+step "deno task test:bun (Bun, from source)" deno task test:bun
+count bun
+step "deno task build:npm (tsc build, npm pack --dry-run, Node smoke test)" deno task build:npm
+step "deno task test:node (Node, against the compiled package)" deno task test:node
+count node
+step "deno publish --dry-run" deno publish --dry-run --allow-dirty
+
+echo
+echo "Step timings:"
+printf '  %s\n' "${TIMINGS[@]}"
+echo
+echo "test_all: all steps passed (deno, bun and node test counts added up)"
+echo "tests: $PASSED passed, $FAILED failed, $SKIPPED skipped"
