@@ -749,17 +749,22 @@ describe("canonicalJson", () => {
     assert.notEqual(canonicalJson({ a: 1 }), canonicalJson({ a: 2 }));
     assert.notEqual(canonicalJson({ a: 1 }), canonicalJson({ b: 1 }));
     assert.equal(canonicalJson('x"y'), JSON.stringify('x"y'));
+    assert.equal(canonicalJson({ a: 1, b: undefined }), canonicalJson({ a: 1 }));
+    assert.equal(canonicalJson(JSON.parse('{"__proto__":0}')), '{"__proto__":0}');
   });
 
   /** Rebuilds `value` with every object's keys in reverse insertion order. */
   function reverseKeys(value: unknown): unknown {
     if (Array.isArray(value)) return value.map(reverseKeys);
     if (value !== null && typeof value === "object") {
-      const out: Record<string, unknown> = {};
-      for (const key of Object.keys(value).reverse()) {
-        out[key] = reverseKeys((value as Record<string, unknown>)[key]);
-      }
-      return out;
+      // fromEntries defines own properties, so a "__proto__" key survives (assignment
+      // would set the prototype instead).
+      return Object.fromEntries(
+        Object.keys(value).reverse().map((key) => [
+          key,
+          reverseKeys((value as Record<string, unknown>)[key]),
+        ]),
+      );
     }
     return value;
   }

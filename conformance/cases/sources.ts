@@ -6,7 +6,7 @@
  */
 
 import { sha256Hex } from "../../src/checksum.ts";
-import type { AppendResult, Job, Source } from "../../src/contracts/domain.ts";
+import type { AppendResult, Chunk, Job, Source } from "../../src/contracts/domain.ts";
 import type {
   AppendChunkInput,
   CancelJobInput,
@@ -19,7 +19,6 @@ import type {
   SealSourceInput,
   WaitForTerminalInput,
 } from "../../src/contracts/inputs.ts";
-import type { Chunk } from "../../src/contracts/domain.ts";
 import type { SyncError } from "../../src/errors.ts";
 import type { Limits } from "../../src/policy/policy.ts";
 import { assert, assertEquals } from "../assert.ts";

@@ -92,8 +92,9 @@ export function checkJsonField(
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(",")}]`;
   if (value !== null && typeof value === "object") {
-    const keys = Object.keys(value).sort();
     const record = value as Record<string, unknown>;
+    // Like JSON.stringify, an undefined member is absent: `{a: undefined}` equals `{}`.
+    const keys = Object.keys(record).filter((k) => record[k] !== undefined).sort();
     return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(record[k])}`).join(",")}}`;
   }
   return JSON.stringify(value) ?? "null";
