@@ -19,6 +19,10 @@ describe("conformance suite catches seeded bugs", () => {
       const results = await runConformance(mutantTarget(mutant));
       const failed = results.filter((result) => result.status === "failed");
       assert.ok(failed.length > 0, `no case failed for mutant "${mutant.name}"`);
+      assert.ok(
+        failed.some((result) => result.name.startsWith(mutant.caughtBy)),
+        `expected a failure of "${mutant.caughtBy}…", got: ${failed.map((r) => r.name).join("; ")}`,
+      );
     });
   }
 });

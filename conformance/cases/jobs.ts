@@ -128,6 +128,19 @@ export function newWorker(t: CaseContext, owner: string): ConformanceWorker {
   return t.harness.newWorker(owner);
 }
 
+/**
+ * Fails unless `worker.runDueJobs()` finds nothing to run. Tracked rather than awaited:
+ * a worker that wrongly claims a job could block on the case's gated handler.
+ */
+export async function expectNothingClaimed(
+  worker: ConformanceWorker,
+  message: string,
+): Promise<void> {
+  const run = track(worker.runDueJobs());
+  assert(await turnsUntil(() => run.settled, 50), `${message}: the worker is running a job`);
+  assertEquals(await run.promise, 0, `${message}: jobs run`);
+}
+
 /** True when the adapter applies chunks inside the transaction that commits progress. */
 export function appliesInTransaction(t: CaseContext): boolean {
   return t.adapter.capabilities.includes(Capability.transactionalApply);
@@ -504,51 +517,55 @@ const cancelCases: ConformanceCase[] = [
     async run(t) {
       const entered = deferred<AbortSignal>();
       const gate = deferred<void>();
-      recordApplies(t, async (index, _job, _call, signal) => {
-        if (index === 1) {
-          entered.resolve(signal);
-          await gate.promise;
+      try {
+        recordApplies(t, async (index, _job, _call, signal) => {
+          if (index === 1) {
+            entered.resolve(signal);
+            await gate.promise;
+          }
+        });
+        const chunks = textChunks(3, "cancel-running");
+        const sealed = await t.uploadAndSeal(chunks);
+        const draining = track(t.harness.drain());
+        const signal = await settleWithin(entered.promise, "the handler never reached chunk 1");
+        assert(!signal.aborted, "ctx.signal is not aborted before cancel");
+        const cancelling = track(t.adapter.cancelJob({ scope: t.scope, jobId: sealed.job.jobId }));
+        const cancelledWhileBlocked = await turnsUntil(() => cancelling.settled, 50);
+        if (!cancelledWhileBlocked) {
+          // Only an adapter applying inside the progress transaction may hold a cancel back
+          // until the handler's transaction ends.
+          assert(
+            appliesInTransaction(t),
+            "cancelJob did not settle while a handler was running (non-transactional apply)",
+          );
+          gate.resolve();
+          const cancelled = await settleWithin(cancelling.promise, "cancelJob");
+          await settleWithin(draining.promise, "drain after cancel");
+          const callsAtCancel = t.handler.calls.length;
+          await t.harness.drain();
+          assertEquals(t.handler.calls.length, callsAtCancel, "apply calls after cancel");
+          assertEquals(await t.job(cancelled.jobId), cancelled, "job after cancel");
+          assert(!indexes(t.handler.calls).includes(2), "chunk 2 applied after cancel");
+          return;
         }
-      });
-      const chunks = textChunks(3, "cancel-running");
-      const sealed = await t.uploadAndSeal(chunks);
-      const draining = track(t.harness.drain());
-      const signal = await settleWithin(entered.promise, "the handler never reached chunk 1");
-      assert(!signal.aborted, "ctx.signal is not aborted before cancel");
-      const cancelling = track(t.adapter.cancelJob({ scope: t.scope, jobId: sealed.job.jobId }));
-      const cancelledWhileBlocked = await turnsUntil(() => cancelling.settled, 50);
-      if (!cancelledWhileBlocked) {
-        // Only an adapter applying inside the progress transaction may hold a cancel back
-        // until the handler's transaction ends.
-        assert(
-          appliesInTransaction(t),
-          "cancelJob did not settle while a handler was running (non-transactional apply)",
-        );
+        const cancelled = await cancelling.promise;
+        await expectCancelled(t, cancelled, "running");
+        assertEquals(cancelled.cursor, 1, "cursor at cancel (chunk 0 committed)");
+        await eventually(() => signal.aborted, "the running handler's ctx.signal is aborted");
         gate.resolve();
-        const cancelled = await settleWithin(cancelling.promise, "cancelJob");
-        await settleWithin(draining.promise, "drain after cancel");
-        const callsAtCancel = t.handler.calls.length;
+        await settleWithin(draining.promise, "drain after the handler was released");
         await t.harness.drain();
-        assertEquals(t.handler.calls.length, callsAtCancel, "apply calls after cancel");
-        assertEquals(await t.job(cancelled.jobId), cancelled, "job after cancel");
-        assert(!indexes(t.handler.calls).includes(2), "chunk 2 applied after cancel");
-        return;
+        t.clock.advance(LEASE_MS * 10);
+        await t.harness.drain();
+        assertEquals(indexes(t.handler.calls), [0, 1], "apply calls (none after cancel)");
+        assertEquals(t.handler.verifications.length, 0, "verify calls");
+        const after = await t.job(cancelled.jobId);
+        assertEquals(after, cancelled, "the worker's commit after cancel is refused");
+        assertEquals(after.cursor, 1, "cursor not advanced past the committed chunk");
+        assertEquals(after.appliedBytes, chunks[0].length, "appliedBytes of the committed chunk");
+      } finally {
+        gate.resolve();
       }
-      const cancelled = await cancelling.promise;
-      await expectCancelled(t, cancelled, "running");
-      assertEquals(cancelled.cursor, 1, "cursor at cancel (chunk 0 committed)");
-      await eventually(() => signal.aborted, "the running handler's ctx.signal is aborted");
-      gate.resolve();
-      await settleWithin(draining.promise, "drain after the handler was released");
-      await t.harness.drain();
-      t.clock.advance(LEASE_MS * 10);
-      await t.harness.drain();
-      assertEquals(indexes(t.handler.calls), [0, 1], "apply calls (none after cancel)");
-      assertEquals(t.handler.verifications.length, 0, "verify calls");
-      const after = await t.job(cancelled.jobId);
-      assertEquals(after, cancelled, "the worker's commit after cancel is refused");
-      assertEquals(after.cursor, 1, "cursor not advanced past the committed chunk");
-      assertEquals(after.appliedBytes, chunks[0].length, "appliedBytes of the committed chunk");
     },
   },
   {
@@ -556,41 +573,83 @@ const cancelCases: ConformanceCase[] = [
     async run(t) {
       const entered = deferred<Job>();
       const gate = deferred<void>();
-      t.handler.onVerify(async (context) => {
-        entered.resolve(context.job);
-        await gate.promise;
-      });
-      const sealed = await t.uploadAndSeal(textChunks(2, "cancel-verifying"));
-      const draining = track(t.harness.drain());
-      // The job as the hook sees it (reading the store could wait on the hook's transaction).
-      const verifying = await settleWithin(entered.promise, "the verify hook was never called");
-      assertEquals(verifying.state, "verifying", "state while the verify hook runs");
-      assertEquals(verifying.cursor, 2, "cursor while the verify hook runs");
-      const cancelling = track(t.adapter.cancelJob({ scope: t.scope, jobId: sealed.job.jobId }));
-      const cancelledWhileBlocked = await turnsUntil(() => cancelling.settled, 50);
-      if (!cancelledWhileBlocked) {
-        assert(
-          appliesInTransaction(t),
-          "cancelJob did not settle while the verify hook was running (non-transactional apply)",
+      try {
+        t.handler.onVerify(async (context) => {
+          entered.resolve(context.job);
+          await gate.promise;
+        });
+        const sealed = await t.uploadAndSeal(textChunks(2, "cancel-verifying"));
+        const draining = track(t.harness.drain());
+        // The job as the hook sees it (reading the store could wait on the hook's transaction).
+        const verifying = await settleWithin(entered.promise, "the verify hook was never called");
+        assertEquals(verifying.state, "verifying", "state while the verify hook runs");
+        assertEquals(verifying.cursor, 2, "cursor while the verify hook runs");
+        const cancelling = track(t.adapter.cancelJob({ scope: t.scope, jobId: sealed.job.jobId }));
+        const cancelledWhileBlocked = await turnsUntil(() => cancelling.settled, 50);
+        if (!cancelledWhileBlocked) {
+          assert(
+            appliesInTransaction(t),
+            "cancelJob did not settle while the verify hook was running (non-transactional apply)",
+          );
+          gate.resolve();
+          const cancelled = await settleWithin(cancelling.promise, "cancelJob");
+          await settleWithin(draining.promise, "drain after cancel");
+          assertEquals(await t.job(cancelled.jobId), cancelled, "job after cancel");
+          return;
+        }
+        const cancelled = await cancelling.promise;
+        await expectCancelled(t, cancelled, "verifying");
+        gate.resolve();
+        await settleWithin(draining.promise, "drain after the verify hook was released");
+        await t.harness.drain();
+        t.clock.advance(LEASE_MS * 10);
+        await t.harness.drain();
+        const after = await t.job(cancelled.jobId);
+        assertEquals(after, cancelled, "the verification commit after cancel is refused");
+        assertEquals(after.state, "cancelled", "state");
+        assertEquals(after.cursor, 2, "cursor");
+        assertEquals(t.handler.verifications.length, 1, "verify calls");
+      } finally {
+        gate.resolve();
+      }
+    },
+  },
+  {
+    name: "cancel: cancelling a verifying job aborts the verify hook's ctx.signal",
+    async run(t) {
+      const gate = deferred<void>();
+      try {
+        const entered = deferred<AbortSignal>();
+        t.handler.onVerify(async (context) => {
+          entered.resolve(context.signal);
+          await gate.promise;
+        });
+        const sealed = await t.uploadAndSeal(textChunks(2, "verify-signal"));
+        const draining = track(t.harness.drain());
+        const signal = await settleWithin(entered.promise, "the verify hook was never called");
+        assert(!signal.aborted, "the verify hook's ctx.signal is not aborted before cancel");
+        const cancelling = track(
+          t.adapter.cancelJob({ scope: t.scope, jobId: sealed.job.jobId }),
+        );
+        if (!(await turnsUntil(() => cancelling.settled, 50))) {
+          // A transactional adapter may hold the cancel back until the hook's transaction
+          // ends; the hook then has nothing left to be told.
+          assert(
+            appliesInTransaction(t),
+            "cancelJob did not settle while the verify hook was running (non-transactional)",
+          );
+          return;
+        }
+        assertEquals((await cancelling.promise).state, "cancelled", "state after cancel");
+        await eventually(
+          () => signal.aborted,
+          "the running verify hook's ctx.signal is aborted after cancel",
         );
         gate.resolve();
-        const cancelled = await settleWithin(cancelling.promise, "cancelJob");
-        await settleWithin(draining.promise, "drain after cancel");
-        assertEquals(await t.job(cancelled.jobId), cancelled, "job after cancel");
-        return;
+        await settleWithin(draining.promise, "drain after the verify hook was released");
+      } finally {
+        gate.resolve();
       }
-      const cancelled = await cancelling.promise;
-      await expectCancelled(t, cancelled, "verifying");
-      gate.resolve();
-      await settleWithin(draining.promise, "drain after the verify hook was released");
-      await t.harness.drain();
-      t.clock.advance(LEASE_MS * 10);
-      await t.harness.drain();
-      const after = await t.job(cancelled.jobId);
-      assertEquals(after, cancelled, "the verification commit after cancel is refused");
-      assertEquals(after.state, "cancelled", "state");
-      assertEquals(after.cursor, 2, "cursor");
-      assertEquals(t.handler.verifications.length, 1, "verify calls");
     },
   },
   {
@@ -716,27 +775,33 @@ const leaseCases: ConformanceCase[] = [
       assert(jobA?.lease !== undefined, "worker A claims the job");
       t.clock.set(jobA.lease.expiresAt + 1);
       const b = newWorker(t, "b");
-      assertEquals(await b.runDueJobs(), 1, "B takes the expired job over");
-      const done = await t.job(sealed.job.jobId);
+      const jobB = await b.claimNextJob();
+      assert(jobB?.lease !== undefined, "worker B claims the expired job");
+      assert(jobB.lease.token > jobA.lease.token, "B's fencing token is above A's");
+      // A wakes up while B holds the job: none of A's commits may land.
+      const staleRun = async (label: string) => {
+        const before = await t.job(sealed.job.jobId);
+        const calls = seen.length;
+        t.clock.advance(5);
+        try {
+          await a.runClaimedJob(jobA);
+        } catch (error) {
+          // Refusing loudly is fine too; changing the job is not.
+          await expectSyncError(Promise.reject(error), "E_SYNC_LEASE_LOST");
+        }
+        assertEquals(await t.job(sealed.job.jobId), before, `${label}: A changed nothing`);
+        const byA = seen.length - calls;
+        assert(byA <= 1, `${label}: A applies no further chunk (${byA} calls)`);
+        seen.splice(calls);
+      };
+      await staleRun("while B holds the lease");
+      const done = await b.runClaimedJob(jobB);
       assertEquals(done.state, "succeeded", "state after B");
-      assertEquals(done.cursor, 3, "cursor after B");
-      t.clock.advance(5);
-      const before = seen.length;
-      try {
-        await a.runClaimedJob(jobA);
-      } catch (error) {
-        // Refusing loudly is fine too; changing the job is not.
-        await expectSyncError(Promise.reject(error), "E_SYNC_LEASE_LOST");
-      }
-      assertEquals(await t.job(done.jobId), done, "the stale worker changed nothing");
-      const byA = seen.slice(before);
-      assert(byA.length <= 1, `the stale worker applies no further chunk (${byA.length} calls)`);
+      assertEquals((await t.job(done.jobId)).cursor, 3, "cursor after B");
+      assertEquals(indexes(seen), [0, 1, 2], "B applied every chunk once");
+      assert(seen.every((s) => s.owner === "b"), "B applied under its own lease");
+      await staleRun("after B finished");
       assertEquals(await a.runDueJobs(), 0, "nothing left for A");
-      assertEquals(
-        indexes(seen.slice(0, before).filter((s) => s.owner === "b")),
-        [0, 1, 2],
-        "B applied every chunk once",
-      );
     },
   },
   {
@@ -746,38 +811,83 @@ const leaseCases: ConformanceCase[] = [
     async run(t) {
       const entered = deferred<void>();
       const gate = deferred<void>();
-      const seen = recordApplies(t, async (index) => {
-        if (index === 0) {
+      try {
+        const seen = recordApplies(t, async (index) => {
+          if (index === 0) {
+            entered.resolve();
+            await gate.promise;
+          }
+        });
+        const sealed = await t.uploadAndSeal(textChunks(2, "heartbeat"));
+        const jobId = sealed.job.jobId;
+        const draining = track(t.harness.drain());
+        await settleWithin(entered.promise, "the handler was never called");
+        const owner = seen[0].owner;
+        const claimedAt = t.clock.now();
+        const b = newWorker(t, "b");
+        const transactional = appliesInTransaction(t);
+        while (t.clock.now() < claimedAt + LEASE_MS * 1.5) {
+          t.clock.advance(HEARTBEAT_MS);
+          if (transactional) continue;
+          await eventually(
+            async () => (await t.job(jobId)).lease?.expiresAt === t.clock.now() + LEASE_MS,
+            `the heartbeat at +${t.clock.now() - claimedAt} ms extends the lease to now + leaseMs`,
+          );
+          await expectNothingClaimed(b, "B while the lease is kept alive");
+        }
+        const bRun = track(b.runDueJobs());
+        await turnsUntil(() => bRun.settled, 20);
+        gate.resolve();
+        assertEquals(await settleWithin(bRun.promise, "B's run"), 0, "B never ran the job");
+        await settleWithin(draining.promise, "drain after the handler was released");
+        const done = await t.job(jobId);
+        assertEquals(done.state, "succeeded", "final state");
+        assertEquals(indexes(seen), [0, 1], "apply calls");
+        assert(seen.every((s) => s.owner === owner), "every chunk applied by the first worker");
+      } finally {
+        gate.resolve();
+      }
+    },
+  },
+  {
+    name: "lease: heartbeats keep the lease while the verify hook runs",
+    requires: [Capability.concurrentWorkers],
+    hooks: ["newWorker"],
+    async run(t) {
+      const gate = deferred<void>();
+      try {
+        const entered = deferred<void>();
+        t.handler.onVerify(async () => {
           entered.resolve();
           await gate.promise;
+        });
+        const sealed = await t.uploadAndSeal(textChunks(2, "verify-heartbeat"));
+        const jobId = sealed.job.jobId;
+        const draining = track(t.harness.drain());
+        await settleWithin(entered.promise, "the verify hook was never called");
+        const startedAt = t.clock.now();
+        const b = newWorker(t, "b");
+        const transactional = appliesInTransaction(t);
+        while (t.clock.now() < startedAt + LEASE_MS * 1.5) {
+          t.clock.advance(HEARTBEAT_MS);
+          if (transactional) continue;
+          await eventually(
+            async () => (await t.job(jobId)).lease?.expiresAt === t.clock.now() + LEASE_MS,
+            `the heartbeat at +${t.clock.now() - startedAt} ms while the verify hook runs ` +
+              "extends the lease to now + leaseMs",
+          );
+          await expectNothingClaimed(b, "B while the verify hook's lease is kept alive");
         }
-      });
-      const sealed = await t.uploadAndSeal(textChunks(2, "heartbeat"));
-      const jobId = sealed.job.jobId;
-      const draining = track(t.harness.drain());
-      await settleWithin(entered.promise, "the handler was never called");
-      const owner = seen[0].owner;
-      const claimedAt = t.clock.now();
-      const b = newWorker(t, "b");
-      const transactional = appliesInTransaction(t);
-      while (t.clock.now() < claimedAt + LEASE_MS * 1.5) {
-        t.clock.advance(HEARTBEAT_MS);
-        if (transactional) continue;
-        await eventually(
-          async () => (await t.job(jobId)).lease?.expiresAt === t.clock.now() + LEASE_MS,
-          `the heartbeat at +${t.clock.now() - claimedAt} ms extends the lease to now + leaseMs`,
-        );
-        assertEquals(await b.runDueJobs(), 0, "B cannot claim a job whose lease is kept alive");
+        const bRun = track(b.runDueJobs());
+        await turnsUntil(() => bRun.settled, 20);
+        gate.resolve();
+        assertEquals(await settleWithin(bRun.promise, "B's run"), 0, "B never ran the job");
+        await settleWithin(draining.promise, "drain after the verify hook was released");
+        assertEquals((await t.job(jobId)).state, "succeeded", "final state");
+        assertEquals(t.handler.verifications.length, 1, "verify calls (never run twice)");
+      } finally {
+        gate.resolve();
       }
-      const bRun = track(b.runDueJobs());
-      await turnsUntil(() => bRun.settled, 20);
-      gate.resolve();
-      assertEquals(await settleWithin(bRun.promise, "B's run"), 0, "B never ran the job");
-      await settleWithin(draining.promise, "drain after the handler was released");
-      const done = await t.job(jobId);
-      assertEquals(done.state, "succeeded", "final state");
-      assertEquals(indexes(seen), [0, 1], "apply calls");
-      assert(seen.every((s) => s.owner === owner), "every chunk applied by the first worker");
     },
   },
 ];

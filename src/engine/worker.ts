@@ -135,9 +135,14 @@ export class JobRunner<TExtras extends object> {
   ): Promise<StepResult> {
     const index = job.cursor;
     const read = await this.#ctx.store.transaction(async (tx) => ({
+      current: await tx.getJob(claim.scope, claim.jobId),
       chunk: await tx.getChunk(job.scope, job.sourceId, index),
       extras: tx.extras,
     }));
+    // A worker whose lease was taken over must not run the handler even once more.
+    if (read.current?.lease?.token !== claim.token) {
+      return { job: read.current ?? job, holding: false };
+    }
     const chunk = read.chunk;
     if (!chunk) {
       return await this.#fail(claim, job, {
@@ -235,14 +240,14 @@ export class JobRunner<TExtras extends object> {
 
   async #verify(claim: Claim, job: Job, source: Source, manifest: Manifest): Promise<StepResult> {
     const verify = this.#ctx.handler.verify?.bind(this.#ctx.handler);
-    const controller = new AbortController();
     const runHook = async (
       current: Job,
       extras: TExtras,
+      signal: AbortSignal,
     ): Promise<RecordedError | undefined> => {
       if (!verify) return undefined;
       try {
-        await verify({ ...extras, job: current, source, manifest, signal: controller.signal });
+        await verify({ ...extras, job: current, source, manifest, signal });
         return undefined;
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);
@@ -254,12 +259,13 @@ export class JobRunner<TExtras extends object> {
       }
     };
     if (this.#ctx.store.transactionalApply) {
+      // The job row stays locked while the hook runs: no cancel or claim can interleave.
       return await this.#ctx.store.transaction(async (tx) => {
         const current = await this.#currentHeld(tx, claim);
         if (!current) {
           return { job: await tx.getJob(claim.scope, claim.jobId) ?? job, holding: false };
         }
-        const hookError = await runHook(current, tx.extras);
+        const hookError = await runHook(current, tx.extras, new AbortController().signal);
         return await this.#transitionIn(tx, claim, current, {
           type: "verify",
           now: this.#ctx.clock.now(),
@@ -270,7 +276,13 @@ export class JobRunner<TExtras extends object> {
       });
     }
     const extras = await this.#ctx.store.transaction((tx) => Promise.resolve(tx.extras));
-    const hookError = await runHook(job, extras);
+    const watch = this.#watchLease(claim);
+    let hookError: RecordedError | undefined;
+    try {
+      hookError = await runHook(job, extras, watch.signal);
+    } finally {
+      watch.stop();
+    }
     return await this.#commit(claim, job, {
       type: "verify",
       now: 0,

@@ -25,6 +25,8 @@ function patchStore(store: MemoryStore, patch: TransactionPatch): SyncStore {
 /** One seeded defect. */
 export interface Mutant {
   name: string;
+  /** A case whose name starts with this must be among the failures (the right reason). */
+  caughtBy: string;
   /** Defect in the store primitives. */
   store?: TransactionPatch;
   /** Defect in the adapter surface. */
@@ -86,10 +88,12 @@ export function mutantTarget(mutant: Mutant): SuiteTarget {
 export const MUTANTS: readonly Mutant[] = [
   {
     name: "accepts a conflicting chunk (index lookup always misses, so it overwrites)",
+    caughtBy: "append: other bytes at a stored index conflict",
     store: () => ({ getChunkInfo: () => Promise.resolve(undefined) }),
   },
   {
     name: "ignores scope on source reads",
+    caughtBy: "scope: appendChunk in another scope",
     store: (tx) => {
       const anyScope = async (scope: string, sourceId: string) =>
         await tx.getSource(scope, sourceId) ??
@@ -99,6 +103,7 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: "skips the chunk digest check (trusts the bytes, rewrites the declared digest)",
+    caughtBy: "append: a checksum mismatch is refused",
     adapter: (base) => ({
       appendChunk: async (input) =>
         base.appendChunk({
@@ -109,6 +114,7 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: "re-seal creates a new job (sealed state not read back)",
+    caughtBy: "seal: sealing again with the same manifest returns the same job",
     store: (tx) => {
       const forgetful = async (scope: string, sourceId: string) => {
         const source = await tx.getSource(scope, sourceId);
@@ -119,12 +125,14 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: "ignores cancel (cancelled state is never written)",
+    caughtBy: "cancel: a queued job is cancelled",
     store: (tx) => ({
       updateJob: (job) => job.state === "cancelled" ? Promise.resolve() : tx.updateJob(job),
     }),
   },
   {
     name: "commits with a stale token (a new claim's lease is not persisted)",
+    caughtBy: "lease: a stale worker's commits are refused",
     store: (tx) => ({
       updateJob: async (job) => {
         const stored = await tx.getJob(job.scope, job.jobId);
@@ -137,6 +145,7 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: "applies a chunk twice (progress of odd chunks is not persisted)",
+    caughtBy: "apply: a fault-free run applies chunks 0..n-1 in order, each once",
     store: (tx) => ({
       updateJob: async (job) => {
         const stored = await tx.getJob(job.scope, job.jobId);
@@ -152,12 +161,14 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: "reports terminal early (wait returns the current snapshot)",
+    caughtBy: "wait: resolves with the terminal snapshot once the job finishes",
     adapter: (base) => ({
       waitForTerminal: (input) => base.getJob({ scope: input?.scope, jobId: input?.jobId }),
     }),
   },
   {
     name: "claims a job whose lease is still held",
+    caughtBy: "concurrency: racing claims hand a due job to exactly one worker",
     store: (tx) => ({
       findClaimableJob: async (now) => {
         const due = await tx.findClaimableJob(now);
@@ -170,6 +181,7 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: "failed seal is not persisted (failed state never written)",
+    caughtBy: "seal: a gap (chunks 0 and 2 of 3) fails the source durably",
     store: (tx) => ({
       updateSource: (source) =>
         source.state === "failed" ? Promise.resolve() : tx.updateSource(source),
@@ -177,18 +189,21 @@ export const MUTANTS: readonly Mutant[] = [
   },
   {
     name: "gc expires live sources (ignores the TTL)",
+    caughtBy: "gc: a collecting source past its TTL expires",
     store: (tx) => ({
       listExpiredSources: (_now, limit) => tx.listExpiredSources(Number.MAX_SAFE_INTEGER, limit),
     }),
   },
   {
     name: "lists jobs oldest first",
+    caughtBy: "list: jobs come newest first",
     store: (tx) => ({
       listJobs: async (query) => (await tx.listJobs({ ...query, limit: 100_000 })).reverse(),
     }),
   },
   {
     name: "cancel does not fence the worker (a cancelled job reads back as its worker's)",
+    caughtBy: "cancel: a queued job is cancelled and never runs",
     store: (tx) => {
       const unfenced = async (scope: string, jobId: string) => {
         const job = await tx.getJob(scope, jobId);
