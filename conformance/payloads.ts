@@ -70,41 +70,6 @@ export function splitSequenceLengths(chunks: readonly Uint8Array[]): Set<number>
   return found;
 }
 
-/** Deterministic pseudo-random bytes (a 32-bit xorshift stream seeded by `seed`). */
-export function deterministicBytes(length: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(length);
-  let state = (seed >>> 0) || 0x9e3779b9;
-  for (let i = 0; i < length; i++) {
-    state ^= state << 13;
-    state >>>= 0;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    state >>>= 0;
-    out[i] = state & 0xff;
-  }
-  return out;
-}
-
-/**
- * Binary chunks: every byte value ascending, every byte value descending, all zeros, all
- * 0xff, a lone NUL, a fixed permutation of the 256 values and a pseudo-random block.
- */
-export function binaryChunks(): Uint8Array[] {
-  const ascending = Uint8Array.from({ length: 256 }, (_, i) => i);
-  const descending = Uint8Array.from({ length: 256 }, (_, i) => 255 - i);
-  // 167 is odd, so i ↦ 167·i + 13 (mod 256) is a permutation of the byte values.
-  const permutation = Uint8Array.from({ length: 256 }, (_, i) => (167 * i + 13) & 0xff);
-  return [
-    ascending,
-    descending,
-    new Uint8Array(64),
-    new Uint8Array(64).fill(0xff),
-    new Uint8Array(1),
-    permutation,
-    deterministicBytes(1000, 7),
-  ];
-}
-
 /** `count` tiny distinct chunks (`"c<index>;"` in ASCII), e.g. for scale runs. */
 export function tinyChunks(count: number): Uint8Array[] {
   return Array.from({ length: count }, (_, i) => encoder.encode(`c${i};`));

@@ -11,6 +11,7 @@ import { Capability } from "../src/contracts/capabilities.ts";
 import type { Clock } from "../src/contracts/clock.ts";
 import type { SyncHandler } from "../src/contracts/handler.ts";
 import { isTerminalJobState } from "../src/contracts/domain.ts";
+import { bindOperations } from "../src/engine/bind.ts";
 import { SyncEngine } from "../src/engine/engine.ts";
 import type { RandomSource } from "../src/policy/backoff.ts";
 import type { PolicyOverrides } from "../src/policy/policy.ts";
@@ -115,16 +116,7 @@ export function createMemoryAdapter(options: MemoryAdapterOptions): MemoryAdapte
     capabilities: CAPABILITIES,
     engine,
     store,
-    createSource: (input) => engine.createSource(input),
-    appendChunk: (input) => engine.appendChunk(input),
-    listChunks: (input) => engine.listChunks(input),
-    sealSource: (input) => engine.sealSource(input),
-    getSource: (input) => engine.getSource(input),
-    getJob: (input) => engine.getJob(input),
-    listJobs: (input) => engine.listJobs(input),
-    cancelJob: (input) => engine.cancelJob(input),
-    waitForTerminal: (input) => engine.waitForTerminal(input),
-    gc: (input) => engine.gc(input),
+    ...bindOperations(engine),
     async drain() {
       let total = 0;
       for (;;) {

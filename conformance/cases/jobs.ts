@@ -14,8 +14,8 @@ import type { Job } from "../../src/contracts/domain.ts";
 import { nonRetryable } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { type CaseContext, expectSyncError, SUITE_POLICY } from "../context.ts";
+import { binaryChunks } from "../fixtures.ts";
 import {
-  binaryChunks,
   concatBytes,
   encodeUtf8,
   multiByteText,

@@ -8,7 +8,9 @@ import { MemoryStore } from "../../memory/mod.ts";
 import { sha256Hex } from "../../src/checksum.ts";
 import type { SyncAdapter } from "../../src/contracts/adapter.ts";
 import type { StoreTransaction, SyncStore } from "../../src/contracts/store.ts";
+import { bindOperations } from "../../src/engine/bind.ts";
 import { SyncEngine } from "../../src/engine/engine.ts";
+import { MEMORY_HOOKS, memoryOracle } from "./memory_harness.ts";
 
 /** Replaces some transaction operations of a store. */
 export type TransactionPatch = (tx: StoreTransaction) => Partial<StoreTransaction>;
@@ -40,16 +42,7 @@ function mutantFactory(mutant: Mutant): ConformanceFactory {
     const engine = new SyncEngine({ store, handler, policy, clock, random, workerId: "main" });
     const base: SyncAdapter = {
       capabilities: ["concurrent-workers"],
-      createSource: (input) => engine.createSource(input),
-      appendChunk: (input) => engine.appendChunk(input),
-      listChunks: (input) => engine.listChunks(input),
-      sealSource: (input) => engine.sealSource(input),
-      getSource: (input) => engine.getSource(input),
-      getJob: (input) => engine.getJob(input),
-      listJobs: (input) => engine.listJobs(input),
-      cancelJob: (input) => engine.cancelJob(input),
-      waitForTerminal: (input) => engine.waitForTerminal(input),
-      gc: (input) => engine.gc(input),
+      ...bindOperations(engine),
     };
     const adapter = mutant.adapter ? { ...base, ...mutant.adapter(base) } : base;
     return Promise.resolve({
@@ -59,17 +52,7 @@ function mutantFactory(mutant: Mutant): ConformanceFactory {
       },
       newWorker: (owner) =>
         new SyncEngine({ store, handler, policy, clock, random, workerId: owner }),
-      oracle: {
-        readChunk: (scope, sourceId, index) =>
-          Promise.resolve(memory.oracle.chunk(scope, sourceId, index)),
-        chunkCount: (scope, sourceId) => Promise.resolve(memory.oracle.chunkCount(scope, sourceId)),
-        corruptChunk: (scope, sourceId, index) => {
-          memory.oracle.corruptChunk(scope, sourceId, index);
-          return Promise.resolve();
-        },
-        readSource: (scope, sourceId) => Promise.resolve(memory.oracle.source(scope, sourceId)),
-        readJob: (scope, jobId) => Promise.resolve(memory.oracle.job(scope, jobId)),
-      },
+      oracle: memoryOracle(memory),
       close: () => Promise.resolve(),
     });
   };
@@ -80,7 +63,7 @@ export function mutantTarget(mutant: Mutant): SuiteTarget {
   return {
     factory: mutantFactory(mutant),
     capabilities: ["concurrent-workers"],
-    hooks: ["newWorker", "readChunk", "chunkCount", "corruptChunk", "readSource", "readJob"],
+    hooks: MEMORY_HOOKS,
   };
 }
 

@@ -1,0 +1,24 @@
+/**
+ * The operations of an engine as a plain object of bound functions: the part of a
+ * `SyncAdapter` every adapter exposes unchanged.
+ *
+ * @module
+ */
+
+import type { SyncOperations } from "../contracts/adapter.ts";
+
+/** `engine`'s operations, bound, ready to spread into an adapter object. */
+export function bindOperations(engine: SyncOperations): SyncOperations {
+  return {
+    createSource: (input) => engine.createSource(input),
+    appendChunk: (input) => engine.appendChunk(input),
+    listChunks: (input) => engine.listChunks(input),
+    sealSource: (input) => engine.sealSource(input),
+    getSource: (input) => engine.getSource(input),
+    getJob: (input) => engine.getJob(input),
+    listJobs: (input) => engine.listJobs(input),
+    cancelJob: (input) => engine.cancelJob(input),
+    waitForTerminal: (input) => engine.waitForTerminal(input),
+    gc: (input) => engine.gc(input),
+  };
+}
