@@ -211,7 +211,8 @@ export class MemoryStore implements SyncStore {
         const created = !table;
         if (!table) this.#chunks.set(sourceKey, table = { byIndex: new Map(), sorted: [] });
         const target = table;
-        target.byIndex.set(chunk.index, copyChunk(chunk));
+        // The engine hands over bytes it owns (copied before hashing): kept as they are.
+        target.byIndex.set(chunk.index, chunk);
         insertSorted(target.sorted, chunk.index);
         undo.push(() => {
           target.byIndex.delete(chunk.index);

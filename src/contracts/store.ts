@@ -43,6 +43,7 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
 
   getChunkInfo(scope: string, sourceId: string, index: number): Promise<ChunkInfo | undefined>;
   getChunk(scope: string, sourceId: string, index: number): Promise<Chunk | undefined>;
+  /** Stores a chunk. The engine owns `chunk.bytes` (its own copy): the store may keep them. */
   insertChunk(scope: string, sourceId: string, chunk: Chunk): Promise<void>;
   /** Chunks with `index > afterIndex`, ascending, at most `limit`. */
   listChunkInfos(
