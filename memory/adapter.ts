@@ -114,6 +114,7 @@ export function createMemoryAdapter(options: MemoryAdapterOptions): MemoryAdapte
 
   return {
     capabilities: CAPABILITIES,
+    maxChunkBytes: engine.policy.limits.maxChunkBytes,
     engine,
     store,
     ...bindOperations(engine),

@@ -70,7 +70,9 @@ function split(bytes: Uint8Array, size: number): Uint8Array[] {
 }
 
 async function rawDigests(chunks: Uint8Array[]): Promise<void> {
-  for (const chunk of chunks) await crypto.subtle.digest("SHA-256", chunk);
+  for (const chunk of chunks) {
+    await crypto.subtle.digest("SHA-256", chunk as Uint8Array<ArrayBuffer>);
+  }
 }
 
 async function checksumFigure(): Promise<Figure> {

@@ -9,7 +9,8 @@
  * import of the output (relative ones resolve, bare ones are declared in deno.json
  * `imports` and become `dependencies`; no `node:`/`npm:`/`jsr:`) → write
  * npm/package.json, copy README.md and LICENSE → verify the exports mirror →
- * `npm pack --dry-run` → the Node smoke test (`npm_smoke.ts`) unless `--no-smoke`.
+ * `npm pack --dry-run` → the Node smoke test (`npm_smoke.ts`) unless `--no-smoke` → the
+ * same for the Postgres adapter's package (`adapters/postgres/scripts/build_npm.ts`).
  *
  * Usage: `deno task build:npm` (or `deno task build:npm --no-smoke`).
  *
@@ -36,6 +37,7 @@ import {
   walkFiles,
 } from "./_build_common.ts";
 import { smokeTest } from "./npm_smoke.ts";
+import { buildPostgresPackage } from "../adapters/postgres/scripts/build_npm.ts";
 
 const DESCRIPTION =
   "Backend-agnostic, durable and verified chunked sync of coding-agent conversations: " +
@@ -226,6 +228,9 @@ async function build(smoke: boolean): Promise<void> {
 
   // 7. Install the tarball into a scratch project and import every export under Node.
   if (smoke) await smokeTest(cfg);
+
+  // 8. The Postgres adapter's package (adapters/postgres/npm/), compiled against this one.
+  await buildPostgresPackage(smoke);
 }
 
 /** Reads deno.json and fails unless every export target exists in the source tree. */

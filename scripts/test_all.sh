@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The full check, as run by `npm test` and CI (.ci/run): format, lint, type-check, the
-# tests under Deno and Bun from source, the npm build (+ Node smoke test), the tests
-# under Node against the compiled package, and a JSR publish dry run. Stops at the first
-# failure. Needs `npm ci` first (deno, bun, typescript come from node_modules).
+# tests under Deno and Bun from source, the Convex adapter's tests (convex-test), the
+# Postgres adapter's tests (PGlite and a throwaway PostgreSQL server), the npm build
+# (+ Node smoke test), the tests under Node against the compiled package, and a JSR
+# publish dry run. Stops at the first failure. Needs `npm ci` first (deno, bun,
+# typescript come from node_modules).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -97,12 +99,30 @@ step "deno lint" deno lint
 step "deno task check" deno task check
 step "deno task test (Deno, from source)" deno task test
 count deno
+step "deno task test:convex (Convex adapter on convex-test)" deno task test:convex
+count deno
+step "deno task test:convex:bun (Convex adapter on convex-test, Bun)" deno task test:convex:bun
+count bun
+# The Postgres adapter on PGlite and on a throwaway PostgreSQL cluster (or DATABASE_URL).
+step "deno task test:postgres (Postgres adapter: PGlite and a PostgreSQL server)" \
+  deno task test:postgres
+count deno
+# The codex-sync CLI as a subprocess (embedded PGlite store), plus its in-process tests.
+step "deno task test:cli (codex-sync CLI: import, resume after SIGINT, verify, conformance)" \
+  deno task test:cli
+count deno
 step "deno task test:bun (Bun, from source)" deno task test:bun
 count bun
 step "deno task build:npm (tsc build, npm pack --dry-run, Node smoke test)" deno task build:npm
 step "deno task test:node (Node, against the compiled package)" deno task test:node
 count node
 step "deno publish --dry-run" deno publish --dry-run --allow-dirty
+# The root's dry run covers the root package only; each workspace member has its own.
+step "deno publish --dry-run (adapters/convex)" \
+  bash -c 'cd adapters/convex && deno publish --dry-run --allow-dirty'
+step "deno publish --dry-run (adapters/postgres)" \
+  bash -c 'cd adapters/postgres && deno publish --dry-run --allow-dirty'
+step "deno publish --dry-run (cli)" bash -c 'cd cli && deno publish --dry-run --allow-dirty'
 
 echo
 echo "Step timings:"

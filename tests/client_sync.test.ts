@@ -56,6 +56,7 @@ const tick = (): Promise<void> => Promise.resolve();
 
 class FakeAdapter implements SyncAdapter {
   readonly capabilities: readonly Capability[] = [];
+  maxChunkBytes?: number;
   /** Every operation called, in order. */
   readonly calls: string[] = [];
   /** Index of every append attempt, in order. */
@@ -390,6 +391,30 @@ describe("syncConversation: payloads and manifests", () => {
     const joined = new Uint8Array(10_000);
     for (const chunk of stored.chunks.values()) joined.set(chunk.bytes, chunk.info.index * 1024);
     assert.deepEqual(joined, payload);
+  });
+
+  test("the default chunk size shrinks to the adapter's maxChunkBytes", async () => {
+    const adapter = new FakeAdapter();
+    adapter.maxChunkBytes = 4096;
+    const result = await syncConversation(adapter, options(bytesOf(10_000)));
+    assert.equal(result.manifest.chunkCount, 3);
+    const stored = adapter.sources.get(result.source.sourceId)!;
+    assert.deepEqual([...stored.chunks.values()].map((c) => c.info.byteLength).sort(), [
+      1808,
+      4096,
+      4096,
+    ]);
+  });
+
+  test("a chunkSize above the adapter's maxChunkBytes fails before any call", async () => {
+    const adapter = new FakeAdapter();
+    adapter.maxChunkBytes = 4096;
+    const error = await rejectsWith(
+      syncConversation(adapter, options(bytesOf(10_000), { chunkSize: 4097 })),
+      "E_SYNC_LIMIT_EXCEEDED",
+    );
+    assert.equal(error.details?.limit, 4096);
+    assert.deepEqual(adapter.calls, []);
   });
 
   test("a ReadableStream of uneven pieces gives the same manifest as the whole bytes", async () => {

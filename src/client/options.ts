@@ -40,7 +40,7 @@ export interface SyncConversationOptions {
   metadata?: JsonValue;
   /** The manifest's domain `data`, for the handler's verify hook. */
   manifestData?: JsonValue;
-  /** Bytes per chunk (default 1 MiB). */
+  /** Bytes per chunk (default 1 MiB, or the adapter's `maxChunkBytes` when smaller). */
   chunkSize?: number;
   /** Chunks uploaded at once (default 4); memory stays ≤ chunkSize × (concurrency + 1). */
   concurrency?: number;
@@ -86,7 +86,10 @@ function requireText(field: string, value: unknown): void {
 }
 
 /** Applies the defaults; throws `E_SYNC_INVALID_ARGUMENT` for a malformed option. */
-export function resolveSyncOptions(options: SyncConversationOptions): ResolvedSyncOptions {
+export function resolveSyncOptions(
+  options: SyncConversationOptions,
+  adapterMaxChunkBytes: number = Infinity,
+): ResolvedSyncOptions {
   if (typeof options !== "object" || options === null) {
     throw invalid("options", "must be an object");
   }
@@ -100,8 +103,15 @@ export function resolveSyncOptions(options: SyncConversationOptions): ResolvedSy
     throw invalid("format", 'must be "bytes" or "jsonl-records"');
   }
   assertPayload(options.payload, options.format);
-  const chunkSize = options.chunkSize ?? DEFAULT_CHUNK_SIZE;
+  const chunkSize = options.chunkSize ?? Math.min(DEFAULT_CHUNK_SIZE, adapterMaxChunkBytes);
   assertChunkSize(chunkSize);
+  if (chunkSize > adapterMaxChunkBytes) {
+    throw new SyncError(
+      "E_SYNC_LIMIT_EXCEEDED",
+      `chunkSize ${chunkSize} is larger than the adapter's limit of ${adapterMaxChunkBytes} bytes`,
+      { details: { field: "chunkSize", limit: adapterMaxChunkBytes, actual: chunkSize } },
+    );
+  }
   const concurrency = options.concurrency ?? DEFAULT_CONCURRENCY;
   if (!Number.isSafeInteger(concurrency) || concurrency <= 0) {
     throw invalid("concurrency", "must be a positive integer");

@@ -49,7 +49,7 @@ export async function syncConversation(
   options: SyncConversationOptions,
 ): Promise<SyncConversationResult> {
   try {
-    const resolved = resolveSyncOptions(options);
+    const resolved = resolveSyncOptions(options, adapter?.maxChunkBytes);
     const abort = linkAbort(resolved.signal, abortedError);
     try {
       return await runSync(adapter, resolved, abort.signal);

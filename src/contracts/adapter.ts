@@ -44,4 +44,6 @@ export interface SyncOperations {
 /** A backend adapter: the operations plus what the backend can guarantee. */
 export interface SyncAdapter extends SyncOperations {
   readonly capabilities: readonly Capability[];
+  /** The largest chunk `appendChunk` accepts; clients size their chunks to fit. */
+  readonly maxChunkBytes?: number;
 }

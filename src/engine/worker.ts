@@ -17,8 +17,11 @@ import type { EngineContext } from "./context.ts";
 
 /** Options of {@link JobRunner.runClaimedJob}. */
 export interface RunJobOptions {
-  /** Stop after applying this many chunks (the job stays claimed until its lease ends). */
-  maxChunks?: number;
+  /**
+   * Stop after this many steps, a step being one chunk applied or the verification. A
+   * backend that runs one step per transaction passes 1; the job stays claimed.
+   */
+  maxSteps?: number;
 }
 
 /** Options of {@link JobRunner.runDueJobs}. */
@@ -97,7 +100,7 @@ export class JobRunner<TExtras extends object> {
 
   /**
    * Applies chunks of a job this worker claimed, from its cursor, until it is done,
-   * fails an attempt, loses its lease, or `maxChunks` were applied. Returns the job as
+   * fails an attempt, loses its lease, or `maxSteps` steps were run. Returns the job as
    * last seen.
    */
   async runClaimedJob(job: Job, options: RunJobOptions = {}): Promise<Job> {
@@ -112,16 +115,16 @@ export class JobRunner<TExtras extends object> {
       })).job;
     }
     let step: StepResult = { job, holding: true };
-    let applied = 0;
-    const maxChunks = options.maxChunks ?? Infinity;
+    let steps = 0;
+    const maxSteps = options.maxSteps ?? Infinity;
     while (
       step.holding && step.job.state === "running" && step.job.cursor < step.job.totalChunks &&
-      applied < maxChunks
+      steps < maxSteps
     ) {
       step = await this.#applyNextChunk(claim, step.job, source, source.manifest);
-      applied++;
+      steps++;
     }
-    if (step.holding && step.job.state === "verifying") {
+    if (step.holding && step.job.state === "verifying" && steps < maxSteps) {
       step = await this.#verify(claim, step.job, source, source.manifest);
     }
     return step.job;

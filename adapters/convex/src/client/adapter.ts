@@ -1,0 +1,181 @@
+/**
+ * The runtime side: a `SyncAdapter` that calls the host's sync functions through a
+ * Convex client.
+ *
+ * @module
+ */
+
+import {
+  type AppendResult,
+  Capability,
+  type ChunkInfo,
+  type Clock,
+  type GcReport,
+  type Job,
+  type Page,
+  type SealResult,
+  type Source,
+  type SyncAdapter,
+  systemClock,
+} from "@zakstam/codex-sync-engine";
+import type { DefaultFunctionArgs, FunctionReference } from "convex/server";
+import { jobFromWire, sourceFromWire, syncErrorFromWire } from "../codec.ts";
+import type {
+  AppendChunkArgs,
+  AppendResultWire,
+  CancelJobArgs,
+  CreateSourceArgs,
+  GcArgs,
+  GetJobArgs,
+  GetSourceArgs,
+  JobWire,
+  ListChunksArgs,
+  ListJobsArgs,
+  MutationResult,
+  PageWire,
+  SealResultWire,
+  SealSourceArgs,
+  SourceWire,
+} from "../wire.ts";
+import {
+  appendChunkArgs,
+  cancelJobArgs,
+  createSourceArgs,
+  gcArgs,
+  getJobArgs,
+  getSourceArgs,
+  listChunksArgs,
+  listJobsArgs,
+  sealSourceArgs,
+} from "./args.ts";
+import { CONVEX_MAX_CHUNK_BYTES } from "../limits.ts";
+import { callError, type ConvexFunctionCaller } from "./caller.ts";
+import { waitForTerminal } from "./wait.ts";
+
+type Mutation<Args extends DefaultFunctionArgs, Result> = FunctionReference<
+  "mutation",
+  "public",
+  Args,
+  MutationResult<Result>
+>;
+type Query<Args extends DefaultFunctionArgs, Result> = FunctionReference<
+  "query",
+  "public",
+  Args,
+  Result
+>;
+
+/** References to the host's exported sync functions: typically its `api.sync`. */
+export interface ConvexSyncFunctionReferences {
+  createSource: Mutation<CreateSourceArgs, SourceWire>;
+  appendChunk: Mutation<AppendChunkArgs, AppendResultWire>;
+  sealSource: Mutation<SealSourceArgs, SealResultWire>;
+  cancelJob: Mutation<CancelJobArgs, JobWire>;
+  gc: Mutation<GcArgs, GcReport>;
+  getSource: Query<GetSourceArgs, SourceWire>;
+  listChunks: Query<ListChunksArgs, PageWire<ChunkInfo>>;
+  getJob: Query<GetJobArgs, JobWire>;
+  listJobs: Query<ListJobsArgs, PageWire<JobWire>>;
+}
+
+/** How to build a Convex adapter. */
+export interface ConvexSyncAdapterOptions {
+  /** A `ConvexClient` (waits use its subscriptions) or a `ConvexHttpClient` (waits poll). */
+  client: ConvexFunctionCaller;
+  /** The host's sync functions, e.g. `api.sync`. */
+  functions: ConvexSyncFunctionReferences;
+  /** Time source of wait timeouts and polling (default the system clock). */
+  clock?: Clock;
+  /** Interval of `waitForTerminal`'s polling when the client has no subscriptions (default 1 s). */
+  pollIntervalMs?: number;
+  /**
+   * The server's chunk limit, announced to clients so `syncConversation` sizes chunks to
+   * fit (default `CONVEX_MAX_CHUNK_BYTES`; set it if the server's policy lowers it).
+   */
+  maxChunkBytes?: number;
+}
+
+/** Default interval of `waitForTerminal`'s polling, in ms. */
+export const DEFAULT_POLL_INTERVAL_MS = 1_000;
+
+const CAPABILITIES: readonly Capability[] = [
+  Capability.durable,
+  Capability.transactionalApply,
+];
+
+/** Builds a `SyncAdapter` over the host's Convex sync functions. */
+export function createConvexSyncAdapter(options: ConvexSyncAdapterOptions): SyncAdapter {
+  const { client, functions } = options;
+  const clock = options.clock ?? systemClock;
+
+  const mutate = async <Args extends DefaultFunctionArgs, Result>(
+    ref: Mutation<Args, Result>,
+    args: Args,
+  ): Promise<Result> => {
+    let result: MutationResult<Result>;
+    try {
+      result = await client.mutation(ref, args) as MutationResult<
+        Result
+      >;
+    } catch (error) {
+      throw callError(error);
+    }
+    if (!result.ok) throw syncErrorFromWire(result.error);
+    return result.value;
+  };
+
+  const read = async <Args extends DefaultFunctionArgs, Result>(
+    ref: Query<Args, Result>,
+    args: Args,
+  ): Promise<Result> => {
+    try {
+      return await client.query(ref, args) as Result;
+    } catch (error) {
+      throw callError(error);
+    }
+  };
+
+  // Input checks run inside the async operations, so that they reject rather than throw.
+  return {
+    capabilities: CAPABILITIES,
+    maxChunkBytes: options.maxChunkBytes ?? CONVEX_MAX_CHUNK_BYTES,
+    async createSource(input): Promise<Source> {
+      return sourceFromWire(await mutate(functions.createSource, createSourceArgs(input)));
+    },
+    async appendChunk(input): Promise<AppendResult> {
+      const result = await mutate(functions.appendChunk, appendChunkArgs(input));
+      return { ...result, source: sourceFromWire(result.source) };
+    },
+    async listChunks(input): Promise<Page<ChunkInfo>> {
+      return await read(functions.listChunks, listChunksArgs(input));
+    },
+    async sealSource(input): Promise<SealResult> {
+      const result = await mutate(functions.sealSource, sealSourceArgs(input));
+      return { source: sourceFromWire(result.source), job: jobFromWire(result.job) };
+    },
+    async getSource(input): Promise<Source> {
+      return sourceFromWire(await read(functions.getSource, getSourceArgs(input)));
+    },
+    async getJob(input): Promise<Job> {
+      return jobFromWire(await read(functions.getJob, getJobArgs(input)));
+    },
+    async listJobs(input): Promise<Page<Job>> {
+      const page = await read(functions.listJobs, listJobsArgs(input));
+      return { ...page, items: page.items.map(jobFromWire) };
+    },
+    async cancelJob(input): Promise<Job> {
+      return jobFromWire(await mutate(functions.cancelJob, cancelJobArgs(input)));
+    },
+    waitForTerminal(input): Promise<Job> {
+      return waitForTerminal({
+        caller: client,
+        getJob: functions.getJob,
+        clock,
+        pollIntervalMs: options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
+      }, input);
+    },
+    async gc(input): Promise<GcReport> {
+      return await mutate(functions.gc, gcArgs(input));
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * The small driver interface the adapter runs on: parameterised queries, transactions,
+ * LISTEN and close. Two implementations ship (postgres.js for a server, PGlite embedded);
+ * any other client can be wrapped in a few lines.
+ *
+ * NOTIFY needs no method of its own: the store sends it with `pg_notify` inside the
+ * transaction that writes a job, so it is delivered exactly when that transaction commits.
+ *
+ * @module
+ */
+
+/** One result row, keyed by column name. */
+export type SqlRow = Record<string, unknown>;
+
+/** Runs parameterised SQL (`$1`, `$2`, …) and returns the result rows. */
+export interface SqlExecutor {
+  query<R extends SqlRow = SqlRow>(text: string, params?: readonly unknown[]): Promise<R[]>;
+}
+
+/** Stops listening; resolves once the backend was told. */
+export type Unlisten = () => Promise<void>;
+
+/**
+ * A connection (or pool) to one PostgreSQL database.
+ *
+ * Drivers throw their client's own errors; the store maps them to `SyncError`s (see
+ * `toBackendError`). Parameters arrive as JS strings, numbers, booleans, `null` and
+ * `Uint8Array` (for `bytea`); every statement casts its parameters explicitly.
+ */
+export interface PostgresDriver extends SqlExecutor {
+  /** A short name for diagnostics (`"postgres.js"`, `"pglite"`). */
+  readonly name: string;
+  /**
+   * Runs `fn` inside `BEGIN … COMMIT` on one connection; rolls back and rethrows when
+   * `fn` throws. Statements of `fn` must go through the executor it receives.
+   */
+  transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T>;
+  /**
+   * Calls `onNotify` with the payload of every NOTIFY on `channel` (a lowercase
+   * identifier). `onConnect` runs each time the listening connection is (re)established:
+   * notifications sent while it was down are lost, so listeners re-read what they watch.
+   */
+  listen(
+    channel: string,
+    onNotify: (payload: string) => void,
+    onConnect?: () => void,
+  ): Promise<Unlisten>;
+  /** Closes the connections; further calls fail. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,154 @@
+/**
+ * The schema, as versioned migrations the adapter applies itself at start-up. Applying
+ * is idempotent, runs in one transaction, and concurrent start-ups (many workers at once)
+ * are serialised by a transaction-scoped advisory lock on the schema.
+ *
+ * Each record is kept whole as JSON (`record`, type `json`: byte-exact, so any string
+ * round-trips) next to the columns it is looked up, ordered or filtered by, each
+ * behind an index. Text keys use the "C" collation: ordering by id is by code point, as
+ * in the engine. Times are epoch milliseconds from the engine's clock, never `now()`.
+ *
+ * @module
+ */
+
+import { SyncError } from "@zakstam/codex-sync-engine";
+import type { SqlExecutor } from "./driver.ts";
+import type { TableNames } from "./names.ts";
+
+/** One schema version. */
+export interface Migration {
+  version: number;
+  name: string;
+  statements: (names: TableNames) => string[];
+}
+
+const TERMINAL = `('succeeded', 'failed', 'cancelled')`;
+
+/** Every migration, in version order. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "sources, chunks and jobs",
+    statements: (t) => [
+      `CREATE TABLE ${t.sources} (
+        scope text COLLATE "C" NOT NULL,
+        source_id text COLLATE "C" NOT NULL,
+        conversation_id text COLLATE "C" NOT NULL,
+        state text NOT NULL,
+        expires_at bigint NOT NULL,
+        updated_at bigint NOT NULL,
+        chunks_purged_at bigint,
+        record json NOT NULL,
+        PRIMARY KEY (scope, source_id)
+      )`,
+      // gc: collecting sources past their TTL.
+      `CREATE INDEX ${t.index("sources_expiry")} ON ${t.sources} (expires_at)
+        WHERE state = 'collecting'`,
+      // gc: failed or expired sources whose chunks are still stored.
+      `CREATE INDEX ${t.index("sources_ended")} ON ${t.sources} (updated_at)
+        WHERE state IN ('failed', 'expired') AND chunks_purged_at IS NULL`,
+      `CREATE TABLE ${t.chunks} (
+        scope text COLLATE "C" NOT NULL,
+        source_id text COLLATE "C" NOT NULL,
+        idx bigint NOT NULL,
+        byte_length integer NOT NULL,
+        sha256 text NOT NULL,
+        item_count bigint,
+        bytes bytea NOT NULL,
+        PRIMARY KEY (scope, source_id, idx)
+      )`,
+      `CREATE TABLE ${t.jobs} (
+        scope text COLLATE "C" NOT NULL,
+        job_id text COLLATE "C" NOT NULL,
+        source_id text COLLATE "C" NOT NULL,
+        conversation_id text COLLATE "C" NOT NULL,
+        state text NOT NULL,
+        run_at bigint NOT NULL,
+        created_at bigint NOT NULL,
+        completed_at bigint,
+        chunks_purged boolean NOT NULL DEFAULT false,
+        record json NOT NULL,
+        PRIMARY KEY (scope, job_id)
+      )`,
+      // Claiming: due retries and expired leases alike (a running job's run_at is its
+      // lease expiry). Terminal jobs leave the index.
+      `CREATE INDEX ${t.index("jobs_due")} ON ${t.jobs} (run_at)
+        WHERE state NOT IN ${TERMINAL}`,
+      // Supersede: the active jobs of one conversation.
+      `CREATE INDEX ${t.index("jobs_active")} ON ${t.jobs} (scope, conversation_id)
+        WHERE state NOT IN ${TERMINAL}`,
+      // listJobs, newest first, unfiltered / by conversation / by state.
+      `CREATE INDEX ${t.index("jobs_newest")} ON ${t.jobs} (scope, created_at, job_id)`,
+      `CREATE INDEX ${t.index("jobs_conversation")}
+        ON ${t.jobs} (scope, conversation_id, created_at, job_id)`,
+      `CREATE INDEX ${t.index("jobs_state")} ON ${t.jobs} (scope, state, created_at, job_id)`,
+      // gc: ended jobs whose source still has chunks.
+      `CREATE INDEX ${t.index("jobs_ended")} ON ${t.jobs} (completed_at)
+        WHERE completed_at IS NOT NULL AND NOT chunks_purged`,
+    ],
+  },
+];
+
+/** The newest schema version this adapter knows. */
+export const SCHEMA_VERSION: number = MIGRATIONS[MIGRATIONS.length - 1].version;
+
+/** What {@link migrate} did. */
+export interface MigrationReport {
+  /** Versions applied by this call, in order (empty when the schema was up to date). */
+  applied: number[];
+  /** The schema version after the call. */
+  version: number;
+}
+
+/**
+ * Brings the tables at `names` up to {@link SCHEMA_VERSION}, creating the schema if
+ * needed. Safe to run from many processes at once.
+ */
+export async function migrate(
+  db: { transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> },
+  names: TableNames,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<MigrationReport> {
+  return await db.transaction(async (tx) => {
+    await tx.query(
+      `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`,
+      [`codex-sync-engine:migrate:${names.schema}`],
+    );
+    const [schema] = await tx.query(`SELECT 1 FROM pg_namespace WHERE nspname = $1::text`, [
+      names.schema,
+    ]);
+    if (!schema) await tx.query(`CREATE SCHEMA "${names.schema}"`);
+    const [table] = await tx.query<{ exists: boolean }>(
+      `SELECT to_regclass($1::text) IS NOT NULL AS exists`,
+      [names.migrations],
+    );
+    if (!table.exists) {
+      await tx.query(
+        `CREATE TABLE ${names.migrations} (version integer PRIMARY KEY, name text NOT NULL)`,
+      );
+    }
+    const rows = await tx.query<{ version: number }>(`SELECT version FROM ${names.migrations}`);
+    const done = new Set(rows.map((row) => Number(row.version)));
+    const latest = migrations[migrations.length - 1]?.version ?? 0;
+    const newest = Math.max(0, ...done);
+    if (newest > latest) {
+      throw new SyncError(
+        "E_SYNC_INTERNAL",
+        `postgres adapter: the tables at ${names.schema}.${names.prefix}* are at schema ` +
+          `version ${newest}, newer than this adapter's ${latest}; upgrade the adapter`,
+        { details: { found: newest, supported: latest } },
+      );
+    }
+    const applied: number[] = [];
+    for (const migration of migrations) {
+      if (done.has(migration.version)) continue;
+      for (const statement of migration.statements(names)) await tx.query(statement);
+      await tx.query(
+        `INSERT INTO ${names.migrations} (version, name) VALUES ($1::integer, $2::text)`,
+        [migration.version, migration.name],
+      );
+      applied.push(migration.version);
+    }
+    return { applied, version: Math.max(newest, ...applied) };
+  });
+}

@@ -1,0 +1,116 @@
+/**
+ * Records to rows and back: the statement parameters of sources, jobs and chunks, and
+ * the decoding of result rows (drivers differ in how they return `bigint` and `bytea`).
+ *
+ * @module
+ */
+
+import {
+  type Chunk,
+  type ChunkInfo,
+  isTerminalJobState,
+  type Job,
+  type Source,
+  SyncError,
+} from "@zakstam/codex-sync-engine";
+import type { SqlRow } from "./driver.ts";
+
+// PostgreSQL text cannot hold NUL, and drivers encode an unpaired surrogate as U+FFFD,
+// which would silently merge distinct ids (and scopes).
+const UNPAIRED_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+/** Returns `value` when PostgreSQL can store it as a key; else `E_SYNC_INVALID_ARGUMENT`. */
+export function storableKey(field: string, value: string): string {
+  if (value.includes("\0") || UNPAIRED_SURROGATE.test(value)) {
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `${field} contains a NUL character or an unpaired surrogate, which postgres cannot store`,
+      { details: { field } },
+    );
+  }
+  return value;
+}
+
+/** Parameters 1-8 of `insertSource` / `updateSource`. */
+export function sourceParams(source: Source): unknown[] {
+  return [
+    storableKey("scope", source.scope),
+    storableKey("sourceId", source.sourceId),
+    storableKey("conversationId", source.conversationId),
+    source.state,
+    source.expiresAt,
+    source.updatedAt,
+    source.chunksPurgedAt ?? null,
+    JSON.stringify(source),
+  ];
+}
+
+/** Parameters 1-9 of `insertJob`. */
+export function newJobParams(job: Job): unknown[] {
+  return [
+    storableKey("scope", job.scope),
+    storableKey("jobId", job.jobId),
+    storableKey("sourceId", job.sourceId),
+    storableKey("conversationId", job.conversationId),
+    job.state,
+    job.runAt,
+    job.createdAt,
+    completedAt(job),
+    JSON.stringify(job),
+  ];
+}
+
+/** Parameters 1-6 of `updateJob`. */
+export function jobUpdateParams(job: Job): unknown[] {
+  return [
+    storableKey("scope", job.scope),
+    storableKey("jobId", job.jobId),
+    job.state,
+    job.runAt,
+    completedAt(job),
+    JSON.stringify(job),
+  ];
+}
+
+function completedAt(job: Job): number | null {
+  return isTerminalJobState(job.state) ? job.completedAt ?? null : null;
+}
+
+/** Parameters 1-7 of `insertChunk`. */
+export function chunkParams(scope: string, sourceId: string, chunk: Chunk): unknown[] {
+  return [
+    storableKey("scope", scope),
+    storableKey("sourceId", sourceId),
+    chunk.index,
+    chunk.byteLength,
+    chunk.sha256,
+    chunk.itemCount ?? null,
+    chunk.bytes,
+  ];
+}
+
+/** The record stored in a row's `record` column (selected as text). */
+export function recordOf<T extends Source | Job>(row: SqlRow): T {
+  return JSON.parse(row.record as string) as T;
+}
+
+/** A chunk row's metadata. */
+export function chunkInfoOf(row: SqlRow): ChunkInfo {
+  const info: ChunkInfo = {
+    index: Number(row.idx),
+    byteLength: Number(row.byte_length),
+    sha256: row.sha256 as string,
+  };
+  if (row.item_count !== null && row.item_count !== undefined) {
+    info.itemCount = Number(row.item_count);
+  }
+  return info;
+}
+
+/** A chunk row with its bytes, as a plain `Uint8Array` the caller owns. */
+export function chunkOf(row: SqlRow): Chunk {
+  const raw = row.bytes as Uint8Array;
+  // postgres.js returns a Buffer: copy into a plain Uint8Array.
+  const bytes = raw.constructor === Uint8Array ? raw : new Uint8Array(raw);
+  return { ...chunkInfoOf(row), bytes };
+}

@@ -1,0 +1,128 @@
+/**
+ * Every statement the store runs, in one place so that a test can EXPLAIN each of them
+ * and prove that an index serves it (none scans all chunks, all jobs or all sources).
+ * Parameters are cast explicitly so both drivers bind them the same way.
+ *
+ * @module
+ */
+
+import type { TableNames } from "./names.ts";
+
+const NOT_TERMINAL = `state NOT IN ('succeeded', 'failed', 'cancelled')`;
+const CHUNK_INFO = `idx, byte_length, sha256, item_count`;
+
+/** Which optional filters a `listJobs` statement applies. */
+export interface JobListFilters {
+  conversationId: boolean;
+  state: boolean;
+  after: boolean;
+}
+
+/** The store's SQL over one set of tables. */
+export interface StoreStatements {
+  getSource: string;
+  lockSource: string;
+  insertSource: string;
+  updateSource: string;
+  markJobChunksPurged: string;
+  getChunkInfo: string;
+  getChunk: string;
+  insertChunk: string;
+  listChunkInfos: string;
+  deleteChunks: string;
+  getJob: string;
+  lockJob: string;
+  insertJob: string;
+  updateJob: string;
+  lockConversation: string;
+  listActiveJobs: string;
+  findClaimableJob: string;
+  nextRunAt: string;
+  listExpiredSources: string;
+  listEndedSources: string;
+  listSourcesOfEndedJobs: string;
+  /** `listJobs` with parameters `scope, [conversationId], [state], [createdAt, jobId], limit`. */
+  listJobs(filters: JobListFilters): string;
+}
+
+/** Builds the statements for the tables at `t`. */
+export function storeStatements(t: TableNames): StoreStatements {
+  const sourceKey = `scope = $1::text AND source_id = $2::text`;
+  const jobKey = `scope = $1::text AND job_id = $2::text`;
+  const getSource = `SELECT record::text AS record FROM ${t.sources} WHERE ${sourceKey}`;
+  const getJob = `SELECT record::text AS record FROM ${t.jobs} WHERE ${jobKey}`;
+  return {
+    getSource,
+    lockSource: `${getSource} FOR UPDATE`,
+    insertSource: `INSERT INTO ${t.sources}
+        (scope, source_id, conversation_id, state, expires_at, updated_at, chunks_purged_at, record)
+      VALUES ($1::text, $2::text, $3::text, $4::text, $5::bigint, $6::bigint, $7::bigint,
+        $8::text::json)
+      ON CONFLICT (scope, source_id) DO NOTHING
+      RETURNING 1 AS inserted`,
+    updateSource: `UPDATE ${t.sources}
+      SET conversation_id = $3::text, state = $4::text, expires_at = $5::bigint,
+        updated_at = $6::bigint, chunks_purged_at = $7::bigint, record = $8::text::json
+      WHERE ${sourceKey}`,
+    markJobChunksPurged: `UPDATE ${t.jobs} SET chunks_purged = true
+      WHERE ${jobKey} AND NOT chunks_purged`,
+    getChunkInfo: `SELECT ${CHUNK_INFO} FROM ${t.chunks}
+      WHERE ${sourceKey} AND idx = $3::bigint`,
+    getChunk: `SELECT ${CHUNK_INFO}, bytes FROM ${t.chunks}
+      WHERE ${sourceKey} AND idx = $3::bigint`,
+    insertChunk: `INSERT INTO ${t.chunks}
+        (scope, source_id, idx, byte_length, sha256, item_count, bytes)
+      VALUES ($1::text, $2::text, $3::bigint, $4::integer, $5::text, $6::bigint, $7::bytea)`,
+    listChunkInfos: `SELECT ${CHUNK_INFO} FROM ${t.chunks}
+      WHERE ${sourceKey} AND idx > $3::bigint ORDER BY idx LIMIT $4::integer`,
+    deleteChunks: `WITH deleted AS (
+        DELETE FROM ${t.chunks} WHERE ${sourceKey} RETURNING 1
+      ) SELECT count(*)::integer AS deleted FROM deleted`,
+    getJob,
+    lockJob: `${getJob} FOR UPDATE`,
+    insertJob: `INSERT INTO ${t.jobs}
+        (scope, job_id, source_id, conversation_id, state, run_at, created_at, completed_at,
+          record)
+      VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint, $7::bigint,
+        $8::bigint, $9::text::json)
+      RETURNING pg_notify($10::text, $11::text)`,
+    updateJob: `UPDATE ${t.jobs}
+      SET state = $3::text, run_at = $4::bigint, completed_at = $5::bigint,
+        record = $6::text::json
+      WHERE ${jobKey}
+      RETURNING pg_notify($7::text, $8::text)`,
+    // Serialises supersede per conversation: two seals of different sources of one
+    // conversation would otherwise each miss the other's new job.
+    lockConversation: `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`,
+    listActiveJobs: `SELECT record::text AS record FROM ${t.jobs}
+      WHERE scope = $1::text AND conversation_id = $2::text AND ${NOT_TERMINAL}
+      ORDER BY created_at, job_id FOR UPDATE`,
+    findClaimableJob: `SELECT record::text AS record FROM ${t.jobs}
+      WHERE ${NOT_TERMINAL} AND run_at <= $1::bigint
+      ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    nextRunAt: `SELECT run_at FROM ${t.jobs} WHERE ${NOT_TERMINAL} ORDER BY run_at LIMIT 1`,
+    listExpiredSources: `SELECT record::text AS record FROM ${t.sources}
+      WHERE state = 'collecting' AND expires_at <= $1::bigint
+      ORDER BY expires_at LIMIT $2::integer FOR UPDATE SKIP LOCKED`,
+    listEndedSources: `SELECT record::text AS record FROM ${t.sources}
+      WHERE state IN ('failed', 'expired') AND chunks_purged_at IS NULL
+        AND updated_at <= $1::bigint
+      ORDER BY updated_at LIMIT $2::integer FOR UPDATE SKIP LOCKED`,
+    listSourcesOfEndedJobs: `SELECT s.record::text AS record
+      FROM ${t.jobs} j JOIN ${t.sources} s ON s.scope = j.scope AND s.source_id = j.source_id
+      WHERE j.completed_at IS NOT NULL AND NOT j.chunks_purged
+        AND j.completed_at <= $1::bigint AND s.chunks_purged_at IS NULL
+      ORDER BY j.completed_at LIMIT $2::integer FOR UPDATE OF s SKIP LOCKED`,
+    listJobs: (filters) => {
+      const where = [`scope = $1::text`];
+      let n = 1;
+      if (filters.conversationId) where.push(`conversation_id = $${++n}::text`);
+      if (filters.state) where.push(`state = $${++n}::text`);
+      if (filters.after) {
+        where.push(`(created_at, job_id) < ($${++n}::bigint, $${++n}::text)`);
+      }
+      return `SELECT record::text AS record FROM ${t.jobs} WHERE ${where.join(" AND ")}
+        ORDER BY created_at DESC, job_id DESC LIMIT $${++n}::integer`;
+    },
+  };
+}

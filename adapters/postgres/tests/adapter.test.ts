@@ -1,0 +1,343 @@
+// The adapter's own behaviour beyond the conformance suite, on an in-memory PGlite:
+// names, error mapping, migrations, index plans, transactional apply through ctx.sql,
+// storable keys, the auto-mode worker on the injected clock, options.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  compositeDigest,
+  isSyncError,
+  ManualClock,
+  sha256Hex,
+  syncConversation,
+  SyncError,
+  type SyncErrorCode,
+} from "@zakstam/codex-sync-engine";
+import {
+  createPGliteDriver,
+  createPostgresAdapter,
+  migrate,
+  type PostgresAdapter,
+  type PostgresAdapterOptions,
+  SCHEMA_VERSION,
+  tableNames,
+  toBackendError,
+} from "@zakstam/codex-sync-engine-postgres";
+import { planProblems, planStatements, seedTables } from "./support/plans.ts";
+
+async function expectCode(action: () => Promise<unknown>, code: SyncErrorCode): Promise<SyncError> {
+  try {
+    await action();
+  } catch (error) {
+    assert.ok(isSyncError(error), `expected a SyncError, got ${error}`);
+    assert.equal(error.code, code, error.message);
+    return error;
+  }
+  assert.fail(`expected ${code}, but the call succeeded`);
+}
+
+async function withAdapter(
+  options:
+    & Omit<PostgresAdapterOptions, "handler">
+    & Partial<Pick<PostgresAdapterOptions, "handler">>,
+  body: (adapter: PostgresAdapter) => Promise<void>,
+): Promise<void> {
+  const adapter = await createPostgresAdapter({
+    handler: { apply() {} },
+    mode: "manual",
+    ...options,
+  });
+  try {
+    await body(adapter);
+  } finally {
+    await adapter.close();
+  }
+}
+
+const encoder = new TextEncoder();
+
+async function upload(adapter: PostgresAdapter, scope: string, parts: string[]) {
+  const chunks = parts.map((part) => encoder.encode(part));
+  const digests = await Promise.all(chunks.map((chunk) => sha256Hex(chunk)));
+  const source = await adapter.createSource({
+    scope,
+    conversationId: `conv-${crypto.randomUUID()}`,
+  });
+  for (const [index, bytes] of chunks.entries()) {
+    await adapter.appendChunk({
+      scope,
+      sourceId: source.sourceId,
+      index,
+      bytes,
+      sha256: digests[index],
+    });
+  }
+  return { source, chunks, digests };
+}
+
+test("tables: schema and prefix are validated, quoted, and the channel is an identifier", async () => {
+  const names = tableNames({ schema: "sync", tablePrefix: "app_" });
+  assert.equal(names.jobs, `"sync"."app_jobs"`);
+  assert.equal(names.index("jobs_due"), `"app_jobs_due"`);
+  assert.equal(names.channel, "sync_app_jobs");
+  const long = tableNames({ schema: "s".repeat(63), tablePrefix: "p".repeat(32) });
+  assert.match(long.channel, /^codex_sync_[0-9a-f]{8}$/);
+  assert.equal(tableNames().jobs, `"public"."codex_sync_jobs"`);
+  for (
+    const location of [
+      { schema: "Sync" },
+      { schema: "" },
+      { schema: "a;drop" },
+      { schema: "s".repeat(64) },
+      { tablePrefix: "1x" },
+      { tablePrefix: "p".repeat(33) },
+      { tablePrefix: 'x"' },
+    ]
+  ) {
+    await expectCode(() => Promise.resolve(tableNames(location)), "E_SYNC_INVALID_ARGUMENT");
+  }
+});
+
+test("errors: lost connections, shutdowns and conflicts are retryable BACKEND_UNAVAILABLE", () => {
+  const transient = [
+    "ECONNREFUSED",
+    "ECONNRESET",
+    "CONNECTION_CLOSED",
+    "CONNECTION_ENDED",
+    "CONNECT_TIMEOUT",
+    "57P01",
+    "57P03",
+    "08006",
+    "08001",
+    "53300",
+    "40001",
+    "40P01",
+  ];
+  for (const code of transient) {
+    const mapped = toBackendError(Object.assign(new Error("boom"), { code }), "op");
+    assert.equal(mapped.code, "E_SYNC_BACKEND_UNAVAILABLE", code);
+    assert.equal(mapped.retryable, true, code);
+    assert.equal(mapped.details?.backendCode, code);
+  }
+  for (const code of ["23505", "42P01", "22012", undefined]) {
+    const mapped = toBackendError(Object.assign(new Error("boom"), { code }), "op");
+    assert.equal(mapped.code, "E_SYNC_INTERNAL", String(code));
+    assert.equal(mapped.retryable, false);
+  }
+  assert.equal(toBackendError({ code: "22021" }, "op").code, "E_SYNC_INVALID_ARGUMENT");
+  const original = new SyncError("E_SYNC_LEASE_LOST", "lost");
+  assert.equal(toBackendError(original, "op"), original);
+});
+
+test("migrations: applied once, idempotent, and a newer schema version is refused", async () => {
+  const driver = await createPGliteDriver();
+  try {
+    const names = tableNames({ schema: "m", tablePrefix: "t_" });
+    assert.deepEqual(await migrate(driver, names), { applied: [1], version: SCHEMA_VERSION });
+    assert.deepEqual(await migrate(driver, names), { applied: [], version: SCHEMA_VERSION });
+    // Other prefixes in the same schema are independent.
+    assert.deepEqual(
+      (await migrate(driver, tableNames({ schema: "m", tablePrefix: "u_" }))).applied,
+      [1],
+    );
+    await driver.query(`INSERT INTO ${names.migrations} (version, name) VALUES (999, 'future')`);
+    await expectCode(() => migrate(driver, names), "E_SYNC_INTERNAL");
+  } finally {
+    await driver.close();
+  }
+});
+
+test("indexes: every statement of the store is served by an index (PGlite)", async () => {
+  const driver = await createPGliteDriver();
+  try {
+    const names = tableNames({ tablePrefix: "ix_" });
+    await migrate(driver, names);
+    await seedTables(driver, names);
+    const plans = await planStatements(driver, names);
+    assert.deepEqual(planProblems(plans, names.prefix), []);
+  } finally {
+    await driver.close();
+  }
+});
+
+test("transactional apply: host writes through ctx.sql commit with progress, exactly once", async () => {
+  let failOnce = true;
+  await withAdapter({
+    handler: {
+      async apply(chunk, ctx) {
+        await ctx.sql.query(
+          "INSERT INTO effects (source_id, idx, body) VALUES ($1::text, $2::integer, $3::bytea)",
+          [ctx.job.sourceId, chunk.index, chunk.bytes],
+        );
+        if (chunk.index === 1 && failOnce) {
+          failOnce = false;
+          throw new Error("transient, after writing");
+        }
+      },
+      async verify(ctx) {
+        const [row] = await ctx.sql.query<{ n: number }>(
+          "SELECT count(*)::integer AS n FROM effects WHERE source_id = $1::text",
+          [ctx.job.sourceId],
+        );
+        if (row.n !== ctx.manifest.chunkCount) throw new Error(`${row.n} effects`);
+      },
+    },
+  }, async (adapter) => {
+    await adapter.driver.query(
+      "CREATE TABLE effects (source_id text, idx integer, body bytea)",
+    );
+    const clock = adapter.engine.clock;
+    const { source, digests, chunks } = await upload(adapter, "s", ["a", "b", "c"]);
+    const manifest = {
+      chunkCount: 3,
+      byteCount: 3,
+      digest: compositeDigest(digests),
+    };
+    const { job } = await adapter.sealSource({ scope: "s", sourceId: source.sourceId, manifest });
+    await adapter.drain();
+    const waiting = await adapter.getJob({ scope: "s", jobId: job.jobId });
+    assert.equal(waiting.state, "retry_wait");
+    assert.equal(waiting.cursor, 1);
+    // The failed attempt's insert of chunk 1 rolled back with it.
+    const partial = await adapter.driver.query("SELECT idx FROM effects ORDER BY idx");
+    assert.deepEqual(partial.map((row) => row.idx), [0]);
+    assert.ok(waiting.runAt > clock.now());
+    await new Promise((resolve) => setTimeout(resolve, waiting.runAt - clock.now() + 5));
+    await adapter.drain();
+    const done = await adapter.getJob({ scope: "s", jobId: job.jobId });
+    assert.equal(done.state, "succeeded", JSON.stringify(done.error));
+    const rows = await adapter.driver.query<{ idx: number; body: Uint8Array }>(
+      "SELECT idx, body FROM effects ORDER BY idx",
+    );
+    assert.deepEqual(rows.map((row) => row.idx), [0, 1, 2]);
+    assert.deepEqual(rows.map((row) => new Uint8Array(row.body)), chunks);
+  });
+});
+
+test("transactional apply: ctx.sql refuses use after its transaction ended", async () => {
+  let kept: { query(text: string): Promise<unknown> } | undefined;
+  await withAdapter({
+    handler: {
+      apply(_chunk, ctx) {
+        kept = ctx.sql;
+      },
+    },
+  }, async (adapter) => {
+    const { source, digests } = await upload(adapter, "s", ["x"]);
+    await adapter.sealSource({
+      scope: "s",
+      sourceId: source.sourceId,
+      manifest: { chunkCount: 1, byteCount: 1, digest: compositeDigest(digests) },
+    });
+    await adapter.drain();
+    assert.ok(kept);
+    await expectCode(() => kept!.query("SELECT 1"), "E_SYNC_INTERNAL");
+  });
+});
+
+test("keys postgres cannot store (NUL, unpaired surrogate) are E_SYNC_INVALID_ARGUMENT", async () => {
+  await withAdapter({}, async (adapter) => {
+    for (const scope of ["a\u0000b", "a\ud800b", "\udc00"]) {
+      await expectCode(
+        () => adapter.createSource({ scope, conversationId: "c" }),
+        "E_SYNC_INVALID_ARGUMENT",
+      );
+      await expectCode(() => adapter.getJob({ scope, jobId: "j" }), "E_SYNC_INVALID_ARGUMENT");
+    }
+    await expectCode(
+      () => adapter.createSource({ scope: "s", conversationId: "c", sourceId: "x\u0000" }),
+      "E_SYNC_INVALID_ARGUMENT",
+    );
+    // A well-formed surrogate pair and NUL inside JSON metadata are fine.
+    const source = await adapter.createSource({
+      scope: "s😀",
+      conversationId: "c",
+      metadata: { text: "nul \u0000 and lone \ud800 inside JSON" },
+    });
+    const read = await adapter.getSource({ scope: "s😀", sourceId: source.sourceId });
+    assert.deepEqual(read.metadata, { text: "nul \u0000 and lone \ud800 inside JSON" });
+  });
+});
+
+test("auto mode: the worker runs sealed jobs, and retries when the injected clock says", async () => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  let calls = 0;
+  await withAdapter({
+    mode: "auto",
+    clock,
+    random: () => 0.5,
+    handler: {
+      apply() {
+        if (++calls === 1) throw new Error("first attempt fails");
+      },
+    },
+  }, async (adapter) => {
+    const result = syncConversation(adapter, {
+      scope: "s",
+      conversationId: "c",
+      payload: encoder.encode("hello"),
+      clock,
+    });
+    let job = await poll(async () => {
+      const { items } = await adapter.listJobs({ scope: "s" });
+      return items[0]?.state === "retry_wait" ? items[0] : undefined;
+    });
+    assert.equal(calls, 1);
+    clock.set(job.runAt);
+    job = (await result).job;
+    assert.equal(job.state, "succeeded");
+    assert.equal(calls, 2);
+  });
+});
+
+async function poll<T>(read: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await read();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error("condition not reached in time");
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
+
+test("options: conflicting storage and bad values are E_SYNC_INVALID_ARGUMENT", async () => {
+  const driver = await createPGliteDriver();
+  try {
+    const handler = { apply() {} };
+    for (
+      const options of [
+        { driver, connectionString: "postgres://x" },
+        { dataDir: "/tmp/x", connectionString: "postgres://x" },
+        { connectionOptions: { max: 1 } },
+        { driver, pgliteOptions: {} },
+        { driver, concurrency: 0 },
+        { driver, pollIntervalMs: -1 },
+        { driver, mode: "sometimes" },
+        { driver, schema: "Bad" },
+      ] as Partial<PostgresAdapterOptions>[]
+    ) {
+      await expectCode(
+        () => createPostgresAdapter({ handler, ...options }),
+        "E_SYNC_INVALID_ARGUMENT",
+      );
+    }
+  } finally {
+    await driver.close();
+  }
+});
+
+test("close: a closed adapter refuses calls; a caller-owned driver stays open", async () => {
+  const driver = await createPGliteDriver();
+  try {
+    const adapter = await createPostgresAdapter({ driver, handler: { apply() {} } });
+    await adapter.close();
+    await adapter.close();
+    const error = await expectCode(
+      () => adapter.getJob({ scope: "s", jobId: "j" }),
+      "E_SYNC_BACKEND_UNAVAILABLE",
+    );
+    assert.equal(error.retryable, false);
+    assert.deepEqual(await driver.query("SELECT 1 AS one"), [{ one: 1 }]);
+  } finally {
+    await driver.close();
+  }
+});

@@ -1,0 +1,246 @@
+/**
+ * A PostgreSQL server for the tests: `DATABASE_URL` when set, else a throwaway cluster
+ * of the machine's PostgreSQL (Debian's /usr/lib/postgresql/<version>/bin) in a temp
+ * dir, listening on 127.0.0.1 only, on a free port, with its socket in the temp dir. As
+ * root it runs as the unprivileged `postgres` user (PostgreSQL refuses root). It is
+ * stopped and deleted by `dispose()`, and also when the test process exits or is
+ * interrupted.
+ */
+
+import { join } from "node:path";
+import { scratchDir } from "./scratch.ts";
+
+/** A server the tests can use. */
+export interface TestServer {
+  /** `postgres://…` for the `postgres` database. */
+  readonly url: string;
+  /** False for `DATABASE_URL` (not ours to stop or restart). */
+  readonly controllable: boolean;
+  /** Stops the server (`pg_ctl stop -m fast`), keeping its data and port. */
+  stop(): Promise<void>;
+  /** Starts it again on the same port. */
+  start(): Promise<void>;
+  /** Stops it for good and deletes its files. */
+  dispose(): Promise<void>;
+}
+
+const decoder = new TextDecoder();
+
+function postgresBinDir(): string {
+  const versions: number[] = [];
+  try {
+    for (const entry of Deno.readDirSync("/usr/lib/postgresql")) {
+      const version = Number(entry.name);
+      if (Number.isInteger(version)) {
+        try {
+          Deno.statSync(`/usr/lib/postgresql/${entry.name}/bin/initdb`);
+          versions.push(version);
+        } catch { /* not a server install */ }
+      }
+    }
+  } catch { /* no PostgreSQL installed */ }
+  if (versions.length === 0) {
+    throw new Error(
+      "no PostgreSQL server found in /usr/lib/postgresql/*/bin (apt-get install postgresql), " +
+        "and DATABASE_URL is not set",
+    );
+  }
+  return `/usr/lib/postgresql/${Math.max(...versions)}/bin`;
+}
+
+function freePort(): number {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const { port } = listener.addr as Deno.NetAddr;
+  listener.close();
+  return port;
+}
+
+/** Runs a PostgreSQL tool, as `postgres` when we are root. */
+function command(bin: string, tool: string, args: string[]): Deno.Command {
+  const path = join(bin, tool);
+  return Deno.uid() === 0
+    ? new Deno.Command("runuser", { args: ["-u", "postgres", "--", path, ...args], stdin: "null" })
+    : new Deno.Command(path, { args, stdin: "null" });
+}
+
+async function run(cmd: Deno.Command, what: string): Promise<void> {
+  const output = await cmd.output();
+  if (!output.success) {
+    throw new Error(
+      `${what} failed (exit ${output.code}): ${decoder.decode(output.stderr)}${
+        decoder.decode(output.stdout)
+      }`,
+    );
+  }
+}
+
+class ThrowawayCluster implements TestServer {
+  readonly controllable = true;
+  readonly #bin: string;
+  readonly #dir: string;
+  readonly #durable: boolean;
+  #port = 0;
+  #running = false;
+  #disposed = false;
+  readonly #onUnload = () => this.#disposeSync();
+  readonly #onSignal = () => {
+    this.#disposeSync();
+    Deno.exit(130);
+  };
+
+  constructor(bin: string, dir: string, durable: boolean) {
+    this.#bin = bin;
+    this.#dir = dir;
+    this.#durable = durable;
+  }
+
+  get url(): string {
+    return `postgres://postgres@127.0.0.1:${this.#port}/postgres`;
+  }
+
+  get #data(): string {
+    return join(this.#dir, "data");
+  }
+
+  async init(): Promise<void> {
+    globalThis.addEventListener("unload", this.#onUnload);
+    Deno.addSignalListener("SIGINT", this.#onSignal);
+    Deno.addSignalListener("SIGTERM", this.#onSignal);
+    if (Deno.uid() === 0) {
+      await run(new Deno.Command("chown", { args: ["postgres", this.#dir] }), "chown");
+    }
+    await run(
+      command(this.#bin, "initdb", [
+        "-D",
+        this.#data,
+        "--auth=trust",
+        "--username=postgres",
+        "--encoding=UTF8",
+        "--locale=C",
+        "--no-sync",
+      ]),
+      "initdb",
+    );
+    for (let attempt = 1;; attempt++) {
+      this.#port = freePort();
+      try {
+        await this.start();
+        return;
+      } catch (error) {
+        // Another process may have taken the port in between: try another one.
+        if (attempt >= 3) throw error;
+      }
+    }
+  }
+
+  async start(): Promise<void> {
+    const options = [
+      "-c listen_addresses=127.0.0.1",
+      `-p ${this.#port}`,
+      `-k ${this.#dir}`,
+      // A throwaway cluster needs no durability across an OS crash (benchmarks do).
+      ...(this.#durable
+        ? []
+        : ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]),
+      "-c max_connections=200",
+      // Segments in the data dir, so even an immediate stop leaves nothing behind.
+      "-c dynamic_shared_memory_type=mmap",
+    ].join(" ");
+    await run(
+      command(this.#bin, "pg_ctl", [
+        "start",
+        "-D",
+        this.#data,
+        "-l",
+        join(this.#dir, "server.log"),
+        "-w",
+        "-t",
+        "60",
+        "-o",
+        options,
+      ]),
+      "pg_ctl start",
+    );
+    this.#running = true;
+  }
+
+  async stop(): Promise<void> {
+    await run(
+      command(this.#bin, "pg_ctl", ["stop", "-D", this.#data, "-m", "fast", "-w"]),
+      "pg_ctl stop",
+    );
+    this.#running = false;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    globalThis.removeEventListener("unload", this.#onUnload);
+    Deno.removeSignalListener("SIGINT", this.#onSignal);
+    Deno.removeSignalListener("SIGTERM", this.#onSignal);
+    if (this.#running) {
+      await command(this.#bin, "pg_ctl", ["stop", "-D", this.#data, "-m", "fast", "-w"]).output();
+      this.#running = false;
+    }
+    await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+  }
+
+  #disposeSync(): void {
+    if (this.#disposed) return;
+    this.#disposed = true;
+    if (this.#running) {
+      command(this.#bin, "pg_ctl", ["stop", "-D", this.#data, "-m", "immediate", "-w"])
+        .outputSync();
+    }
+    try {
+      Deno.removeSync(this.#dir, { recursive: true });
+    } catch { /* best effort */ }
+  }
+}
+
+class ExternalServer implements TestServer {
+  readonly controllable = false;
+  readonly url: string;
+
+  constructor(url: string) {
+    this.url = url;
+  }
+
+  stop(): Promise<void> {
+    return Promise.reject(new Error("DATABASE_URL points at a server the tests do not control"));
+  }
+
+  start(): Promise<void> {
+    return this.stop();
+  }
+
+  dispose(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+/** How to start the test server. */
+export interface TestServerOptions {
+  /** Start a throwaway cluster even when `DATABASE_URL` is set (to stop and start it). */
+  requireControl?: boolean;
+  /** Keep fsync and synchronous commit on, with the data on disk (for benchmarks). */
+  durable?: boolean;
+}
+
+/** `DATABASE_URL`'s server, or a fresh throwaway cluster. */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const url = Deno.env.get("DATABASE_URL");
+  if (url && !options.requireControl) return new ExternalServer(url);
+  const durable = options.durable ?? false;
+  const dir = durable
+    ? await Deno.makeTempDir({ prefix: "codex-sync-pg-" })
+    : await scratchDir("codex-sync-pg-");
+  const cluster = new ThrowawayCluster(postgresBinDir(), dir, durable);
+  try {
+    await cluster.init();
+  } catch (error) {
+    await cluster.dispose();
+    throw error;
+  }
+  return cluster;
+}

@@ -1,0 +1,263 @@
+/**
+ * The Postgres adapter as a conformance target, on PGlite (a fresh data dir per case,
+ * copied from a template) or on a server (a fresh schema per case). Restart closes the
+ * adapter (and the PGlite instance, or the postgres.js pool) and reopens it over the
+ * same storage; extra workers are engines over the adapter's store; the oracle reads
+ * and damages the tables with plain SQL, bypassing the store.
+ */
+
+import { join } from "node:path";
+import type { PGliteOptions } from "@electric-sql/pglite";
+import { scratchDir } from "./scratch.ts";
+import type {
+  ConformanceFactory,
+  ConformanceFactoryInput,
+  ConformanceHarness,
+  ConformanceOracle,
+  HarnessHook,
+  SuiteTarget,
+} from "@zakstam/codex-sync-engine/conformance";
+import { type Chunk, type Job, type Source, SyncEngine } from "@zakstam/codex-sync-engine";
+import {
+  createPGliteDriver,
+  createPostgresAdapter,
+  createPostgresJsDriver,
+  type PostgresAdapter,
+  type PostgresAdapterOptions,
+  type PostgresDriver,
+  type PostgresExtras,
+  type SqlExecutor,
+  type TableNames,
+} from "@zakstam/codex-sync-engine-postgres";
+
+/** Every hook the Postgres targets provide. */
+export const POSTGRES_HOOKS: readonly HarnessHook[] = [
+  "restart",
+  "newWorker",
+  "readChunk",
+  "chunkCount",
+  "corruptChunk",
+  "readSource",
+  "readJob",
+];
+
+/** Reads and faults straight in the tables, through `db`. */
+export function sqlOracle(db: () => SqlExecutor, tables: TableNames): ConformanceOracle {
+  const source = `scope = $1::text AND source_id = $2::text`;
+  return {
+    readChunk: async (scope, sourceId, index): Promise<Chunk | undefined> => {
+      const [row] = await db().query(
+        `SELECT idx, byte_length, sha256, item_count, bytes FROM ${tables.chunks}
+          WHERE ${source} AND idx = $3::bigint`,
+        [scope, sourceId, index],
+      );
+      if (!row) return undefined;
+      const chunk: Chunk = {
+        index: Number(row.idx),
+        byteLength: Number(row.byte_length),
+        sha256: row.sha256 as string,
+        bytes: new Uint8Array(row.bytes as Uint8Array),
+      };
+      if (row.item_count !== null) chunk.itemCount = Number(row.item_count);
+      return chunk;
+    },
+    chunkCount: async (scope, sourceId) => {
+      const [row] = await db().query(
+        `SELECT count(*)::integer AS n FROM ${tables.chunks} WHERE ${source}`,
+        [scope, sourceId],
+      );
+      return Number(row.n);
+    },
+    corruptChunk: async (scope, sourceId, index) => {
+      await db().query(
+        `UPDATE ${tables.chunks} SET bytes = set_byte(bytes, 0, get_byte(bytes, 0) # 255)
+          WHERE ${source} AND idx = $3::bigint`,
+        [scope, sourceId, index],
+      );
+    },
+    readSource: async (scope, sourceId) => {
+      const [row] = await db().query(
+        `SELECT record::text AS record FROM ${tables.sources} WHERE ${source}`,
+        [scope, sourceId],
+      );
+      return row ? JSON.parse(row.record as string) as Source : undefined;
+    },
+    readJob: async (scope, jobId) => {
+      const [row] = await db().query(
+        `SELECT record::text AS record FROM ${tables.jobs}
+          WHERE scope = $1::text AND job_id = $2::text`,
+        [scope, jobId],
+      );
+      return row ? JSON.parse(row.record as string) as Job : undefined;
+    },
+  };
+}
+
+/** What a target must say about where each case's adapter lives. */
+interface CaseStorage {
+  /** Options that put the adapter on this case's storage. */
+  options(): Partial<PostgresAdapterOptions>;
+  /** A connection for the oracle, independent of the adapter. */
+  oracleDb(adapter: PostgresAdapter): SqlExecutor;
+  /** Releases the case's storage after its adapter closed. */
+  dispose(): Promise<void>;
+}
+
+function harnessOver(
+  input: ConformanceFactoryInput,
+  storage: CaseStorage,
+): Promise<ConformanceHarness> {
+  const { handler, policy, clock, random } = input;
+  const open = () =>
+    createPostgresAdapter({
+      ...storage.options(),
+      handler: handler,
+      policy,
+      clock,
+      random,
+      mode: "manual",
+      workerId: "main",
+    });
+  return open().then((first) => {
+    let adapter = first;
+    return {
+      adapter,
+      drain: async () => {
+        await adapter.drain();
+      },
+      restart: async () => {
+        await adapter.close();
+        adapter = await open();
+        return adapter;
+      },
+      newWorker: (owner) =>
+        new SyncEngine<PostgresExtras>({
+          store: adapter.store,
+          handler: handler,
+          policy,
+          clock,
+          random,
+          workerId: owner,
+        }),
+      oracle: sqlOracle(() => storage.oracleDb(adapter), adapter.tables),
+      close: async () => {
+        try {
+          await adapter.close();
+        } finally {
+          await storage.dispose();
+        }
+      },
+    };
+  });
+}
+
+async function copyDir(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to, { recursive: true });
+  for await (const entry of Deno.readDir(from)) {
+    const source = join(from, entry.name);
+    const target = join(to, entry.name);
+    if (entry.isDirectory) await copyDir(source, target);
+    else if (entry.isFile) await Deno.copyFile(source, target);
+  }
+}
+
+/**
+ * PGlite: a template data dir initialised once, copied for each case, and the
+ * WebAssembly module compiled once (opening then takes a fraction of the time).
+ */
+export class PGliteTarget {
+  readonly #root: string;
+  readonly #options: PGliteOptions;
+  #template: Promise<string> | undefined;
+  #cases = 0;
+
+  private constructor(root: string, options: PGliteOptions) {
+    this.#root = root;
+    this.#options = options;
+  }
+
+  static async create(): Promise<PGliteTarget> {
+    const wasm = new URL(
+      import.meta.resolve("@electric-sql/pglite").replace(/index\.js$/, "pglite.wasm"),
+    );
+    const pgliteWasmModule = await WebAssembly.compile(await Deno.readFile(wasm));
+    const root = await scratchDir("codex-sync-pglite-");
+    return new PGliteTarget(root, { pgliteWasmModule });
+  }
+
+  /** A fresh, empty data dir (a copy of a freshly initialised database). */
+  async freshDataDir(): Promise<string> {
+    this.#template ??= (async () => {
+      const dir = join(this.#root, "template");
+      const driver = await createPGliteDriver({ dataDir: dir, options: this.#options });
+      await driver.close();
+      return dir;
+    })();
+    const template = await this.#template;
+    const dir = join(this.#root, `case-${++this.#cases}`);
+    await copyDir(template, dir);
+    return dir;
+  }
+
+  readonly factory: ConformanceFactory = async (input) => {
+    const dataDir = await this.freshDataDir();
+    return await harnessOver(input, {
+      options: () => ({ dataDir, pgliteOptions: this.#options }),
+      // PGlite serves one caller at a time: the oracle shares the adapter's instance.
+      oracleDb: (adapter) => adapter.driver,
+      dispose: () => Deno.remove(dataDir, { recursive: true }),
+    });
+  };
+
+  target(): SuiteTarget {
+    return {
+      factory: this.factory,
+      capabilities: ["durable", "concurrent-workers", "transactional-apply"],
+      hooks: POSTGRES_HOOKS,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await Deno.remove(this.#root, { recursive: true }).catch(() => {});
+  }
+}
+
+/** A server: one schema per case (with a table prefix), dropped after the case. */
+export class ServerTarget {
+  readonly #url: string;
+  readonly #admin: PostgresDriver;
+  #cases = 0;
+
+  constructor(url: string) {
+    this.#url = url;
+    this.#admin = createPostgresJsDriver({ connectionString: url, options: { max: 2 } });
+  }
+
+  readonly factory: ConformanceFactory = async (input) => {
+    const schema = `conformance_${Date.now().toString(36)}_${++this.#cases}`;
+    return await harnessOver(input, {
+      options: () => ({
+        connectionString: this.#url,
+        connectionOptions: { max: 6 },
+        schema,
+        tablePrefix: "sync_",
+      }),
+      oracleDb: () => this.#admin,
+      dispose: async () => {
+        await this.#admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      },
+    });
+  };
+
+  target(): SuiteTarget {
+    return {
+      factory: this.factory,
+      capabilities: ["durable", "concurrent-workers", "transactional-apply"],
+      hooks: POSTGRES_HOOKS,
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await this.#admin.close();
+  }
+}

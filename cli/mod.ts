@@ -1,0 +1,42 @@
+/**
+ * @zakstam/codex-sync-cli — the `codex-sync` command: sync Codex CLI session files
+ * (rollout JSON Lines) into a durable store, verified. Embedded PGlite by default,
+ * a PostgreSQL server with `--database-url`, memory for a dry run.
+ *
+ * Run it with `deno run -A jsr:@zakstam/codex-sync-cli/main import ~/.codex/sessions`
+ * (or `deno task cli …` in the repository). Embed it with {@link runCli} and a
+ * {@link CliHost} for your runtime (`main.ts` has the Deno one).
+ *
+ * @module
+ */
+
+export { CLI_VERSION, COMMANDS, EXIT_CODE_HELP, runCli, type RunCliOptions } from "./src/cli.ts";
+export type { CliHost, DirEntry, FileInfo, TextOutput, Unlock } from "./src/host.ts";
+export { CliError, type CliErrorCode, EXIT, exitCodeFor, formatError } from "./src/errors.ts";
+export {
+  checkStoredRows,
+  rolloutDataOf,
+  rolloutHandler,
+  type RolloutHandlerOptions,
+  type RolloutManifestData,
+  type RowCheck,
+} from "./src/handler.ts";
+export {
+  ensureRecordTables,
+  type ImportRow,
+  memoryRecordTables,
+  type RecordTableNames,
+  recordTableNames,
+  type RecordTables,
+  sqlRecordTables,
+} from "./src/records.ts";
+export {
+  conversationIdFromFileName,
+  findRolloutFiles,
+  type ParsedLine,
+  parseLine,
+  type RolloutScan,
+  scanRollout,
+  sessionIdOf,
+} from "./src/rollout.ts";
+export type { ImportEvent } from "./src/progress.ts";

@@ -1,0 +1,289 @@
+/**
+ * How `import` reports: a redrawn progress bar per file on a terminal, plain lines
+ * otherwise, or JSON Lines events with `--json`.
+ *
+ * @module
+ */
+
+import { basename } from "node:path";
+import { formatBytes, formatDuration, formatTime, middleEllipsis } from "./format.ts";
+import type { TextOutput } from "./host.ts";
+
+/** Everything `import` reports, one event at a time (the `--json` output). */
+export type ImportEvent =
+  | { event: "start"; files: number; store: string; scope: string }
+  | {
+    event: "scanned";
+    file: string;
+    bytes: number;
+    lines: number;
+    invalidLines: number;
+    conversationId: string;
+    conversationIdFrom: "session_meta" | "file name";
+  }
+  | { event: "unchanged"; file: string; conversationId: string; jobId: string; sourceId: string }
+  | {
+    event: "resuming";
+    file: string;
+    sourceId: string;
+    stage: "upload" | "job";
+    jobId?: string;
+    /** A previous run's lease on the job, which must expire before the job continues. */
+    leaseUntil?: number;
+  }
+  | {
+    event: "upload";
+    file: string;
+    sourceId: string;
+    chunksUploaded: number;
+    bytesUploaded: number;
+    chunksSkipped: number;
+    bytesSkipped: number;
+    totalBytes: number;
+  }
+  | {
+    event: "sealed";
+    file: string;
+    jobId: string;
+    chunkCount: number;
+    byteCount: number;
+    digest: string;
+  }
+  | { event: "applying"; file: string; jobId: string; state: string; cursor: number; total: number }
+  | {
+    event: "imported";
+    file: string;
+    conversationId: string;
+    sourceId: string;
+    jobId: string;
+    records: number;
+    invalidLines: number;
+    bytes: number;
+    digest: string;
+    uploaded: { chunks: number; bytes: number };
+    skipped: { chunks: number; bytes: number };
+    verified: true;
+    ms: number;
+  }
+  | { event: "failed"; file: string; code: string; message: string; line?: number }
+  | {
+    event: "summary";
+    files: number;
+    imported: number;
+    unchanged: number;
+    failed: number;
+    interrupted: boolean;
+    ms: number;
+  };
+
+/** Receives the events of an import. */
+export interface ImportReporter {
+  report(event: ImportEvent): void;
+  /** Ends any redrawn line (before an error is printed, and at the end). */
+  flush(): void;
+}
+
+/** One JSON object per line on `out`. */
+export function jsonReporter(out: TextOutput): ImportReporter {
+  return { report: (event) => out.write(JSON.stringify(event) + "\n"), flush: () => {} };
+}
+
+const THROTTLE_MS = 1_000;
+
+/** Plain lines (uploads and applies throttled to one line a second per file). */
+export function plainReporter(out: TextOutput, now: () => number = Date.now): ImportReporter {
+  let lastLine = -Infinity;
+  const throttled = (final: boolean, line: string) => {
+    const at = now();
+    if (!final && at - lastLine < THROTTLE_MS) return;
+    lastLine = at;
+    out.write(line + "\n");
+  };
+  return {
+    report(event) {
+      switch (event.event) {
+        case "start":
+          out.write(
+            `importing ${event.files} file(s) into ${event.store} (scope ${event.scope})\n`,
+          );
+          break;
+        case "scanned":
+          lastLine = -Infinity;
+          out.write(
+            `scan      ${event.file}: ${event.lines} lines, ${formatBytes(event.bytes)}, ` +
+              `conversation ${event.conversationId} (from ${event.conversationIdFrom})` +
+              (event.invalidLines > 0 ? `, ${event.invalidLines} invalid line(s) recorded` : "") +
+              "\n",
+          );
+          break;
+        case "unchanged":
+          out.write(
+            `unchanged ${event.file}: already imported (job ${event.jobId}); nothing to do\n`,
+          );
+          break;
+        case "resuming":
+          out.write(
+            event.stage === "upload"
+              ? `resume    ${event.file}: continuing the interrupted upload of ${event.sourceId}\n`
+              : `resume    ${event.file}: upload complete; continuing job ${event.jobId}` +
+                leaseNote(event.leaseUntil) + "\n",
+          );
+          break;
+        case "upload": {
+          const done = event.bytesUploaded + event.bytesSkipped;
+          throttled(
+            done >= event.totalBytes,
+            `upload    ${event.file}: ${formatBytes(done)} / ${formatBytes(event.totalBytes)}` +
+              ` (${event.chunksUploaded} chunk(s) uploaded, ${event.chunksSkipped} already stored)`,
+          );
+          break;
+        }
+        case "sealed":
+          lastLine = -Infinity;
+          out.write(
+            `sealed    ${event.file}: ${event.chunkCount} chunk(s), ${
+              formatBytes(event.byteCount)
+            }, ` +
+              `digest ${event.digest}; job ${event.jobId}\n`,
+          );
+          break;
+        case "applying":
+          throttled(
+            event.cursor >= event.total,
+            `apply     ${event.file}: ${event.cursor}/${event.total} chunk(s) applied (${event.state})`,
+          );
+          break;
+        case "imported":
+          out.write(
+            `imported  ${event.file}: ${event.records} records into conversation ` +
+              `${event.conversationId}` +
+              (event.invalidLines > 0 ? ` (${event.invalidLines} invalid line(s) recorded)` : "") +
+              `; verified (job ${event.jobId}, digest ${event.digest}) in ${
+                formatDuration(event.ms)
+              }\n`,
+          );
+          break;
+        case "failed":
+          out.write(`failed    ${event.file}: ${event.code}\n`);
+          break;
+        case "summary":
+          out.write(summaryLine(event) + "\n");
+          break;
+      }
+    },
+    flush: () => {},
+  };
+}
+
+function leaseNote(until: number | undefined): string {
+  return until === undefined
+    ? ""
+    : ` (a previous run still holds its lease until ${formatTime(until)}; waiting for it)`;
+}
+
+function summaryLine(event: Extract<ImportEvent, { event: "summary" }>): string {
+  return `${event.files} file(s): ${event.imported} imported, ${event.unchanged} unchanged, ` +
+    `${event.failed} failed${event.interrupted ? ", interrupted (run again to resume)" : ""} ` +
+    `in ${formatDuration(event.ms)}`;
+}
+
+/** A progress bar per file, redrawn in place (`\r`), on a terminal. */
+export function ttyReporter(out: TextOutput, now: () => number = Date.now): ImportReporter {
+  let drawn = false;
+  let lastDraw = 0;
+  let file = "";
+  let totalBytes = 0;
+  let sentBytes = 0;
+  let applied = 0;
+  let chunks = 0;
+  let phase = "scan";
+  const width = () => Math.max(20, Math.min(out.columns() || 80, 200));
+  const clear = () => {
+    if (drawn) out.write("\r\x1b[2K");
+    drawn = false;
+  };
+  const line = (text: string) => {
+    clear();
+    out.write(text + "\n");
+  };
+  const draw = (force = false) => {
+    const at = now();
+    if (!force && at - lastDraw < 80) return;
+    lastDraw = at;
+    const upload = totalBytes === 0 ? 1 : sentBytes / totalBytes;
+    const apply = chunks === 0 ? (phase === "apply" ? 1 : 0) : applied / chunks;
+    const fraction = Math.min(1, (upload + apply) / 2);
+    const stats = ` ${String(Math.floor(fraction * 100)).padStart(3)}%  ` +
+      `${formatBytes(sentBytes)}/${formatBytes(totalBytes)} up · ${applied}/${
+        chunks || "?"
+      } applied`;
+    const columns = width();
+    const barWidth = columns >= 100 ? 20 : 10;
+    const filled = Math.round(fraction * barWidth);
+    const bar = `[${"█".repeat(filled)}${"░".repeat(barWidth - filled)}]`;
+    const nameWidth = Math.max(8, columns - 1 - stats.length - barWidth - 3);
+    const text = `${middleEllipsis(basename(file), nameWidth)} ${bar}${stats}`;
+    // Never wider than the terminal: a wrapped line cannot be redrawn in place.
+    out.write(`\r\x1b[2K${Array.from(text).slice(0, columns - 1).join("")}`);
+    drawn = true;
+  };
+  return {
+    report(event) {
+      switch (event.event) {
+        case "start":
+          line(`importing ${event.files} file(s) into ${event.store} (scope ${event.scope})`);
+          break;
+        case "scanned":
+          file = event.file;
+          totalBytes = event.bytes;
+          sentBytes = 0;
+          applied = 0;
+          chunks = 0;
+          phase = "upload";
+          draw(true);
+          break;
+        case "resuming":
+          line(
+            event.stage === "upload"
+              ? `↻ ${basename(event.file)}: resuming the interrupted upload`
+              : `↻ ${basename(event.file)}: upload complete; resuming job ${event.jobId}` +
+                leaseNote(event.leaseUntil),
+          );
+          draw(true);
+          break;
+        case "upload":
+          sentBytes = event.bytesUploaded + event.bytesSkipped;
+          draw();
+          break;
+        case "sealed":
+          chunks = event.chunkCount;
+          sentBytes = totalBytes;
+          phase = "apply";
+          draw(true);
+          break;
+        case "applying":
+          applied = event.cursor;
+          chunks = event.total;
+          draw();
+          break;
+        case "unchanged":
+          line(`= ${event.file}: unchanged, already imported (job ${event.jobId})`);
+          break;
+        case "imported":
+          line(
+            `✓ ${event.file}: ${event.records} records → conversation ${event.conversationId}` +
+              (event.invalidLines > 0 ? ` (${event.invalidLines} invalid recorded)` : "") +
+              `, verified (job ${event.jobId}) in ${formatDuration(event.ms)}`,
+          );
+          break;
+        case "failed":
+          line(`✗ ${event.file}: ${event.code}`);
+          break;
+        case "summary":
+          line(summaryLine(event));
+          break;
+      }
+    },
+    flush: clear,
+  };
+}

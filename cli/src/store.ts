@@ -1,0 +1,172 @@
+/**
+ * Opening the store a command works on: the embedded PGlite database in a data
+ * directory (default `./.codex-sync`), a PostgreSQL server (`--database-url`), or memory
+ * (`--store memory`, a dry run that keeps nothing).
+ *
+ * @module
+ */
+
+import { join, resolve } from "node:path";
+import type { SyncAdapter } from "@zakstam/codex-sync-engine";
+import { createMemoryAdapter } from "@zakstam/codex-sync-engine/memory";
+import {
+  createPostgresAdapter,
+  type PostgresAdapter,
+  type PostgresExtras,
+} from "@zakstam/codex-sync-engine-postgres";
+import { CliError, usage } from "./errors.ts";
+import { rolloutHandler, type RolloutHandlerOptions } from "./handler.ts";
+import type { CliHost, Unlock } from "./host.ts";
+import {
+  ensureRecordTables,
+  memoryRecordTables,
+  recordTableNames,
+  type RecordTables,
+  sqlRecordTables,
+} from "./records.ts";
+
+/** Default data directory of the embedded store, relative to the working directory. */
+export const DEFAULT_DATA_DIR = ".codex-sync";
+
+/** Which store, and where. */
+export interface StoreOptions {
+  kind: "pglite" | "postgres" | "memory";
+  /** PGlite: the CLI's data directory (the database lives in `<dir>/pgdata`). */
+  dataDir?: string;
+  /** Postgres: the connection string. */
+  databaseUrl?: string;
+}
+
+/** An open store. */
+export interface OpenStore {
+  kind: StoreOptions["kind"];
+  /** Where it is, for messages (a directory, a redacted URL, or "memory"). */
+  location: string;
+  adapter: SyncAdapter;
+  /** Reads and writes of the record tables outside jobs (autocommit). */
+  tables: RecordTables;
+  /** Runs `fn` on the record tables inside one transaction. */
+  transaction<T>(fn: (tables: RecordTables) => Promise<T>): Promise<T>;
+  /** Starts the in-process worker (import runs jobs itself). */
+  startWorker(): void;
+  close(): Promise<void>;
+}
+
+/** Resolves `--store`, `--data-dir` and `--database-url` (and their environment variables). */
+export function storeOptions(
+  host: CliHost,
+  options: Record<string, unknown>,
+): StoreOptions {
+  const databaseUrl = (options["database-url"] as string | undefined) ??
+    host.env("CODEX_SYNC_DATABASE_URL");
+  let kind = options.store as StoreOptions["kind"] | undefined;
+  if (kind === undefined) kind = databaseUrl ? "postgres" : "pglite";
+  if (kind === "postgres" && !databaseUrl) {
+    throw usage("--store postgres needs --database-url (or CODEX_SYNC_DATABASE_URL)");
+  }
+  if (kind !== "postgres" && options["database-url"] !== undefined) {
+    throw usage(`--database-url cannot be combined with --store ${kind}`);
+  }
+  if (kind !== "pglite" && options["data-dir"] !== undefined) {
+    throw usage(`--data-dir is for the embedded store only (not --store ${kind})`);
+  }
+  const dataDir = resolve(
+    host.cwd(),
+    (options["data-dir"] as string | undefined) ?? host.env("CODEX_SYNC_DATA_DIR") ??
+      DEFAULT_DATA_DIR,
+  );
+  return kind === "postgres"
+    ? { kind, databaseUrl }
+    : kind === "pglite"
+    ? { kind, dataDir }
+    : { kind };
+}
+
+/** `postgres://user:secret@host/db` → `postgres://user:***@host/db`. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@]*:)[^@]*@/i, "$1***@");
+}
+
+/** How to open. */
+export interface OpenOptions {
+  /** Create the embedded store when missing (import); otherwise a missing one is `E_CLI_NOT_FOUND`. */
+  create: boolean;
+  handler?: RolloutHandlerOptions;
+}
+
+/** Opens the store; its worker is stopped until {@link OpenStore.startWorker}. */
+export async function openStore(
+  host: CliHost,
+  store: StoreOptions,
+  options: OpenOptions,
+): Promise<OpenStore> {
+  if (store.kind === "memory") return openMemory(options);
+  const names = recordTableNames();
+  let unlock: Unlock | undefined;
+  let adapter: PostgresAdapter;
+  const handler = rolloutHandler<PostgresExtras>(
+    (context) => sqlRecordTables(context.sql, names),
+    options.handler,
+  );
+  const common = { handler, mode: "manual" as const, pollIntervalMs: 1_000 };
+  if (store.kind === "pglite") {
+    const dataDir = store.dataDir!;
+    const pgdata = join(dataDir, "pgdata");
+    if (!options.create && !(await host.stat(pgdata))?.isDirectory) {
+      throw new CliError(
+        "E_CLI_NOT_FOUND",
+        `no store in ${dataDir} yet (run "codex-sync import <file>" first, or pass --data-dir)`,
+      );
+    }
+    await host.mkdir(dataDir);
+    unlock = await host.lock(join(dataDir, "lock"));
+    try {
+      adapter = await createPostgresAdapter({ ...common, dataDir: pgdata });
+    } catch (error) {
+      await unlock();
+      throw error;
+    }
+  } else {
+    adapter = await createPostgresAdapter({ ...common, connectionString: store.databaseUrl! });
+  }
+  try {
+    await ensureRecordTables(adapter.driver, names);
+  } catch (error) {
+    await adapter.close().catch(() => {});
+    await unlock?.();
+    throw error;
+  }
+  let closing: Promise<void> | undefined;
+  return {
+    kind: store.kind,
+    location: store.kind === "pglite" ? store.dataDir! : redactUrl(store.databaseUrl!),
+    adapter,
+    tables: sqlRecordTables(adapter.driver, names),
+    transaction: (fn) => adapter.driver.transaction((tx) => fn(sqlRecordTables(tx, names))),
+    startWorker: () => adapter.startWorker(),
+    close: () =>
+      closing ??= (async () => {
+        try {
+          await adapter.close();
+        } finally {
+          await unlock?.();
+        }
+      })(),
+  };
+}
+
+function openMemory(options: OpenOptions): OpenStore {
+  const tables = memoryRecordTables();
+  const adapter = createMemoryAdapter({
+    handler: rolloutHandler(() => tables, options.handler),
+  });
+  return {
+    kind: "memory",
+    location: "memory (dry run: nothing is kept)",
+    adapter,
+    tables,
+    transaction: (fn) => fn(tables),
+    startWorker: () => {},
+    close: () => adapter.close(),
+  };
+}
