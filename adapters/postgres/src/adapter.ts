@@ -7,6 +7,7 @@
  */
 
 import {
+  bindOperations,
   Capability,
   type Clock,
   type PolicyOverrides,
@@ -202,16 +203,7 @@ export async function createPostgresAdapter(
     store,
     driver,
     tables: names,
-    createSource: (input) => engine.createSource(input),
-    appendChunk: (input) => engine.appendChunk(input),
-    listChunks: (input) => engine.listChunks(input),
-    sealSource: (input) => engine.sealSource(input),
-    getSource: (input) => engine.getSource(input),
-    getJob: (input) => engine.getJob(input),
-    listJobs: (input) => engine.listJobs(input),
-    cancelJob: (input) => engine.cancelJob(input),
-    waitForTerminal: (input) => engine.waitForTerminal(input),
-    gc: (input) => engine.gc(input),
+    ...bindOperations(engine),
     drain: () => worker.drain(),
     startWorker: () => worker.start(),
     stopWorker: () => worker.stop(),
