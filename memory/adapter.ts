@@ -6,7 +6,7 @@
  * @module
  */
 
-import type { SyncAdapter } from "../src/contracts/adapter.ts";
+import type { OneCallUpload, SyncAdapter } from "../src/contracts/adapter.ts";
 import { Capability } from "../src/contracts/capabilities.ts";
 import type { Clock } from "../src/contracts/clock.ts";
 import type { SyncHandler } from "../src/contracts/handler.ts";
@@ -41,6 +41,8 @@ export interface MemoryAdapterOptions {
 
 /** The memory adapter: a {@link SyncAdapter} plus control over its worker. */
 export interface MemoryAdapter extends SyncAdapter {
+  /** Always present: this adapter declares `one-call-upload`. */
+  uploadSource: OneCallUpload["uploadSource"];
   /** The engine behind the adapter. */
   readonly engine: SyncEngine;
   /** The store (shareable, and with an oracle for tests). */
@@ -51,7 +53,7 @@ export interface MemoryAdapter extends SyncAdapter {
   close(): Promise<void>;
 }
 
-const CAPABILITIES = [Capability.concurrentWorkers] as const;
+const CAPABILITIES = [Capability.concurrentWorkers, Capability.oneCallUpload] as const;
 
 /** Builds an in-memory adapter. */
 export function createMemoryAdapter(options: MemoryAdapterOptions): MemoryAdapter {

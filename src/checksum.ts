@@ -41,8 +41,12 @@ export function hexDigestToBytes(hex: string): Uint8Array {
   return out;
 }
 
-/** SHA-256 of `bytes` through Web Crypto, as lowercase hex. */
+const SMALL_INPUT_BYTES = 1024;
+
+/** SHA-256 of `bytes` (through Web Crypto, but for small inputs), as lowercase hex. */
 export async function sha256Hex(bytes: Uint8Array): Promise<string> {
+  // Below about 1 KiB the pure hasher beats a round trip into Web Crypto.
+  if (bytes.length < SMALL_INPUT_BYTES) return new IncrementalSha256().update(bytes).digestHex();
   const digest = await crypto.subtle.digest("SHA-256", bytes as Uint8Array<ArrayBuffer>);
   return bytesToHex(new Uint8Array(digest));
 }

@@ -943,3 +943,134 @@ describe("syncConversation: end to end with the memory adapter", () => {
     await adapter.close();
   });
 });
+
+describe("syncConversation: one-call upload of a small payload", () => {
+  /** A memory adapter whose operations are recorded by name, in call order. */
+  function countedMemoryAdapter(apply: (chunk: Chunk) => void = () => {}) {
+    const clock = new ManualClock();
+    const memory = createMemoryAdapter({ handler: { apply }, clock, mode: "manual" });
+    const calls: string[] = [];
+    const adapter = new Proxy(memory, {
+      get(target, property, receiver) {
+        const value = Reflect.get(target, property, receiver);
+        if (typeof value !== "function" || typeof property !== "string") return value;
+        return (...args: unknown[]) => {
+          calls.push(property);
+          return value.apply(target, args);
+        };
+      },
+    });
+    const events: SyncProgressEvent[] = [];
+    const onProgress = (event: SyncProgressEvent) => {
+      events.push(event);
+      if (event.phase === "waiting") void memory.drain();
+    };
+    const without = (name: "drain") => calls.filter((call) => call !== name);
+    return { adapter, memory, clock, calls: () => without("drain"), events, onProgress };
+  }
+
+  test("a payload of one chunk is stored and sealed in one uploadSource call", async () => {
+    const applied: Uint8Array[] = [];
+    const { adapter, memory, clock, calls, events, onProgress } = countedMemoryAdapter(
+      (chunk) => void applied.push(chunk.bytes.slice()),
+    );
+    const payload = bytesOf(700);
+    const result = await syncConversation(
+      adapter,
+      options(payload, { chunkSize: 1024, clock, onProgress }),
+    );
+    assert.deepEqual(calls(), ["uploadSource", "waitForTerminal"]);
+    assert.deepEqual(result.manifest, {
+      chunkCount: 1,
+      byteCount: 700,
+      digest: compositeDigest([await sha256Hex(payload)]),
+    });
+    assert.deepEqual(result.uploaded, { chunks: 1, bytes: 700 });
+    assert.equal(result.job.state, "succeeded");
+    assert.deepEqual(applied, [payload]);
+    assert.deepEqual(events.map((event) => event.phase), [
+      "uploading",
+      "sealed",
+      "waiting",
+      "done",
+    ]);
+    await memory.close();
+  });
+
+  test("an empty payload is one uploadSource call with no chunks", async () => {
+    const { adapter, memory, clock, calls, onProgress } = countedMemoryAdapter();
+    const result = await syncConversation(adapter, options([], { clock, onProgress }));
+    assert.deepEqual(calls(), ["uploadSource", "waitForTerminal"]);
+    assert.equal(result.manifest.chunkCount, 0);
+    assert.equal(result.job.state, "succeeded");
+    await memory.close();
+  });
+
+  test("records that fit one chunk keep their item count", async () => {
+    const { adapter, memory, clock, onProgress } = countedMemoryAdapter();
+    const records = [{ turn: 1, text: "héllo" }, { turn: 2, text: "🙂" }];
+    const result = await syncConversation(adapter, options(records, { clock, onProgress }));
+    assert.equal(result.manifest.itemCount, 2);
+    const page = await memory.listChunks({ scope: SCOPE, sourceId: result.source.sourceId });
+    assert.equal(page.items[0].itemCount, 2);
+    await memory.close();
+  });
+
+  test("two chunks or more take the chunked path", async () => {
+    const { adapter, memory, clock, calls, onProgress } = countedMemoryAdapter();
+    const result = await syncConversation(
+      adapter,
+      options(bytesOf(1500), { chunkSize: 1024, clock, onProgress }),
+    );
+    assert.deepEqual(calls(), [
+      "createSource",
+      "appendChunk",
+      "appendChunk",
+      "sealSource",
+      "waitForTerminal",
+    ]);
+    assert.equal(result.job.state, "succeeded");
+    assert.deepEqual(result.uploaded, { chunks: 2, bytes: 1500 });
+    await memory.close();
+  });
+
+  test("syncing the same small payload again by sourceId uploads nothing: same job", async () => {
+    const { adapter, memory, clock, onProgress } = countedMemoryAdapter();
+    const payload = bytesOf(300);
+    const first = await syncConversation(
+      adapter,
+      options(payload, { sourceId: "small", clock, onProgress }),
+    );
+    const again = await syncConversation(
+      adapter,
+      options(payload, { sourceId: "small", clock, onProgress }),
+    );
+    assert.equal(again.job.jobId, first.job.jobId);
+    assert.deepEqual(again.uploaded, { chunks: 0, bytes: 0 });
+    assert.deepEqual(again.skipped, { chunks: 1, bytes: 300 });
+    await memory.close();
+  });
+
+  test("an adapter without uploadSource gets the three calls", async () => {
+    const adapter = new FakeAdapter();
+    await syncConversation(adapter, options(bytesOf(10)));
+    assert.deepEqual(adapter.calls, [
+      "createSource",
+      "appendChunk",
+      "sealSource",
+      "waitForTerminal",
+    ]);
+  });
+
+  test("an aborted sync stops before uploading its small payload", async () => {
+    const { adapter, memory, clock, calls } = countedMemoryAdapter();
+    const controller = new AbortController();
+    controller.abort();
+    await rejectsWith(
+      syncConversation(adapter, options(bytesOf(10), { clock, signal: controller.signal })),
+      "E_SYNC_ABORTED",
+    );
+    assert.deepEqual(calls(), []);
+    await memory.close();
+  });
+});

@@ -9,6 +9,7 @@ import { sourceCases } from "./sources.ts";
 import { sealCases } from "./seal.ts";
 import { jobCases } from "./jobs.ts";
 import { lifecycleCases } from "./lifecycle.ts";
+import { uploadCases } from "./upload.ts";
 
 /** All cases of the suite. */
 export const conformanceCases: readonly ConformanceCase[] = [
@@ -16,4 +17,5 @@ export const conformanceCases: readonly ConformanceCase[] = [
   ...sealCases,
   ...jobCases,
   ...lifecycleCases,
+  ...uploadCases,
 ];

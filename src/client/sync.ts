@@ -6,8 +6,13 @@
  */
 
 import type { SyncAdapter } from "../contracts/adapter.ts";
-import type { Job, Manifest, Source } from "../contracts/domain.ts";
-import type { WaitForTerminalInput } from "../contracts/inputs.ts";
+import { compositeDigest, sha256Hex } from "../checksum.ts";
+import type { Job, Manifest, SealResult, Source } from "../contracts/domain.ts";
+import type {
+  UploadChunkInput,
+  UploadSourceInput,
+  WaitForTerminalInput,
+} from "../contracts/inputs.ts";
 import { toSyncError } from "../errors.ts";
 import { abortedError, linkAbort, raceSignal } from "./abort.ts";
 import { requireSucceeded } from "./job_outcome.ts";
@@ -17,9 +22,11 @@ import {
   resolveSyncOptions,
   type SyncConversationOptions,
 } from "./options.ts";
+import type { PayloadChunk } from "./chunker.ts";
 import { payloadChunks } from "./payload.ts";
 import { type TransferCount, TransferTally } from "./progress.ts";
 import { withRetry } from "./retry.ts";
+import { peekSmallPayload } from "./small_payload.ts";
 import { uploadChunks, type UploadTotals } from "./upload.ts";
 
 /** What a successful sync did. */
@@ -67,50 +74,22 @@ async function runSync(
   signal: AbortSignal,
 ): Promise<SyncConversationResult> {
   if (signal.aborted) throw signal.reason;
-  const { scope, retry, onProgress } = options;
-  const call = <T>(operation: () => Promise<T>, callSignal: AbortSignal): Promise<T> =>
-    raceSignal(withRetry(operation, retry, callSignal), callSignal);
-
-  // Opened by the first chunk, so a payload failing before its first chunk (a record
-  // too large) touches nothing; an empty payload opens it just before the seal.
-  let opening: Promise<OpenedSource> | undefined;
-  const open = (openSignal: AbortSignal): Promise<OpenedSource> =>
-    opening ??= openSource(adapter, options, (operation) => call(operation, openSignal));
-
   const tally = new TransferTally();
-  const totals = await uploadChunks(
-    payloadChunks(options.payload, options.format, options.chunkSize),
-    {
-      concurrency: options.concurrency,
+  const chunks = payloadChunks(options.payload, options.format, options.chunkSize);
+  // A payload of at most one chunk goes up in one call where the adapter can do that
+  // atomically: one round trip and one commit instead of three.
+  const uploadSource = adapter.uploadSource?.bind(adapter);
+  const peeked = uploadSource ? await peekSmallPayload(chunks, signal) : undefined;
+  const { sealed, manifest } = uploadSource && peeked?.kind === "small"
+    ? await uploadWhole(uploadSource, peeked.chunks, options, tally, signal)
+    : await uploadInChunks(
+      adapter,
+      peeked?.kind === "large" ? peeked.chunks : chunks,
+      options,
+      tally,
       signal,
-      store: async (chunk, sha256, uploadSignal) => {
-        const opened = await open(uploadSignal);
-        const { sourceId } = opened.source;
-        const skip = opened.sealed || opened.stored.get(chunk.index) === sha256;
-        if (!skip) {
-          const input = { scope, sourceId, index: chunk.index, bytes: chunk.bytes, sha256 };
-          await withRetry(
-            () =>
-              adapter.appendChunk(
-                chunk.itemCount === undefined ? input : { ...input, itemCount: chunk.itemCount },
-              ),
-            retry,
-            uploadSignal,
-          );
-        }
-        // An append that lands after the sync stopped is not reported.
-        if (uploadSignal.aborted) throw uploadSignal.reason;
-        onProgress(tally.record(sourceId, chunk, skip));
-      },
-    },
-  );
-
-  const { source } = await open(signal);
-  const manifest = manifestOf(totals, options);
-  const sealed = await call(
-    () => adapter.sealSource({ scope, sourceId: source.sourceId, manifest }),
-    signal,
-  );
+    );
+  const { onProgress } = options;
   onProgress({ phase: "sealed", source: sealed.source, manifest, job: sealed.job });
   onProgress({ phase: "waiting", job: sealed.job });
   const job = await waitForJob(adapter, options, sealed.job, signal);
@@ -123,6 +102,116 @@ async function runSync(
     uploaded: { ...tally.uploaded },
     skipped: { ...tally.skipped },
   };
+}
+
+/** A sealed source and the manifest it was sealed with. */
+interface Uploaded {
+  sealed: SealResult;
+  manifest: Manifest;
+}
+
+/** Runs one backend call with the sync's retries, rejecting as soon as `signal` aborts. */
+function callBackend<T>(
+  operation: () => Promise<T>,
+  options: ResolvedSyncOptions,
+  signal: AbortSignal,
+): Promise<T> {
+  return raceSignal(withRetry(operation, options.retry, signal), signal);
+}
+
+/** The whole (small) payload in one `uploadSource` call. */
+async function uploadWhole(
+  uploadSource: NonNullable<SyncAdapter["uploadSource"]>,
+  chunks: PayloadChunk[],
+  options: ResolvedSyncOptions,
+  tally: TransferTally,
+  signal: AbortSignal,
+): Promise<Uploaded> {
+  const hashed = await Promise.all(
+    chunks.map(async (chunk) => ({ chunk, sha256: await sha256Hex(chunk.bytes) })),
+  );
+  const manifest = manifestOf(totalsOf(hashed), options);
+  const input: UploadSourceInput = {
+    scope: options.scope,
+    conversationId: options.conversationId,
+    chunks: hashed.map(({ chunk, sha256 }) => {
+      const upload: UploadChunkInput = { index: chunk.index, bytes: chunk.bytes, sha256 };
+      if (chunk.itemCount !== undefined) upload.itemCount = chunk.itemCount;
+      return upload;
+    }),
+    manifest,
+  };
+  if (options.sourceId !== undefined) input.sourceId = options.sourceId;
+  if (options.metadata !== undefined) input.metadata = options.metadata;
+  const uploaded = await callBackend(() => uploadSource(input), options, signal);
+  hashed.forEach(({ chunk }, i) => {
+    options.onProgress(tally.record(uploaded.source.sourceId, chunk, !uploaded.appended[i]));
+  });
+  return { sealed: uploaded, manifest };
+}
+
+/** Create (or resume), parallel appends, then seal. */
+async function uploadInChunks(
+  adapter: SyncAdapter,
+  chunks: AsyncIterable<PayloadChunk>,
+  options: ResolvedSyncOptions,
+  tally: TransferTally,
+  signal: AbortSignal,
+): Promise<Uploaded> {
+  const { scope, retry, onProgress } = options;
+  // Opened by the first chunk, so a payload failing before its first chunk (a record
+  // too large) touches nothing; an empty payload opens it just before the seal.
+  let opening: Promise<OpenedSource> | undefined;
+  const open = (openSignal: AbortSignal): Promise<OpenedSource> =>
+    opening ??= openSource(
+      adapter,
+      options,
+      (operation) => callBackend(operation, options, openSignal),
+    );
+  const totals = await uploadChunks(chunks, {
+    concurrency: options.concurrency,
+    signal,
+    store: async (chunk, sha256, uploadSignal) => {
+      const opened = await open(uploadSignal);
+      const { sourceId } = opened.source;
+      const skip = opened.sealed || opened.stored.get(chunk.index) === sha256;
+      if (!skip) {
+        const input = { scope, sourceId, index: chunk.index, bytes: chunk.bytes, sha256 };
+        await withRetry(
+          () =>
+            adapter.appendChunk(
+              chunk.itemCount === undefined ? input : { ...input, itemCount: chunk.itemCount },
+            ),
+          retry,
+          uploadSignal,
+        );
+      }
+      // An append that lands after the sync stopped is not reported.
+      if (uploadSignal.aborted) throw uploadSignal.reason;
+      onProgress(tally.record(sourceId, chunk, skip));
+    },
+  });
+  const { source } = await open(signal);
+  const manifest = manifestOf(totals, options);
+  const sealed = await callBackend(
+    () => adapter.sealSource({ scope, sourceId: source.sourceId, manifest }),
+    options,
+    signal,
+  );
+  return { sealed, manifest };
+}
+
+/** The manifest figures of chunks `0..n-1`, given in index order with their digests. */
+function totalsOf(hashed: { chunk: PayloadChunk; sha256: string }[]): UploadTotals {
+  const totals: UploadTotals = {
+    chunkCount: hashed.length,
+    byteCount: hashed.reduce((sum, { chunk }) => sum + chunk.bytes.length, 0),
+    digest: compositeDigest(hashed.map(({ sha256 }) => sha256)),
+  };
+  for (const { chunk } of hashed) {
+    if (chunk.itemCount !== undefined) totals.itemCount = (totals.itemCount ?? 0) + chunk.itemCount;
+  }
+  return totals;
 }
 
 function manifestOf(totals: UploadTotals, options: ResolvedSyncOptions): Manifest {

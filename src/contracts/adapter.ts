@@ -5,7 +5,16 @@
  */
 
 import type { Capability } from "./capabilities.ts";
-import type { AppendResult, ChunkInfo, GcReport, Job, Page, SealResult, Source } from "./domain.ts";
+import type {
+  AppendResult,
+  ChunkInfo,
+  GcReport,
+  Job,
+  Page,
+  SealResult,
+  Source,
+  UploadSourceResult,
+} from "./domain.ts";
 import type {
   AppendChunkInput,
   CancelJobInput,
@@ -16,6 +25,7 @@ import type {
   ListChunksInput,
   ListJobsInput,
   SealSourceInput,
+  UploadSourceInput,
   WaitForTerminalInput,
 } from "./inputs.ts";
 
@@ -41,8 +51,21 @@ export interface SyncOperations {
   gc(input?: GcInput): Promise<GcReport>;
 }
 
+/**
+ * The one-call upload of a small source, for backends that can do it atomically
+ * (capability `one-call-upload`): clients use it when the whole payload fits one chunk.
+ */
+export interface OneCallUpload {
+  /**
+   * Creates (or resumes) the source, appends the chunks and seals it with the manifest,
+   * in one transaction: the same rules as the three calls, and nothing is stored when a
+   * chunk is refused. A failed seal leaves the source `failed`, like `sealSource`.
+   */
+  uploadSource(input: UploadSourceInput): Promise<UploadSourceResult>;
+}
+
 /** A backend adapter: the operations plus what the backend can guarantee. */
-export interface SyncAdapter extends SyncOperations {
+export interface SyncAdapter extends SyncOperations, Partial<OneCallUpload> {
   readonly capabilities: readonly Capability[];
   /** The largest chunk `appendChunk` accepts; clients size their chunks to fit. */
   readonly maxChunkBytes?: number;

@@ -13,6 +13,8 @@ export const Capability = {
   concurrentWorkers: "concurrent-workers",
   /** The handler runs inside the transaction that commits the job's progress. */
   transactionalApply: "transactional-apply",
+  /** `uploadSource` creates, appends and seals a small source in one atomic call. */
+  oneCallUpload: "one-call-upload",
 } as const;
 
 /** One capability flag. */

@@ -165,6 +165,12 @@ export interface SealResult {
   job: Job;
 }
 
+/** What `uploadSource` returns: the sealed source, its job, and what was stored anew. */
+export interface UploadSourceResult extends SealResult {
+  /** Per input chunk, in input order: false when the source already held it. */
+  appended: boolean[];
+}
+
 /** Counts reported by a garbage-collection pass. */
 export interface GcReport {
   /** Collecting sources past their TTL, now `expired`. */

@@ -37,6 +37,29 @@ export interface SealSourceInput {
   manifest: Manifest;
 }
 
+/** One chunk of an {@link UploadSourceInput}. */
+export interface UploadChunkInput {
+  index: number;
+  bytes: Uint8Array;
+  /** Lowercase hex SHA-256 the caller computed; the engine re-hashes and compares. */
+  sha256: string;
+  itemCount?: number;
+}
+
+/**
+ * Input of `uploadSource`: a whole small source in one call (create, append, seal).
+ * The chunks together carry at most one chunk's worth of bytes (`maxChunkBytes`).
+ */
+export interface UploadSourceInput {
+  scope: string;
+  conversationId: string;
+  /** Caller-chosen id (a repeated call resumes or returns the sealed source). */
+  sourceId?: string;
+  metadata?: JsonValue;
+  chunks: UploadChunkInput[];
+  manifest: Manifest;
+}
+
 /** Input of `getSource`. */
 export interface GetSourceInput {
   scope: string;
@@ -126,6 +149,24 @@ export const appendChunkInputSchema: z.ZodType<AppendChunkInput> = z.strictObjec
 export const sealSourceInputSchema: z.ZodType<SealSourceInput> = z.strictObject({
   scope: text,
   sourceId: text,
+  manifest: manifestSchema,
+});
+
+/** Schema of {@link UploadChunkInput}. */
+export const uploadChunkInputSchema: z.ZodType<UploadChunkInput> = z.strictObject({
+  index: count,
+  bytes,
+  sha256: z.string().regex(/^[0-9a-f]{64}$/, "expected a lowercase hex SHA-256 digest"),
+  itemCount: count.optional(),
+});
+
+/** Schema of {@link UploadSourceInput}. */
+export const uploadSourceInputSchema: z.ZodType<UploadSourceInput> = z.strictObject({
+  scope: text,
+  conversationId: text,
+  sourceId: text.optional(),
+  metadata: jsonValue.optional(),
+  chunks: z.array(uploadChunkInputSchema),
   manifest: manifestSchema,
 });
 

@@ -5,11 +5,17 @@
  * @module
  */
 
-import type { SyncOperations } from "../contracts/adapter.ts";
+import type { OneCallUpload, SyncOperations } from "../contracts/adapter.ts";
 
-/** `engine`'s operations, bound, ready to spread into an adapter object. */
-export function bindOperations(engine: SyncOperations): SyncOperations {
+/**
+ * `engine`'s operations, bound, ready to spread into an adapter object (which then
+ * declares the `one-call-upload` capability).
+ */
+export function bindOperations(
+  engine: SyncOperations & OneCallUpload,
+): SyncOperations & OneCallUpload {
   return {
+    uploadSource: (input) => engine.uploadSource(input),
     createSource: (input) => engine.createSource(input),
     appendChunk: (input) => engine.appendChunk(input),
     listChunks: (input) => engine.listChunks(input),

@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { SyncOperations } from "../contracts/adapter.ts";
+import type { OneCallUpload, SyncOperations } from "../contracts/adapter.ts";
 import type { Clock } from "../contracts/clock.ts";
 import type {
   AppendResult,
@@ -15,6 +15,7 @@ import type {
   Page,
   SealResult,
   Source,
+  UploadSourceResult,
 } from "../contracts/domain.ts";
 import type { SyncHandler } from "../contracts/handler.ts";
 import type {
@@ -27,6 +28,7 @@ import type {
   ListChunksInput,
   ListJobsInput,
   SealSourceInput,
+  UploadSourceInput,
   WaitForTerminalInput,
 } from "../contracts/inputs.ts";
 import type { SyncStore } from "../contracts/store.ts";
@@ -57,7 +59,8 @@ export interface SyncEngineOptions<TExtras extends object> {
 }
 
 /** The lifecycle, written once over an adapter's store primitives. */
-export class SyncEngine<TExtras extends object = Record<never, never>> implements SyncOperations {
+export class SyncEngine<TExtras extends object = Record<never, never>>
+  implements SyncOperations, OneCallUpload {
   /** The resolved policy. */
   readonly policy: SyncPolicy;
   /** The clock the engine runs on. */
@@ -98,6 +101,10 @@ export class SyncEngine<TExtras extends object = Record<never, never>> implement
 
   sealSource(input: SealSourceInput): Promise<SealResult> {
     return this.#operations.sealSource(input);
+  }
+
+  uploadSource(input: UploadSourceInput): Promise<UploadSourceResult> {
+    return this.#operations.uploadSource(input);
   }
 
   getSource(input: GetSourceInput): Promise<Source> {

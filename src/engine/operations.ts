@@ -8,6 +8,7 @@
 import { EMPTY_COMPOSITE_STATE, sha256Hex } from "../checksum.ts";
 import type {
   AppendResult,
+  Chunk,
   ChunkInfo,
   GcReport,
   Job,
@@ -16,6 +17,7 @@ import type {
   RecordedError,
   SealResult,
   Source,
+  UploadSourceResult,
 } from "../contracts/domain.ts";
 import {
   type AppendChunkInput,
@@ -36,6 +38,9 @@ import {
   listJobsInputSchema,
   type SealSourceInput,
   sealSourceInputSchema,
+  type UploadChunkInput,
+  type UploadSourceInput,
+  uploadSourceInputSchema,
 } from "../contracts/inputs.ts";
 import type { StoreTransaction } from "../contracts/store.ts";
 import { SyncError } from "../errors.ts";
@@ -91,6 +96,9 @@ function sameManifest(a: Manifest | undefined, b: Manifest): boolean {
   return a !== undefined && canonicalJson(a) === canonicalJson(b);
 }
 
+/** Thrown inside an upload's transaction (rolling it back) when its new source exists. */
+class SourceCreatedMeanwhile extends Error {}
+
 /** The source/job operations of {@link SyncOperations}, over an {@link EngineContext}. */
 export class SourceOperations<TExtras extends object> {
   readonly #ctx: EngineContext<TExtras>;
@@ -101,124 +109,93 @@ export class SourceOperations<TExtras extends object> {
 
   /** Creates a collecting source; the same id and conversation returns the existing one. */
   async createSource(input: CreateSourceInput): Promise<Source> {
-    const op = "createSource";
-    const args = parseInput(createSourceInputSchema, input, op);
-    const { limits } = this.#ctx.policy;
-    checkIdLengths(limits, op, {
-      scope: args.scope,
-      conversationId: args.conversationId,
-      sourceId: args.sourceId,
-    });
-    if (args.metadata !== undefined) {
-      checkJsonField(op, "metadata", args.metadata, limits.maxMetadataBytes);
-    }
+    const args = parseInput(createSourceInputSchema, input, "createSource");
+    this.#checkCreate(args, "createSource");
     const sourceId = args.sourceId ?? this.#ctx.generateId();
     const now = this.#ctx.clock.now();
-    return await commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<Source>> => {
-      const existing = await tx.lockSource(args.scope, sourceId);
-      if (existing) {
-        if (existing.conversationId === args.conversationId) return { value: existing };
-        return {
-          error: new SyncError(
-            "E_SYNC_INVALID_ARGUMENT",
-            `createSource: source ${sourceId} belongs to another conversation`,
-            { details: { sourceId } },
-          ),
-        };
-      }
-      const source = newSource({
-        sourceId,
-        scope: args.scope,
-        conversationId: args.conversationId,
-        metadata: args.metadata,
-        now,
-        ttlMs: this.#ctx.policy.sourceTtlMs,
-      });
-      if (await tx.insertSource(source)) return { value: source };
-      // Another transaction created it first: answer as if it had been there.
-      const raced = await tx.lockSource(args.scope, sourceId);
-      if (raced?.conversationId === args.conversationId) return { value: raced };
-      return {
-        error: new SyncError(
-          "E_SYNC_INVALID_ARGUMENT",
-          `createSource: source ${sourceId} belongs to another conversation`,
-          { details: { sourceId } },
-        ),
-      };
-    });
+    return await commitThenSettle(
+      this.#ctx.store,
+      (tx) => this.#createIn(tx, args, sourceId, now, "createSource"),
+    );
   }
 
   /** Hashes and stores one immutable chunk. */
   async appendChunk(input: AppendChunkInput): Promise<AppendResult> {
     const op = "appendChunk";
     const args = parseInput(appendChunkInputSchema, input, op);
-    const { limits } = this.#ctx.policy;
-    checkIdLengths(limits, op, { scope: args.scope, sourceId: args.sourceId });
-    if (args.bytes.length === 0) {
-      throw new SyncError("E_SYNC_INVALID_ARGUMENT", `${op}: bytes must not be empty`);
-    }
-    if (args.bytes.length > limits.maxChunkBytes) {
-      throw new SyncError(
-        "E_SYNC_LIMIT_EXCEEDED",
-        `${op}: chunk is ${args.bytes.length} bytes, more than the limit of ${limits.maxChunkBytes}`,
-        { details: { limit: limits.maxChunkBytes, actual: args.bytes.length } },
-      );
-    }
-    if (args.index >= limits.maxChunksPerSource) {
-      throw new SyncError(
-        "E_SYNC_LIMIT_EXCEEDED",
-        `${op}: index ${args.index} is beyond the limit of ${limits.maxChunksPerSource} chunks`,
-        { details: { limit: limits.maxChunksPerSource, index: args.index } },
-      );
-    }
-    // Own copy: the caller may reuse its buffer once the promise settles.
-    const bytes = args.bytes.slice();
-    const sha256 = await sha256Hex(bytes);
-    if (sha256 !== args.sha256) {
-      throw new SyncError(
-        "E_SYNC_CHUNK_CHECKSUM_MISMATCH",
-        `${op}: chunk ${args.index} hashes to ${sha256}, not the declared ${args.sha256}`,
-        { details: { index: args.index, expected: args.sha256, actual: sha256 } },
-      );
-    }
+    checkIdLengths(this.#ctx.policy.limits, op, { scope: args.scope, sourceId: args.sourceId });
+    const chunk = await this.#receiveChunk(args, op);
     const now = this.#ctx.clock.now();
-    return await commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<AppendResult>> => {
-      const source = await tx.lockSource(args.scope, args.sourceId);
-      if (!source) return { error: sourceNotFound(args.sourceId) };
-      const refusal = await this.#refuseUnlessCollecting(tx, source, now);
-      if (refusal) return { error: refusal };
-      const existing = await tx.getChunkInfo(args.scope, args.sourceId, args.index);
-      if (existing) {
-        if (
-          existing.sha256 === sha256 && existing.byteLength === bytes.length &&
-          existing.itemCount === args.itemCount
-        ) {
-          return { value: { appended: false, chunk: chunkInfo(existing), source } };
+    return await commitThenSettle(
+      this.#ctx.store,
+      (tx) => this.#appendIn(tx, args.scope, args.sourceId, chunk, now, op),
+    );
+  }
+
+  /**
+   * Create, append and seal of a small source in one transaction. A refused chunk rolls
+   * everything back (not even the source is created); a failed seal commits the failure.
+   */
+  async uploadSource(input: UploadSourceInput): Promise<UploadSourceResult> {
+    const op = "uploadSource";
+    const args = parseInput(uploadSourceInputSchema, input, op);
+    this.#checkCreate(args, op);
+    const manifest = this.#checkManifest(args.manifest, op);
+    const { limits } = this.#ctx.policy;
+    const totalBytes = args.chunks.reduce((sum, chunk) => sum + chunk.bytes.length, 0);
+    if (totalBytes > limits.maxChunkBytes) {
+      throw new SyncError(
+        "E_SYNC_LIMIT_EXCEEDED",
+        `${op}: the chunks carry ${totalBytes} bytes, more than one call's limit of ` +
+          `${limits.maxChunkBytes}; upload them with appendChunk`,
+        { details: { limit: limits.maxChunkBytes, actual: totalBytes } },
+      );
+    }
+    const indexes = new Set<number>();
+    for (const chunk of args.chunks) {
+      if (indexes.has(chunk.index)) {
+        throw new SyncError(
+          "E_SYNC_INVALID_ARGUMENT",
+          `${op}: chunk index ${chunk.index} appears twice`,
+          { details: { index: chunk.index } },
+        );
+      }
+      indexes.add(chunk.index);
+    }
+    const chunks: Chunk[] = [];
+    for (const chunk of args.chunks) chunks.push(await this.#receiveChunk(chunk, op));
+    const sourceId = args.sourceId ?? this.#ctx.generateId();
+    const now = this.#ctx.clock.now();
+    const upload = (): Promise<UploadSourceResult> =>
+      commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<UploadSourceResult>> => {
+        // A generated id is new; a caller's id may name a source to resume.
+        const isNew = args.sourceId === undefined ||
+          (await tx.lockSource(args.scope, sourceId)) === undefined;
+        if (isNew) return await this.#uploadNew(tx, args, sourceId, chunks, manifest, now);
+        const created = await this.#createIn(tx, args, sourceId, now, op);
+        if ("error" in created) return created;
+        const appended: boolean[] = [];
+        if (created.value.state === "collecting") {
+          for (const chunk of chunks) {
+            const outcome = await this.#appendIn(tx, args.scope, sourceId, chunk, now, op);
+            // Thrown, not returned: the transaction rolls back whatever this call stored.
+            if ("error" in outcome) throw outcome.error;
+            appended.push(outcome.value.appended);
+          }
+        } else {
+          for (const _ of chunks) appended.push(false);
         }
-        return {
-          error: new SyncError(
-            "E_SYNC_CHUNK_CONFLICT",
-            `${op}: chunk ${args.index} is already stored with other content`,
-            { details: { index: args.index, stored: existing.sha256, offered: sha256 } },
-          ),
-        };
-      }
-      if (source.received.byteCount + bytes.length > limits.maxSourceBytes) {
-        return {
-          error: new SyncError(
-            "E_SYNC_LIMIT_EXCEEDED",
-            `${op}: source would exceed the limit of ${limits.maxSourceBytes} bytes`,
-            { details: { limit: limits.maxSourceBytes } },
-          ),
-        };
-      }
-      const chunk: ChunkInfo = { index: args.index, byteLength: bytes.length, sha256 };
-      if (args.itemCount !== undefined) chunk.itemCount = args.itemCount;
-      await tx.insertChunk(args.scope, args.sourceId, { ...chunk, bytes });
-      const updated = recordAppend(source, bytes.length, now);
-      await tx.updateSource(updated);
-      return { value: { appended: true, chunk, source: updated } };
-    });
+        const sealed = await this.#sealIn(tx, args.scope, sourceId, manifest, now);
+        if ("error" in sealed) return sealed;
+        return { value: { ...sealed.value, appended } };
+      });
+    try {
+      return await upload();
+    } catch (error) {
+      // Another call created the same source meanwhile: resume it like any other.
+      if (error instanceof SourceCreatedMeanwhile) return await upload();
+      throw error;
+    }
   }
 
   /** Stored chunk digests in index order. */
@@ -245,47 +222,13 @@ export class SourceOperations<TExtras extends object> {
   async sealSource(input: SealSourceInput): Promise<SealResult> {
     const op = "sealSource";
     const args = parseInput(sealSourceInputSchema, input, op);
-    const { limits } = this.#ctx.policy;
-    checkIdLengths(limits, op, { scope: args.scope, sourceId: args.sourceId });
-    if (args.manifest.data !== undefined) {
-      checkJsonField(op, "manifest.data", args.manifest.data, limits.maxManifestDataBytes);
-    }
-    const manifest = args.manifest;
+    checkIdLengths(this.#ctx.policy.limits, op, { scope: args.scope, sourceId: args.sourceId });
+    const manifest = this.#checkManifest(args.manifest, op);
     const now = this.#ctx.clock.now();
-    return await commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<SealResult>> => {
-      const source = await tx.lockSource(args.scope, args.sourceId);
-      if (!source) return { error: sourceNotFound(args.sourceId) };
-      if (source.state === "sealed" && sameManifest(source.manifest, manifest)) {
-        const job = source.jobId === undefined
-          ? undefined
-          : await tx.getJob(source.scope, source.jobId);
-        if (!job) {
-          return { error: new SyncError("E_SYNC_INTERNAL", `sealed source has no job`) };
-        }
-        return { value: { source, job } };
-      }
-      const refusal = await this.#refuseUnlessCollecting(tx, source, now);
-      if (refusal) return { error: refusal };
-      const mismatch = await this.#checkAgainstManifest(tx, source, manifest);
-      if (mismatch) {
-        await tx.updateSource(sealFailed(source, manifest, recordError(mismatch), now));
-        return { error: mismatch };
-      }
-      const job = newJob({
-        jobId: this.#ctx.generateId(),
-        scope: source.scope,
-        sourceId: source.sourceId,
-        conversationId: source.conversationId,
-        totalChunks: manifest.chunkCount,
-        now,
-        emptyDigestState: EMPTY_COMPOSITE_STATE,
-      });
-      if (this.#ctx.policy.supersede) await this.#supersede(tx, source, job.jobId, now);
-      await tx.insertJob(job);
-      const sealed = sealSucceeded(source, manifest, job.jobId, now);
-      await tx.updateSource(sealed);
-      return { value: { source: sealed, job } };
-    });
+    return await commitThenSettle(
+      this.#ctx.store,
+      (tx) => this.#sealIn(tx, args.scope, args.sourceId, manifest, now),
+    );
   }
 
   /** Reads a source. */
@@ -379,6 +322,236 @@ export class SourceOperations<TExtras extends object> {
       }
     });
     return report;
+  }
+
+  #checkCreate(args: CreateSourceInput, op: string): void {
+    const { limits } = this.#ctx.policy;
+    checkIdLengths(limits, op, {
+      scope: args.scope,
+      conversationId: args.conversationId,
+      sourceId: args.sourceId,
+    });
+    if (args.metadata !== undefined) {
+      checkJsonField(op, "metadata", args.metadata, limits.maxMetadataBytes);
+    }
+  }
+
+  #checkManifest(manifest: Manifest, op: string): Manifest {
+    if (manifest.data !== undefined) {
+      checkJsonField(
+        op,
+        "manifest.data",
+        manifest.data,
+        this.#ctx.policy.limits.maxManifestDataBytes,
+      );
+    }
+    return manifest;
+  }
+
+  /** Checks a chunk's size and index limits and its digest; returns the engine's own copy. */
+  async #receiveChunk(input: UploadChunkInput, op: string): Promise<Chunk> {
+    const { limits } = this.#ctx.policy;
+    if (input.bytes.length === 0) {
+      throw new SyncError("E_SYNC_INVALID_ARGUMENT", `${op}: bytes must not be empty`);
+    }
+    if (input.bytes.length > limits.maxChunkBytes) {
+      throw new SyncError(
+        "E_SYNC_LIMIT_EXCEEDED",
+        `${op}: chunk is ${input.bytes.length} bytes, more than the limit of ${limits.maxChunkBytes}`,
+        { details: { limit: limits.maxChunkBytes, actual: input.bytes.length } },
+      );
+    }
+    if (input.index >= limits.maxChunksPerSource) {
+      throw new SyncError(
+        "E_SYNC_LIMIT_EXCEEDED",
+        `${op}: index ${input.index} is beyond the limit of ${limits.maxChunksPerSource} chunks`,
+        { details: { limit: limits.maxChunksPerSource, index: input.index } },
+      );
+    }
+    // Own copy: the caller may reuse its buffer once the promise settles.
+    const bytes = input.bytes.slice();
+    const sha256 = await sha256Hex(bytes);
+    if (sha256 !== input.sha256) {
+      throw new SyncError(
+        "E_SYNC_CHUNK_CHECKSUM_MISMATCH",
+        `${op}: chunk ${input.index} hashes to ${sha256}, not the declared ${input.sha256}`,
+        { details: { index: input.index, expected: input.sha256, actual: sha256 } },
+      );
+    }
+    const chunk: Chunk = { index: input.index, bytes, byteLength: bytes.length, sha256 };
+    if (input.itemCount !== undefined) chunk.itemCount = input.itemCount;
+    return chunk;
+  }
+
+  async #createIn(
+    tx: StoreTransaction<TExtras>,
+    args: CreateSourceInput,
+    sourceId: string,
+    now: number,
+    op: string,
+  ): Promise<Outcome<Source>> {
+    const otherConversation = (): Outcome<Source> => ({
+      error: new SyncError(
+        "E_SYNC_INVALID_ARGUMENT",
+        `${op}: source ${sourceId} belongs to another conversation`,
+        { details: { sourceId } },
+      ),
+    });
+    const existing = await tx.lockSource(args.scope, sourceId);
+    if (existing) {
+      return existing.conversationId === args.conversationId
+        ? { value: existing }
+        : otherConversation();
+    }
+    const source = newSource({
+      sourceId,
+      scope: args.scope,
+      conversationId: args.conversationId,
+      metadata: args.metadata,
+      now,
+      ttlMs: this.#ctx.policy.sourceTtlMs,
+    });
+    if (await tx.insertSource(source)) return { value: source };
+    // Another transaction created it first: answer as if it had been there.
+    const raced = await tx.lockSource(args.scope, sourceId);
+    return raced?.conversationId === args.conversationId ? { value: raced } : otherConversation();
+  }
+
+  async #appendIn(
+    tx: StoreTransaction<TExtras>,
+    scope: string,
+    sourceId: string,
+    chunk: Chunk,
+    now: number,
+    op: string,
+  ): Promise<Outcome<AppendResult>> {
+    const { limits } = this.#ctx.policy;
+    const source = await tx.lockSource(scope, sourceId);
+    if (!source) return { error: sourceNotFound(sourceId) };
+    const refusal = await this.#refuseUnlessCollecting(tx, source, now);
+    if (refusal) return { error: refusal };
+    const existing = await tx.getChunkInfo(scope, sourceId, chunk.index);
+    if (existing) {
+      if (
+        existing.sha256 === chunk.sha256 && existing.byteLength === chunk.byteLength &&
+        existing.itemCount === chunk.itemCount
+      ) {
+        return { value: { appended: false, chunk: chunkInfo(existing), source } };
+      }
+      return {
+        error: new SyncError(
+          "E_SYNC_CHUNK_CONFLICT",
+          `${op}: chunk ${chunk.index} is already stored with other content`,
+          { details: { index: chunk.index, stored: existing.sha256, offered: chunk.sha256 } },
+        ),
+      };
+    }
+    if (source.received.byteCount + chunk.byteLength > limits.maxSourceBytes) {
+      return {
+        error: new SyncError(
+          "E_SYNC_LIMIT_EXCEEDED",
+          `${op}: source would exceed the limit of ${limits.maxSourceBytes} bytes`,
+          { details: { limit: limits.maxSourceBytes } },
+        ),
+      };
+    }
+    await tx.insertChunk(scope, sourceId, chunk);
+    const updated = recordAppend(source, chunk.byteLength, now);
+    await tx.updateSource(updated);
+    return { value: { appended: true, chunk: chunkInfo(chunk), source: updated } };
+  }
+
+  async #sealIn(
+    tx: StoreTransaction<TExtras>,
+    scope: string,
+    sourceId: string,
+    manifest: Manifest,
+    now: number,
+  ): Promise<Outcome<SealResult>> {
+    const source = await tx.lockSource(scope, sourceId);
+    if (!source) return { error: sourceNotFound(sourceId) };
+    if (source.state === "sealed" && sameManifest(source.manifest, manifest)) {
+      const job = source.jobId === undefined
+        ? undefined
+        : await tx.getJob(source.scope, source.jobId);
+      if (!job) return { error: new SyncError("E_SYNC_INTERNAL", `sealed source has no job`) };
+      return { value: { source, job } };
+    }
+    const refusal = await this.#refuseUnlessCollecting(tx, source, now);
+    if (refusal) return { error: refusal };
+    const mismatch = await this.#checkAgainstManifest(tx, source, manifest);
+    return await this.#settleSeal(tx, source, manifest, mismatch, now, (s) => tx.updateSource(s));
+  }
+
+  /**
+   * A new source, its chunks and its seal, written at once: the source is built in
+   * memory by the same transitions the three calls would make, then stored as it ends.
+   */
+  async #uploadNew(
+    tx: StoreTransaction<TExtras>,
+    args: UploadSourceInput,
+    sourceId: string,
+    chunks: readonly Chunk[],
+    manifest: Manifest,
+    now: number,
+  ): Promise<Outcome<UploadSourceResult>> {
+    const { limits } = this.#ctx.policy;
+    let source = newSource({
+      sourceId,
+      scope: args.scope,
+      conversationId: args.conversationId,
+      metadata: args.metadata,
+      now,
+      ttlMs: this.#ctx.policy.sourceTtlMs,
+    });
+    for (const chunk of chunks) source = recordAppend(source, chunk.byteLength, now);
+    if (source.received.byteCount > limits.maxSourceBytes) {
+      throw new SyncError(
+        "E_SYNC_LIMIT_EXCEEDED",
+        `uploadSource: source would exceed the limit of ${limits.maxSourceBytes} bytes`,
+        { details: { limit: limits.maxSourceBytes } },
+      );
+    }
+    const check = new ManifestCheck(manifest);
+    for (const chunk of [...chunks].sort((a, b) => a.index - b.index)) check.add(chunk);
+    const sealed = await this.#settleSeal(tx, source, manifest, check.finish(), now, async (s) => {
+      if (!(await tx.insertSource(s))) throw new SourceCreatedMeanwhile();
+      for (const chunk of chunks) await tx.insertChunk(args.scope, sourceId, chunk);
+    });
+    if ("error" in sealed) return sealed;
+    return { value: { ...sealed.value, appended: chunks.map(() => true) } };
+  }
+
+  /**
+   * Records a seal's outcome through `write` (which stores the source): failed durably
+   * with the mismatch, or sealed with a new job that supersedes the conversation's others.
+   */
+  async #settleSeal(
+    tx: StoreTransaction<TExtras>,
+    source: Source,
+    manifest: Manifest,
+    mismatch: SyncError | undefined,
+    now: number,
+    write: (source: Source) => Promise<void>,
+  ): Promise<Outcome<SealResult>> {
+    if (mismatch) {
+      await write(sealFailed(source, manifest, recordError(mismatch), now));
+      return { error: mismatch };
+    }
+    const job = newJob({
+      jobId: this.#ctx.generateId(),
+      scope: source.scope,
+      sourceId: source.sourceId,
+      conversationId: source.conversationId,
+      totalChunks: manifest.chunkCount,
+      now,
+      emptyDigestState: EMPTY_COMPOSITE_STATE,
+    });
+    const sealed = sealSucceeded(source, manifest, job.jobId, now);
+    await write(sealed);
+    if (this.#ctx.policy.supersede) await this.#supersede(tx, source, job.jobId, now);
+    await tx.insertJob(job);
+    return { value: { source: sealed, job } };
   }
 
   /** Why the source cannot take chunks or a seal; persists a lazy expiry. */

@@ -58,6 +58,13 @@ function handlerFailure(error: unknown, index: number): SyncError {
   });
 }
 
+/** A handler failure inside a claiming transaction, thrown to roll that transaction back. */
+class HandlerThrew extends Error {
+  constructor(readonly failure: RecordedError) {
+    super(failure.message);
+  }
+}
+
 /** Runs jobs for one engine. */
 export class JobRunner<TExtras extends object> {
   readonly #ctx: EngineContext<TExtras>;
@@ -86,16 +93,142 @@ export class JobRunner<TExtras extends object> {
     });
   }
 
-  /** Claims and runs due jobs until none is due; returns how many jobs were run. */
+  /**
+   * Claims and runs due jobs until none is due; returns how many jobs were run. Where the
+   * store applies in its transaction, a job with at most one chunk left is claimed,
+   * applied and finished in one transaction (one commit); any other job is claimed and
+   * then run step by step.
+   */
   async runDueJobs(options: RunDueJobsOptions = {}): Promise<number> {
     let count = 0;
     while (count < (options.maxJobs ?? Infinity) && !options.signal?.aborted) {
-      const job = await this.claimNextJob(options.owner);
-      if (!job) break;
-      await this.runClaimedJob(job);
+      const claimed = await this.#claimAndFinishIfShort(options.owner ?? this.#owner);
+      if (!claimed) break;
+      if (!claimed.finished) await this.runClaimedJob(claimed.job);
       count++;
     }
     return count;
+  }
+
+  /**
+   * Claims the earliest due job. When it can be finished in the claiming transaction, it
+   * is: `finished` then says the job needs no further run.
+   */
+  async #claimAndFinishIfShort(
+    owner: string,
+  ): Promise<{ job: Job; finished: boolean } | undefined> {
+    const { store, policy, clock } = this.#ctx;
+    const now = clock.now();
+    let found: Job | undefined;
+    try {
+      return await store.transaction(async (tx) => {
+        found = await tx.findClaimableJob(now);
+        if (!found) return undefined;
+        const next = transitionJob(found, { type: "claim", now, owner, leaseMs: policy.leaseMs });
+        if (!next.ok) return undefined;
+        const finished = store.transactionalApply && next.job.totalChunks - next.job.cursor <= 1
+          ? await this.#finishInTransaction(tx, next.job)
+          : undefined;
+        await tx.updateJob(finished ?? next.job);
+        return { job: finished ?? next.job, finished: finished !== undefined };
+      });
+    } catch (error) {
+      if (!(error instanceof HandlerThrew) || !found) throw error;
+      // The transaction rolled back the claim with the handler's writes: claim again and
+      // record the failed attempt, unless another worker moved the job meanwhile.
+      const failed = await this.#recordShortFailure(found, owner, error.failure);
+      return failed ? { job: failed, finished: true } : undefined;
+    }
+  }
+
+  /**
+   * Applies the job's last chunk and verifies it, inside the claiming transaction, and
+   * returns the terminal job; undefined (nothing run) when the step-by-step path must
+   * deal with the job (its source, or its chunk, is missing or damaged).
+   */
+  async #finishInTransaction(
+    tx: StoreTransaction<TExtras>,
+    claimed: Job,
+  ): Promise<Job | undefined> {
+    const { handler, clock, policy } = this.#ctx;
+    const token = claimed.lease?.token ?? 0;
+    const source = await tx.getSource(claimed.scope, claimed.sourceId);
+    const manifest = source?.manifest;
+    if (!source || !manifest) return undefined;
+    let job = claimed;
+    if (job.state === "running" && job.cursor < job.totalChunks) {
+      const chunk = await tx.getChunk(job.scope, job.sourceId, job.cursor);
+      if (!chunk || chunk.bytes.length !== chunk.byteLength) return undefined;
+      const sha256 = await sha256Hex(chunk.bytes);
+      if (sha256 !== chunk.sha256) return undefined;
+      try {
+        await handler.apply(chunk, {
+          ...tx.extras,
+          job,
+          source,
+          manifest,
+          signal: new AbortController().signal,
+        });
+      } catch (error) {
+        throw new HandlerThrew(recordError(handlerFailure(error, chunk.index)));
+      }
+      const next = transitionJob(job, {
+        type: "chunkApplied",
+        now: clock.now(),
+        token,
+        index: chunk.index,
+        byteLength: chunk.bytes.length,
+        sha256,
+        leaseMs: policy.leaseMs,
+      });
+      if (!next.ok) throw next.error;
+      job = next.job;
+    }
+    if (job.state !== "verifying") {
+      // After its last chunk a job verifies; returning here would commit the handler's
+      // writes without the progress that records them.
+      if (job !== claimed) throw new SyncError("E_SYNC_INTERNAL", "applied job is not verifying");
+      return undefined;
+    }
+    const hookError = await this.#runVerifyHook(job, source, manifest, tx.extras);
+    const verified = transitionJob(job, {
+      type: "verify",
+      now: clock.now(),
+      token,
+      manifest,
+      hookError,
+    });
+    if (!verified.ok) throw verified.error;
+    return verified.job;
+  }
+
+  async #recordShortFailure(
+    found: Job,
+    owner: string,
+    error: RecordedError,
+  ): Promise<Job | undefined> {
+    const { store, policy, clock } = this.#ctx;
+    return await store.transaction(async (tx) => {
+      const current = await tx.lockJob(found.scope, found.jobId);
+      const unchanged = current !== undefined && current.updatedAt === found.updatedAt &&
+        current.state === found.state && current.lease?.token === found.lease?.token;
+      if (!unchanged) return undefined;
+      const now = clock.now();
+      const claimed = transitionJob(current, {
+        type: "claim",
+        now,
+        owner,
+        leaseMs: policy.leaseMs,
+      });
+      if (!claimed.ok) return undefined;
+      const failed = transitionJob(
+        claimed.job,
+        this.#failureEvent(claimed.job, claimed.job.lease?.token ?? 0, error, now),
+      );
+      if (!failed.ok) return undefined;
+      await tx.updateJob(failed.job);
+      return failed.job;
+    });
   }
 
   /**
@@ -242,25 +375,6 @@ export class JobRunner<TExtras extends object> {
   }
 
   async #verify(claim: Claim, job: Job, source: Source, manifest: Manifest): Promise<StepResult> {
-    const verify = this.#ctx.handler.verify?.bind(this.#ctx.handler);
-    const runHook = async (
-      current: Job,
-      extras: TExtras,
-      signal: AbortSignal,
-    ): Promise<RecordedError | undefined> => {
-      if (!verify) return undefined;
-      try {
-        await verify({ ...extras, job: current, source, manifest, signal });
-        return undefined;
-      } catch (error) {
-        const message = error instanceof Error ? error.message : String(error);
-        return {
-          code: "E_SYNC_VERIFICATION_FAILED",
-          message: `verify hook failed: ${message}`,
-          retryable: false,
-        };
-      }
-    };
     if (this.#ctx.store.transactionalApply) {
       // The job row stays locked while the hook runs: no cancel or claim can interleave.
       return await this.#ctx.store.transaction(async (tx) => {
@@ -268,7 +382,7 @@ export class JobRunner<TExtras extends object> {
         if (!current) {
           return { job: await tx.getJob(claim.scope, claim.jobId) ?? job, holding: false };
         }
-        const hookError = await runHook(current, tx.extras, new AbortController().signal);
+        const hookError = await this.#runVerifyHook(current, source, manifest, tx.extras);
         return await this.#transitionIn(tx, claim, current, {
           type: "verify",
           now: this.#ctx.clock.now(),
@@ -282,7 +396,7 @@ export class JobRunner<TExtras extends object> {
     const watch = this.#watchLease(claim);
     let hookError: RecordedError | undefined;
     try {
-      hookError = await runHook(job, extras, watch.signal);
+      hookError = await this.#runVerifyHook(job, source, manifest, extras, watch.signal);
     } finally {
       watch.stop();
     }
@@ -295,21 +409,44 @@ export class JobRunner<TExtras extends object> {
     });
   }
 
+  /** The host's verify hook, if any: its failure as the error to record. */
+  async #runVerifyHook(
+    job: Job,
+    source: Source,
+    manifest: Manifest,
+    extras: TExtras,
+    signal: AbortSignal = new AbortController().signal,
+  ): Promise<RecordedError | undefined> {
+    const verify = this.#ctx.handler.verify?.bind(this.#ctx.handler);
+    if (!verify) return undefined;
+    try {
+      await verify({ ...extras, job, source, manifest, signal });
+      return undefined;
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      return {
+        code: "E_SYNC_VERIFICATION_FAILED",
+        message: `verify hook failed: ${message}`,
+        retryable: false,
+      };
+    }
+  }
+
   /** Records a failed attempt: `retry_wait` after backoff, or `failed`. */
   async #fail(claim: Claim, job: Job, error: RecordedError): Promise<StepResult> {
-    const retryDelayMs = backoffDelay(
-      job.attempt + 1,
-      this.#ctx.policy.retry,
-      this.#ctx.random,
-    );
-    return await this.#commit(claim, job, {
+    return await this.#commit(claim, job, this.#failureEvent(job, claim.token, error, 0));
+  }
+
+  /** The event of a failed attempt of `job`, with its backoff drawn now. */
+  #failureEvent(job: Job, token: number, error: RecordedError, now: number): JobEvent {
+    return {
       type: "chunkFailed",
-      now: 0,
-      token: claim.token,
+      now,
+      token,
       error,
       maxAttempts: this.#ctx.policy.retry.maxAttempts,
-      retryDelayMs,
-    });
+      retryDelayMs: backoffDelay(job.attempt + 1, this.#ctx.policy.retry, this.#ctx.random),
+    };
   }
 
   /** Commits `event` (its `now` filled in at commit time) if the lease still holds. */

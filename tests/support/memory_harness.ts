@@ -66,5 +66,9 @@ export const memoryFactory: ConformanceFactory = (
 
 /** The memory adapter as a suite target. */
 export function memoryTarget(): SuiteTarget {
-  return { factory: memoryFactory, capabilities: ["concurrent-workers"], hooks: MEMORY_HOOKS };
+  return {
+    factory: memoryFactory,
+    capabilities: ["concurrent-workers", "one-call-upload"],
+    hooks: MEMORY_HOOKS,
+  };
 }

@@ -10,6 +10,7 @@ import {
   bindOperations,
   Capability,
   type Clock,
+  type OneCallUpload,
   type PolicyOverrides,
   type RandomSource,
   type SyncAdapter,
@@ -71,6 +72,8 @@ export interface PostgresAdapterOptions extends TableLocation {
 
 /** The Postgres adapter: a {@link SyncAdapter} plus control over its worker. */
 export interface PostgresAdapter extends SyncAdapter {
+  /** Always present: this adapter declares `one-call-upload`. */
+  uploadSource: OneCallUpload["uploadSource"];
   /** The largest chunk `appendChunk` accepts (the policy's limit). */
   readonly maxChunkBytes: number;
   /** The engine behind the adapter (`claimNextJob`, `runClaimedJob`, `runDueJobs`). */
@@ -95,6 +98,7 @@ const CAPABILITIES = [
   Capability.durable,
   Capability.concurrentWorkers,
   Capability.transactionalApply,
+  Capability.oneCallUpload,
 ] as const;
 
 function invalid(message: string): SyncError {

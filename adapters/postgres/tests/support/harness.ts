@@ -212,7 +212,7 @@ export class PGliteTarget {
   target(): SuiteTarget {
     return {
       factory: this.factory,
-      capabilities: ["durable", "concurrent-workers", "transactional-apply"],
+      capabilities: ["durable", "concurrent-workers", "transactional-apply", "one-call-upload"],
       hooks: POSTGRES_HOOKS,
     };
   }
@@ -252,7 +252,7 @@ export class ServerTarget {
   target(): SuiteTarget {
     return {
       factory: this.factory,
-      capabilities: ["durable", "concurrent-workers", "transactional-apply"],
+      capabilities: ["durable", "concurrent-workers", "transactional-apply", "one-call-upload"],
       hooks: POSTGRES_HOOKS,
     };
   }
