@@ -10,8 +10,9 @@
 
 import { pathToFileURL } from "node:url";
 import { runCli } from "./src/cli.ts";
-import { CliError } from "./src/errors.ts";
-import type { CliHost, DirEntry, FileInfo, TextOutput, Unlock } from "./src/host.ts";
+import { fileStream } from "./src/file_stream.ts";
+import { lockFiles } from "./src/lock_file.ts";
+import type { CliHost, DirEntry, FileInfo, TextOutput } from "./src/host.ts";
 
 const encoder = new TextEncoder();
 
@@ -53,57 +54,31 @@ function processAlive(pid: number): boolean | undefined {
   }
 }
 
-/** Lock files this process holds, removed even when it exits at once (second Ctrl-C). */
-const heldLocks = new Set<string>();
-
-async function takeLock(path: string): Promise<Unlock> {
-  for (let attempt = 0; attempt < 2; attempt++) {
+const locks = lockFiles({
+  pid: Deno.pid,
+  async createExclusive(path, text) {
     try {
-      const file = await Deno.open(path, { createNew: true, write: true });
-      await file.write(encoder.encode(`${Deno.pid}\n`));
-      file.close();
-      heldLocks.add(path);
-      return async () => {
-        if (!heldLocks.delete(path)) return;
-        await Deno.remove(path).catch(() => {});
-      };
+      await Deno.writeTextFile(path, text, { createNew: true });
+      return true;
     } catch (error) {
-      if (!(error instanceof Deno.errors.AlreadyExists)) throw error;
-      const pid = Number((await Deno.readTextFile(path).catch(() => "")).trim());
-      const alive = Number.isSafeInteger(pid) && pid > 0 ? processAlive(pid) : false;
-      if (alive === false && attempt === 0) {
-        await Deno.remove(path).catch(() => {});
-        continue;
-      }
-      throw new CliError(
-        "E_CLI_STORE_LOCKED",
-        `the store is in use by another codex-sync process${pid ? ` (pid ${pid})` : ""}; ` +
-          `if none is running, delete ${path}`,
-      );
+      if (error instanceof Deno.errors.AlreadyExists) return false;
+      throw error;
     }
-  }
-  throw new CliError("E_CLI_STORE_LOCKED", `cannot take the lock ${path}`);
-}
+  },
+  readText: (path) => Deno.readTextFile(path).catch(() => ""),
+  remove: (path) => Deno.remove(path).catch(() => {}),
+  removeSync(path) {
+    try {
+      Deno.removeSync(path);
+    } catch { /* already gone */ }
+  },
+  processAlive,
+});
 
 function readFile(path: string): ReadableStream<Uint8Array> {
-  let file: Deno.FsFile | undefined;
-  let closed = false;
-  const close = () => {
-    if (file && !closed) file.close();
-    closed = true;
-  };
-  return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      file ??= await Deno.open(path, { read: true });
-      // A fresh buffer per read: the consumer may keep the pieces.
-      const buffer = new Uint8Array(256 * 1024);
-      const read = await file.read(buffer);
-      if (read === null) {
-        close();
-        controller.close();
-      } else controller.enqueue(buffer.subarray(0, read));
-    },
-    cancel: close,
+  return fileStream(async () => {
+    const file = await Deno.open(path, { read: true });
+    return { read: (buffer) => file.read(buffer), close: () => file.close() };
   });
 }
 
@@ -131,18 +106,14 @@ export function denoHost(): CliHost {
     },
     readFile,
     mkdir: (path) => Deno.mkdir(path, { recursive: true }),
-    lock: takeLock,
+    lock: (path) => locks.take(path),
     importModule: (path) => import(pathToFileURL(path).href),
     onInterrupt(listener) {
       Deno.addSignalListener("SIGINT", listener);
       return () => Deno.removeSignalListener("SIGINT", listener);
     },
     exit(code) {
-      for (const path of heldLocks) {
-        try {
-          Deno.removeSync(path);
-        } catch { /* already gone */ }
-      }
+      locks.releaseAllSync();
       Deno.exit(code);
     },
   };

@@ -4,8 +4,9 @@
  * a PostgreSQL server with `--database-url`, memory for a dry run.
  *
  * Run it with `deno run -A jsr:@zakstam/codex-sync-cli/main import ~/.codex/sessions`
- * (or `deno task cli …` in the repository). Embed it with {@link runCli} and a
- * {@link CliHost} for your runtime (`main.ts` has the Deno one).
+ * (or `deno task cli …` in the repository), or on Node.js with the npm package's
+ * `codex-sync` bin. Embed it with {@link runCli} and a {@link CliHost} for your runtime
+ * (`main.ts` has the Deno one, `node_main.ts` — export `./node` — the Node.js one).
  *
  * @module
  */

@@ -1,12 +1,13 @@
 /**
- * Shared helpers for the npm build scripts (`build_npm.ts`, `npm_smoke.ts`,
- * `test_node.ts`). Tooling only: not part of the published library, so Deno and
+ * Shared helpers for the npm build scripts (`build_npm.ts`, `_build_member.ts`,
+ * `npm_smoke.ts`, `test_node.ts`). Tooling only: not part of the published library, so Deno and
  * `node:*` APIs are fine here.
  *
  * @module
  */
 
-import { dirname, join, relative, resolve, sep } from "node:path";
+import ts from "typescript";
+import { dirname, join, posix, relative, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
 
 /** Repository root (the directory holding deno.json). */
@@ -30,9 +31,12 @@ export interface DenoConfig {
   imports: Record<string, string>;
 }
 
-/** Reads and validates deno.json (plain JSON: the build does not parse comments). */
-export function readDenoConfig(): DenoConfig {
-  const path = join(ROOT, "deno.json");
+/**
+ * Reads and validates the deno.json in `dir` (default: the root package's; plain JSON:
+ * the build does not parse comments).
+ */
+export function readDenoConfig(dir: string = ROOT): DenoConfig {
+  const path = join(dir, "deno.json");
   let raw: unknown;
   try {
     raw = JSON.parse(Deno.readTextFileSync(path));
@@ -211,6 +215,212 @@ export function verifyExportsMirror(cfg: DenoConfig, npmDir: string): void {
     throw new BuildError(
       `npm package exports drifted from deno.json:\n  - ${problems.join("\n  - ")}`,
     );
+  }
+}
+
+/** Parses a deno.json import-map value such as `npm:zod@^4.1.0` into name and range. */
+export function parseNpmSpecifier(value: string): { name: string; range: string } | undefined {
+  const match = /^npm:\/?((?:@[^/@]+\/)?[^/@]+)(?:@([^/]+))?(?:\/.*)?$/.exec(value);
+  if (!match) return undefined;
+  return { name: match[1], range: match[2] ?? "*" };
+}
+
+/** Package name of a bare specifier (`zod/mini` → `zod`, `@a/b/c` → `@a/b`). */
+export function packageName(specifier: string): string {
+  const parts = specifier.split("/");
+  return specifier.startsWith("@") ? parts.slice(0, 2).join("/") : parts[0];
+}
+
+/**
+ * tsc keeps `.ts` extensions of relative imports in emitted `.d.ts` files even with
+ * `rewriteRelativeImportExtensions` (microsoft/TypeScript#61037; tsc itself resolves them,
+ * other tools may not). Rewrites them to `.js` under `outDir`, matching the `.js` output,
+ * and returns the number of rewritten specifiers.
+ */
+export function rewriteDeclarationImports(outDir: string): number {
+  let count = 0;
+  for (const file of walkFiles(outDir)) {
+    if (!file.endsWith(".d.ts")) continue;
+    const path = join(outDir, file);
+    let text = Deno.readTextFileSync(path);
+    const refs = ts.preProcessFile(text, true, true).importedFiles
+      .filter((ref) => /^\.\.?\//.test(ref.fileName) && /(?<!\.d)\.([mc]?)ts$/.test(ref.fileName))
+      .sort((a, b) => b.pos - a.pos);
+    for (const ref of refs) {
+      // `pos` points at the opening quote of the string literal.
+      const start = text.indexOf(ref.fileName, ref.pos);
+      if (start < 0 || start > ref.pos + 1) {
+        throw new BuildError(`${file}: cannot locate import ${ref.fileName} to rewrite it`);
+      }
+      const rewritten = ref.fileName.replace(/\.([mc]?)ts$/, ".$1js");
+      text = text.slice(0, start) + rewritten + text.slice(start + ref.fileName.length);
+      count++;
+    }
+    if (refs.length > 0) Deno.writeTextFileSync(path, text);
+  }
+  return count;
+}
+
+/** How {@link collectDependencies} treats bare imports. */
+export interface DependencyOptions {
+  /** Workspace packages built before this one: package name → version range. */
+  workspace?: Record<string, string>;
+  /** Allow `node:*` imports (a package that runs on Node only, such as the CLI). */
+  nodeBuiltins?: boolean;
+}
+
+/**
+ * Reads every import of the compiled output in `outDir` (comments ignored, via the
+ * TypeScript scanner), checks relative ones resolve inside the package, and returns the
+ * npm dependencies implied by the bare ones: workspace packages at their given range,
+ * others as deno.json `imports` maps them to `npm:` packages.
+ */
+export function collectDependencies(
+  outDir: string,
+  cfg: DenoConfig,
+  options: DependencyOptions = {},
+): Record<string, string> {
+  const workspace = options.workspace ?? {};
+  const shown = relative(ROOT, outDir) + "/";
+  const problems: string[] = [];
+  const deps = new Map<string, string>();
+  for (const file of walkFiles(outDir)) {
+    const isDts = file.endsWith(".d.ts");
+    if (!isDts && !file.endsWith(".js")) continue;
+    const text = Deno.readTextFileSync(join(outDir, file));
+    const { importedFiles } = ts.preProcessFile(text, true, true);
+    for (const { fileName: spec } of importedFiles) {
+      if (spec.startsWith("./") || spec.startsWith("../")) {
+        const target = posix.normalize(posix.join(posix.dirname(file), spec));
+        const candidates = isDts && target.endsWith(".js")
+          ? [target.replace(/\.js$/, ".d.ts"), target]
+          : [target];
+        if (!/\.js$/.test(spec)) {
+          problems.push(`${file}: relative import ${spec} does not end in .js`);
+        } else if (target.startsWith("../") || !candidates.some((c) => exists(join(outDir, c)))) {
+          problems.push(`${file}: relative import ${spec} does not resolve inside ${shown}`);
+        }
+        continue;
+      }
+      if (spec.startsWith("node:") && options.nodeBuiltins) continue;
+      if (/^(node|npm|jsr|https?|file|data):/.test(spec)) {
+        problems.push(
+          `${file}: imports ${spec}; library code must be runtime-agnostic (DESIGN §8)`,
+        );
+        continue;
+      }
+      const name = packageName(spec);
+      if (name === cfg.name) {
+        problems.push(`${file}: imports its own package (${spec}); use a relative import`);
+        continue;
+      }
+      if (name in workspace) {
+        deps.set(name, workspace[name]);
+        continue;
+      }
+      const mapped = cfg.imports[name] ?? cfg.imports[`${name}/`];
+      const parsed = mapped === undefined ? undefined : parseNpmSpecifier(mapped);
+      if (!parsed) {
+        problems.push(
+          `${file}: imports ${spec}, which deno.json "imports" does not map to an npm: package`,
+        );
+        continue;
+      }
+      deps.set(name, parsed.name === name ? parsed.range : `npm:${parsed.name}@${parsed.range}`);
+    }
+  }
+  if (problems.length > 0) {
+    throw new BuildError(
+      `the compiled package in ${shown} has bad imports:\n  - ${problems.join("\n  - ")}`,
+    );
+  }
+  return Object.fromEntries([...deps].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** The top-level entries of a built package, as package.json `files` lists them. */
+export function topLevelFiles(outDir: string): string[] {
+  return [...Deno.readDirSync(outDir)]
+    .map((entry) => entry.isDirectory ? `${entry.name}/` : entry.name)
+    .sort();
+}
+
+/**
+ * Runs `npm pack --dry-run` in `outDir`; fails unless every path in `mustShip` (relative,
+ * with or without a leading `./`) would be packed. Returns the file count and size.
+ */
+export async function packDryRun(
+  outDir: string,
+  mustShip: readonly string[],
+): Promise<{ files: number; bytes: number }> {
+  console.log(`$ npm pack --dry-run (in ${relative(ROOT, outDir)}/)`);
+  const packJson = await run("npm", ["pack", "--dry-run", "--json", "--loglevel=warn"], {
+    cwd: outDir,
+    capture: true,
+  });
+  const packed = new Set<string>(
+    (JSON.parse(packJson) as { files: { path: string }[] }[])[0].files.map((f) => f.path),
+  );
+  const missing = mustShip.map((path) => path.replace(/^\.\//, ""))
+    .filter((path) => !packed.has(path));
+  if (missing.length > 0) {
+    throw new BuildError(`npm pack would not ship: ${missing.join(", ")}`);
+  }
+  const bytes = [...packed].reduce((sum, path) => sum + Deno.statSync(join(outDir, path)).size, 0);
+  return { files: packed.size, bytes };
+}
+
+/** Packs the package in `dir` into `destination`; returns the tarball's path. */
+export async function pack(dir: string, destination: string): Promise<string> {
+  const out = await run(
+    "npm",
+    ["pack", "--json", "--loglevel=warn", "--pack-destination", destination],
+    { cwd: dir, capture: true },
+  );
+  return join(destination, (JSON.parse(out) as { filename: string }[])[0].filename);
+}
+
+/**
+ * Creates a scratch npm project in `appDir` and installs the tarballs into it
+ * (dependencies come from npm's cache when present: `--prefer-offline`).
+ */
+export async function installTarballs(appDir: string, tarballs: readonly string[]): Promise<void> {
+  Deno.mkdirSync(appDir, { recursive: true });
+  Deno.writeTextFileSync(
+    join(appDir, "package.json"),
+    JSON.stringify({ name: "npm-smoke", private: true, type: "module" }, null, 2) + "\n",
+  );
+  console.log(`$ npm install ${tarballs.map((t) => t.split(sep).pop()).join(" ")} (scratch)`);
+  await run(
+    "npm",
+    [
+      "install",
+      "--prefer-offline",
+      "--no-audit",
+      "--no-fund",
+      "--loglevel=warn",
+      "--ignore-scripts",
+      ...tarballs,
+    ],
+    { cwd: appDir },
+  );
+}
+
+/**
+ * Runs `body` in a fresh temp directory, removed when it succeeds and kept (path printed)
+ * when it fails, for a look at what went wrong.
+ */
+export async function withScratchDir(
+  label: string,
+  body: (dir: string) => Promise<void>,
+): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: `codex-sync-${label}-` });
+  let ok = false;
+  try {
+    await body(dir);
+    ok = true;
+  } finally {
+    if (ok) await Deno.remove(dir, { recursive: true });
+    else console.error(`${label}: scratch directory kept at ${dir}`);
   }
 }
 

@@ -1,256 +1,194 @@
 /**
- * Benchmarks (not tests): every figure is a ratio of two timings taken side by side in
- * the same run. JSON on stdout; `--md` prints a markdown table instead.
+ * All of issue 6's benchmark figures in one run. Each group of figures is measured by
+ * its own entry point, run here as a child process with the flags it needs (a fresh
+ * process per group, so no group inherits another's heap); each prints JSON with a
+ * `figures` array (scripts/bench/figure.ts), collected here. Every figure is a ratio of
+ * two timings taken side by side in the same run, or an amount against its target.
  *
- * Run: deno task bench [--md] [--quick]
+ * Run: deno task bench [--md] [--quick] [--only memory,client-memory,postgres,postgres-workers]
  *
- * 1. checksum: the client's chunk hashing (chunker + SHA-256 per chunk + composite)
- *    throughput ÷ raw `crypto.subtle.digest` over the same chunks (target ≥ 0.8)
- * 2. e2e-memory: 64 MiB in 1 MiB chunks, time to verified terminal ÷ time to SHA-256
- *    the same bytes once (target ≤ 4)
- * 3. per-chunk: 20 000 chunks of 200 B end to end ÷ a loop doing the same digests
- * 4. scaling: time per chunk at 1 000, 10 000 and 100 000 chunks; 100 000 ÷ 1 000
- *    (target ≤ 1.5)
- * 5. wait latency: terminal commit → `waitForTerminal` resolving (memory adapter)
+ * - `memory` (scripts/bench_memory.ts): 1 checksum, 2 end to end 64 MiB, 3 per-chunk
+ *   overhead, 4 scaling, 6 wait latency (memory adapter)
+ * - `client-memory` (scripts/bench_client_memory.ts): 5 client memory, 256 MiB stream
+ * - `postgres` (scripts/bench_postgres.ts): 7 end-to-end rate ÷ one bulk INSERT
+ * - `postgres-workers` (scripts/bench_postgres_workers.ts): 6 wait latency over NOTIFY,
+ *   7 2 000 one-chunk sources ÷ pg-boss
  *
- * Postgres figures: `deno task bench:postgres` (64 MiB vs a bulk INSERT) and
- * `deno task bench:postgres-workers` (NOTIFY wait latency, 2 000 sources vs pg-boss).
+ * The Postgres groups start a throwaway cluster of the machine's PostgreSQL (or use
+ * `DATABASE_URL`). Output: one JSON document on stdout, or with `--md` a markdown table
+ * (paste it into README.md's benchmarks section); progress on stderr. Exits 1 when a
+ * group failed (its error is in the output; the other groups still run).
  */
 
-import { chunkBytes, compositeDigest, type Job, sha256Hex, syncConversation } from "../mod.ts";
-import { createMemoryAdapter } from "../memory/mod.ts";
-import { hexDigestToBytes, IncrementalSha256 } from "../src/checksum.ts";
+import { cpus, totalmem } from "node:os";
+import { fileURLToPath } from "node:url";
+import type { Figure } from "./bench/figure.ts";
 
-const MIB = 1024 * 1024;
-const quick = Deno.args.includes("--quick");
-const markdown = Deno.args.includes("--md");
+const PG_FLAGS = [
+  "--allow-read",
+  "--allow-write",
+  "--allow-env",
+  "--allow-run",
+  "--allow-sys",
+  "--allow-net=127.0.0.1",
+];
 
-interface Figure {
-  name: string;
-  value: number;
-  unit: string;
-  target?: string;
-  met?: boolean;
-  details: Record<string, unknown>;
+const GROUPS: { name: string; script: string; flags: string[] }[] = [
+  { name: "memory", script: "scripts/bench_memory.ts", flags: ["--v8-flags=--expose-gc"] },
+  {
+    name: "client-memory",
+    script: "scripts/bench_client_memory.ts",
+    flags: ["--v8-flags=--expose-gc"],
+  },
+  { name: "postgres", script: "scripts/bench_postgres.ts", flags: PG_FLAGS },
+  { name: "postgres-workers", script: "scripts/bench_postgres_workers.ts", flags: PG_FLAGS },
+];
+
+interface GroupResult {
+  seconds: number;
+  ok: boolean;
+  error?: string;
+  /** The entry point's JSON without its figures. */
+  report?: Record<string, unknown>;
 }
 
-function payload(bytes: number, seed = 1): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let state = seed >>> 0 || 1;
-  for (let i = 0; i < bytes; i += 4) {
-    state ^= state << 13;
-    state ^= state >>> 17;
-    state ^= state << 5;
-    out[i] = state;
-    out[i + 1] = state >>> 8;
-    out[i + 2] = state >>> 16;
-    out[i + 3] = state >>> 24;
-  }
-  return out;
-}
+const root = fileURLToPath(new URL("../", import.meta.url));
+const args = Deno.args;
+const markdown = args.includes("--md");
+const quick = args.includes("--quick");
 
-async function time(run: () => Promise<unknown>): Promise<number> {
-  const started = performance.now();
-  await run();
-  return performance.now() - started;
-}
-
-/** Best of `rounds` timings (ms): the least disturbed run of each side. */
-async function best(rounds: number, run: () => Promise<unknown>): Promise<number> {
-  let fastest = Infinity;
-  for (let i = 0; i < rounds; i++) fastest = Math.min(fastest, await time(run));
-  return fastest;
-}
-
-function split(bytes: Uint8Array, size: number): Uint8Array[] {
-  const out: Uint8Array[] = [];
-  for (let offset = 0; offset < bytes.length; offset += size) {
-    out.push(bytes.subarray(offset, offset + size));
-  }
-  return out;
-}
-
-async function rawDigests(chunks: Uint8Array[]): Promise<void> {
-  for (const chunk of chunks) {
-    await crypto.subtle.digest("SHA-256", chunk as Uint8Array<ArrayBuffer>);
-  }
-}
-
-async function checksumFigure(): Promise<Figure> {
-  const bytes = payload(64 * MIB);
-  const chunks = split(bytes, MIB);
-  const clientHashing = async () => {
-    const composite = new IncrementalSha256();
-    for await (const chunk of chunkBytes(bytes, MIB)) {
-      composite.update(hexDigestToBytes(await sha256Hex(chunk.bytes)));
-    }
-    composite.digestHex();
-  };
-  // Rounds alternate between the two sides so that warm-up and GC fall on both alike.
-  let raw = Infinity;
-  let client = Infinity;
-  for (let round = 0; round < 5; round++) {
-    raw = Math.min(raw, await time(() => rawDigests(chunks)));
-    client = Math.min(client, await time(clientHashing));
-  }
-  const ratio = raw / client;
-  return {
-    name: "checksum throughput ÷ raw crypto.subtle",
-    value: ratio,
-    unit: "ratio",
-    target: "≥ 0.8",
-    met: ratio >= 0.8,
-    details: { rawMs: raw, clientMs: client, mib: 64, chunkBytes: MIB },
-  };
-}
-
-/** Syncs `chunks` through a fresh memory adapter; returns ms to the verified job. */
-async function syncThroughMemory(
-  bytes: Uint8Array,
-  chunkSize: number,
-): Promise<{ ms: number; job: Job }> {
-  const adapter = createMemoryAdapter({ handler: { apply() {} } });
-  const started = performance.now();
-  const result = await syncConversation(adapter, {
-    scope: "bench",
-    conversationId: "bench",
-    payload: bytes,
-    format: "bytes",
-    chunkSize,
-  });
-  const ms = performance.now() - started;
-  await adapter.close();
-  if (result.job.state !== "succeeded") throw new Error("benchmark job did not succeed");
-  return { ms, job: result.job };
-}
-
-async function endToEndFigure(): Promise<Figure> {
-  const bytes = payload(64 * MIB, 2);
-  const chunks = split(bytes, MIB);
-  const hashOnce = await best(3, () => rawDigests(chunks));
-  const e2e = await best(3, async () => (await syncThroughMemory(bytes, MIB)).ms);
-  const ratio = e2e / hashOnce;
-  return {
-    name: "e2e memory 64 MiB ÷ hashing it once",
-    value: ratio,
-    unit: "ratio",
-    target: "≤ 4",
-    met: ratio <= 4,
-    details: { e2eMs: e2e, hashOnceMs: hashOnce, mibPerSecond: 64 / (e2e / 1000) },
-  };
-}
-
-async function perChunkFigure(): Promise<Figure> {
-  const count = quick ? 5_000 : 20_000;
-  const bytes = payload(count * 200, 3);
-  const chunks = split(bytes, 200);
-  const digests = await best(3, () => rawDigests(chunks));
-  const e2e = await best(2, async () => (await syncThroughMemory(bytes, 200)).ms);
-  return {
-    name: `per-chunk overhead: ${count} × 200 B e2e ÷ digest loop`,
-    value: e2e / digests,
-    unit: "ratio",
-    details: {
-      e2eMs: e2e,
-      digestLoopMs: digests,
-      e2eMicrosecondsPerChunk: (e2e * 1000) / count,
-    },
-  };
-}
-
-async function scalingFigure(): Promise<Figure> {
-  const sizes = quick ? [1_000, 10_000] : [1_000, 10_000, 100_000];
-  const perChunk: Record<string, number> = {};
-  for (const count of sizes) {
-    const bytes = payload(count * 64, 4);
-    const { ms } = await syncThroughMemory(bytes, 64);
-    perChunk[String(count)] = (ms * 1000) / count;
-  }
-  const ratio = perChunk[String(sizes[sizes.length - 1])] / perChunk["1000"];
-  return {
-    name: `scaling: µs per chunk at ${sizes.at(-1)} ÷ at 1 000 chunks`,
-    value: ratio,
-    unit: "ratio",
-    target: "≤ 1.5",
-    met: ratio <= 1.5,
-    details: { microsecondsPerChunk: perChunk },
-  };
-}
-
-async function waitLatencyFigure(): Promise<Figure> {
-  const samples: number[] = [];
-  for (let i = 0; i < (quick ? 20 : 100); i++) {
-    let committedAt = 0;
-    const adapter = createMemoryAdapter({ handler: { apply() {} }, mode: "manual" });
-    adapter.store.onJobWrite((job) => {
-      if (job.state === "succeeded") committedAt = performance.now();
-    });
-    const source = await adapter.createSource({ scope: "bench", conversationId: "wait" });
-    const bytes = payload(1024, i + 1);
-    const sha256 = await sha256Hex(bytes);
-    await adapter.appendChunk({
-      scope: "bench",
-      sourceId: source.sourceId,
-      index: 0,
-      bytes,
-      sha256,
-    });
-    const { job } = await adapter.sealSource({
-      scope: "bench",
-      sourceId: source.sourceId,
-      manifest: { chunkCount: 1, byteCount: bytes.length, digest: compositeDigest([sha256]) },
-    });
-    const waiting = adapter.waitForTerminal({ scope: "bench", jobId: job.jobId });
-    await adapter.drain();
-    await waiting;
-    samples.push(performance.now() - committedAt);
-    await adapter.close();
-  }
-  samples.sort((a, b) => a - b);
-  const median = samples[Math.floor(samples.length / 2)];
-  return {
-    name: "wait latency, memory adapter (median)",
-    value: median,
-    unit: "ms",
-    details: { p90Ms: samples[Math.floor(samples.length * 0.9)], samples: samples.length },
-  };
-}
-
-const figures: Figure[] = [];
-for (
-  const measure of [
-    checksumFigure,
-    endToEndFigure,
-    perChunkFigure,
-    scalingFigure,
-    waitLatencyFigure,
-  ]
-) {
-  figures.push(await measure());
-}
-
-const machine = {
-  runtime: `deno ${Deno.version.deno}`,
-  os: Deno.build.os,
-  arch: Deno.build.arch,
-  cpus: navigator.hardwareConcurrency,
-  date: new Date().toISOString().slice(0, 10),
-};
-
-if (markdown) {
-  console.log(
-    `Machine: ${machine.cpus} cores, ${machine.os}/${machine.arch}, ${machine.runtime}, ${machine.date}\n`,
-  );
-  console.log("| figure | value | target | met |");
-  console.log("| --- | --- | --- | --- |");
-  for (const f of figures) {
-    const value = f.unit === "ratio" ? f.value.toFixed(2) : `${f.value.toFixed(3)} ${f.unit}`;
-    console.log(
-      `| ${f.name} | ${value} | ${f.target ?? "—"} | ${
-        f.met === undefined ? "—" : f.met ? "yes" : "no"
-      } |`,
+function selectedGroups(): typeof GROUPS {
+  const at = args.indexOf("--only");
+  if (at < 0) return GROUPS;
+  const names = (args[at + 1] ?? "").split(",").map((name) => name.trim()).filter(Boolean);
+  const unknown = names.filter((name) => !GROUPS.some((group) => group.name === name));
+  if (names.length === 0 || unknown.length > 0) {
+    console.error(
+      `bench: --only takes a comma-separated list of ${GROUPS.map((g) => g.name).join(", ")}`,
     );
+    Deno.exit(2);
   }
-} else {
-  console.log(JSON.stringify({ machine, figures }, null, 2));
+  return GROUPS.filter((group) => names.includes(group.name));
 }
+
+async function runGroup(
+  group: typeof GROUPS[number],
+): Promise<{ figures: Figure[]; result: GroupResult }> {
+  console.error(`bench: ${group.name} (${group.script})`);
+  const started = performance.now();
+  const output = await new Deno.Command(Deno.execPath(), {
+    args: ["run", ...group.flags, group.script, ...(quick ? ["--quick"] : [])],
+    cwd: root,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).output();
+  const seconds = Math.round((performance.now() - started) / 100) / 10;
+  console.error(`bench: ${group.name} done in ${seconds} s`);
+  const text = new TextDecoder().decode(output.stdout);
+  if (!output.success) {
+    return {
+      figures: [],
+      result: { seconds, ok: false, error: `exit code ${output.code}; stdout: ${text.trim()}` },
+    };
+  }
+  try {
+    const { figures, ...report } = JSON.parse(text) as { figures: Figure[] };
+    return { figures, result: { seconds, ok: true, report } };
+  } catch (error) {
+    return {
+      figures: [],
+      result: { seconds, ok: false, error: `unreadable output (${error}): ${text.trim()}` },
+    };
+  }
+}
+
+function machine() {
+  let cpu = "unknown CPU";
+  let ramGiB: number | undefined;
+  try {
+    cpu = cpus()[0]?.model?.trim() || cpu;
+    ramGiB = Math.round(totalmem() / 1024 ** 3 * 10) / 10;
+  } catch { /* no --allow-sys */ }
+  return {
+    cores: navigator.hardwareConcurrency,
+    cpu,
+    ramGiB,
+    os: `${Deno.build.os}/${Deno.build.arch}`,
+    deno: Deno.version.deno,
+    v8: Deno.version.v8,
+    date: new Date().toISOString().slice(0, 10),
+  };
+}
+
+function ratioCell(figure: Figure): string {
+  if (figure.unit !== "ratio") return "—";
+  const value = figure.value.toFixed(2);
+  if (!figure.spread || figure.spread.rounds < 2) return value;
+  const { min, max, rounds } = figure.spread;
+  return `${value} (${min.toFixed(2)}–${max.toFixed(2)}, median of ${rounds})`;
+}
+
+/** The table, already laid out as `deno fmt` lays out markdown, so it can be pasted as is. */
+function markdownTable(
+  info: ReturnType<typeof machine>,
+  figures: Figure[],
+  groups: Record<string, GroupResult>,
+  seconds: number,
+): string {
+  const postgres = figures.find((f) => typeof f.details.serverVersion === "string");
+  const lines = [
+    `- Machine: ${info.cores} × ${info.cpu}, ${info.ramGiB ?? "?"} GiB RAM, ${info.os}`,
+    `- Deno ${info.deno}` +
+    (postgres ? `, PostgreSQL ${postgres.details.serverVersion}` : ""),
+    `- ${info.date}, \`deno task bench${quick ? " --quick" : ""}\` took ${seconds.toFixed(0)} s`,
+    "",
+  ];
+  const rows = [["#", "figure", "measured", "baseline", "ratio", "target", "met"]];
+  for (const f of figures) {
+    const met = f.met === undefined ? "—" : f.met ? "yes" : "**no**";
+    rows.push([
+      String(f.figure),
+      f.name,
+      f.measured,
+      f.baseline,
+      ratioCell(f),
+      f.target ?? "—",
+      met,
+    ].map((cell) => cell.replaceAll("|", "\\|")));
+  }
+  const widths = rows[0].map((_, i) => Math.max(...rows.map((row) => row[i].length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => c.padEnd(widths[i])).join(" | ")} |`;
+  lines.push(line(rows[0]), line(widths.map((w) => "-".repeat(w))));
+  for (const row of rows.slice(1)) lines.push(line(row));
+  for (const [name, group] of Object.entries(groups)) {
+    if (!group.ok) lines.push("", `Group \`${name}\` failed: ${group.error}`);
+  }
+  return lines.join("\n");
+}
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  const figures: Figure[] = [];
+  const groups: Record<string, GroupResult> = {};
+  for (const group of selectedGroups()) {
+    const run = await runGroup(group);
+    figures.push(...run.figures);
+    groups[group.name] = run.result;
+  }
+  figures.sort((a, b) => a.figure - b.figure); // stable: groups keep their order within
+  const seconds = (performance.now() - started) / 1000;
+  const info = machine();
+  if (markdown) {
+    console.log(markdownTable(info, figures, groups, seconds));
+  } else {
+    console.log(JSON.stringify(
+      { machine: info, quick, seconds: Math.round(seconds), figures, groups },
+      null,
+      2,
+    ));
+  }
+  if (Object.values(groups).some((group) => !group.ok)) Deno.exit(1);
+}
+
+if (import.meta.main) await main();

@@ -1,16 +1,19 @@
 /**
- * Benchmark (not a test): the end-to-end sync rate of one conversation (default 64 MiB of
- * JSON Lines) through the Postgres adapter — upload, seal, apply, verify, awaited by
- * `syncConversation` — on the embedded PGlite (persisted to a temp dir) and on a
- * PostgreSQL server, next to one plain bulk INSERT of the same bytes into a two-column
- * table on the same server (and on PGlite), with the ratios.
+ * Benchmark (not a test), the first half of figure 7 of issue 6: the end-to-end sync
+ * rate of one conversation (default 64 MiB of JSON Lines in 1 MiB chunks) through the
+ * Postgres adapter (upload, seal, apply, verify, awaited by `syncConversation`) on a
+ * PostgreSQL server, ÷ the rate of one plain bulk INSERT of the same bytes into a
+ * two-column table on the same server (target ≥ 0.5). The two alternate, round by round
+ * (after an unrecorded warm-up round); the figure is the median of the per-round ratios.
+ * `--pglite` also times the embedded PGlite (persisted to a temp dir), once each.
  *
  * The server is a throwaway cluster of the machine's PostgreSQL with durable settings
  * (fsync and synchronous commit on, data on disk), or `DATABASE_URL`. The handler is a
  * no-op, so the figure is the pipeline's own cost.
  *
- * Run: deno task bench:postgres [--mib 64] [--chunk-kib 1024]
- * Output: JSON on stdout (progress on stderr).
+ * Run: deno task bench:postgres [--mib 64] [--chunk-kib 1024] [--rounds 5] [--quick]
+ * [--pglite] (or all figures: deno task bench)
+ * Output: JSON on stdout (`figures`, see scripts/bench/figure.ts), progress on stderr.
  */
 
 import { syncConversation } from "../mod.ts";
@@ -21,16 +24,18 @@ import {
 } from "@zakstam/codex-sync-engine-postgres";
 import { startTestServer } from "../adapters/postgres/tests/support/cluster.ts";
 import { sampleConversation } from "./sample_conversation.ts";
+import {
+  alternateTimed,
+  emit,
+  type Figure,
+  log as logTo,
+  ms,
+  numberOption,
+  round,
+  stats,
+} from "./bench/figure.ts";
 
 const MIB = 1024 * 1024;
-
-function option(name: string, fallback: number): number {
-  const index = Deno.args.indexOf(`--${name}`);
-  if (index < 0) return fallback;
-  const value = Number(Deno.args[index + 1]);
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} needs a positive number`);
-  return value;
-}
 
 /** At most `bytes` (and nearly that many) of JSON Lines of the sample conversation. */
 function payloadOf(bytes: number): Uint8Array {
@@ -55,17 +60,20 @@ interface Timing {
   mibPerSecond: number;
 }
 
-function timing(started: number, bytes: number): Timing {
-  const seconds = (performance.now() - started) / 1000;
+function timing(seconds: number, bytes: number): Timing {
   return { seconds: round(seconds), mibPerSecond: round(bytes / MIB / seconds) };
 }
 
-function round(value: number): number {
-  return Math.round(value * 1000) / 1000;
+function log(message: string): void {
+  logTo("bench:postgres", message);
 }
 
-function log(message: string): void {
-  console.error(`bench:postgres: ${message}`);
+interface EndToEnd {
+  /** Milliseconds from the call to the verified terminal job. */
+  ms: number;
+  /** Milliseconds from the call to the seal. */
+  uploadAndSealMs: number;
+  chunks: number;
 }
 
 /** syncConversation through an auto-mode adapter: upload + seal, then apply + verify. */
@@ -73,7 +81,7 @@ async function endToEnd(
   adapter: PostgresAdapter,
   payload: Uint8Array,
   chunkSize: number,
-): Promise<{ total: Timing; uploadAndSeal: Timing; chunks: number }> {
+): Promise<EndToEnd> {
   const started = performance.now();
   let sealedAt = 0;
   const { job } = await syncConversation(adapter, {
@@ -85,20 +93,12 @@ async function endToEnd(
       if (event.phase === "sealed") sealedAt = performance.now();
     },
   });
-  const total = timing(started, payload.length);
-  const uploadSeconds = (sealedAt - started) / 1000;
-  return {
-    total,
-    uploadAndSeal: {
-      seconds: round(uploadSeconds),
-      mibPerSecond: round(payload.length / MIB / uploadSeconds),
-    },
-    chunks: job.totalChunks,
-  };
+  const ended = performance.now();
+  return { ms: ended - started, uploadAndSealMs: sealedAt - started, chunks: job.totalChunks };
 }
 
-/** One INSERT of every chunk as a row of a plain (idx, bytes) table. */
-async function bulkInsert(driver: PostgresDriver, chunks: Uint8Array[]): Promise<Timing> {
+/** One INSERT of every chunk as a row of a plain (idx, bytes) table; returns its ms. */
+async function bulkInsert(driver: PostgresDriver, chunks: Uint8Array[]): Promise<number> {
   await driver.query("DROP TABLE IF EXISTS bench_bulk_insert");
   await driver.query("CREATE TABLE bench_bulk_insert (idx integer PRIMARY KEY, bytes bytea)");
   const values = chunks.map((_, i) => `($${2 * i + 1}::integer, $${2 * i + 2}::bytea)`);
@@ -108,29 +108,29 @@ async function bulkInsert(driver: PostgresDriver, chunks: Uint8Array[]): Promise
     `INSERT INTO bench_bulk_insert (idx, bytes) VALUES ${values.join(", ")}`,
     params,
   );
-  const result = timing(started, chunks.reduce((sum, chunk) => sum + chunk.length, 0));
+  const elapsed = performance.now() - started;
   await driver.query("DROP TABLE bench_bulk_insert");
-  return result;
+  return elapsed;
 }
 
-async function main(): Promise<void> {
-  const mib = option("mib", 64);
-  const chunkSize = option("chunk-kib", 1024) * 1024;
-  const payload = payloadOf(mib * MIB);
-  const chunks = chunksOf(payload, chunkSize);
-  log(`payload ${payload.length} bytes, ${chunks.length} chunks of at most ${chunkSize} bytes`);
-  const handler = { apply() {} };
-  const policy = { limits: { maxChunkBytes: chunkSize } };
-
+/** PGlite, once each side (slow: it is not part of the figure). */
+async function pgliteRun(payload: Uint8Array, chunks: Uint8Array[], chunkSize: number) {
   const dataDir = await Deno.makeTempDir({ prefix: "codex-sync-bench-pglite-" });
-  let pglite;
   try {
-    log("PGlite: end to end");
-    const adapter = await createPostgresAdapter({ dataDir, handler, policy, mode: "auto" });
+    log("PGlite: end to end, then bulk insert");
+    const adapter = await createPostgresAdapter({
+      dataDir,
+      handler: { apply() {} },
+      policy: { limits: { maxChunkBytes: chunkSize } },
+      mode: "auto",
+    });
     try {
-      pglite = {
-        endToEnd: await endToEnd(adapter, payload, chunkSize),
-        bulkInsert: await bulkInsert(adapter.driver, chunks),
+      const e2e = await endToEnd(adapter, payload, chunkSize);
+      const bulk = await bulkInsert(adapter.driver, chunks);
+      return {
+        endToEnd: timing(e2e.ms / 1000, payload.length),
+        bulkInsert: timing(bulk / 1000, payload.length),
+        endToEndRateOverBulkInsertRate: round(bulk / e2e.ms),
       };
     } finally {
       await adapter.close();
@@ -138,55 +138,80 @@ async function main(): Promise<void> {
   } finally {
     await Deno.remove(dataDir, { recursive: true });
   }
+}
+
+async function main(): Promise<void> {
+  const quick = Deno.args.includes("--quick");
+  const mib = numberOption(Deno.args, "mib", quick ? 16 : 64);
+  const chunkSize = numberOption(Deno.args, "chunk-kib", 1024) * 1024;
+  const rounds = numberOption(Deno.args, "rounds", quick ? 1 : 5);
+  const payload = payloadOf(mib * MIB);
+  const chunks = chunksOf(payload, chunkSize);
+  log(`payload ${payload.length} bytes, ${chunks.length} chunks of at most ${chunkSize} bytes`);
+
+  const pglite = Deno.args.includes("--pglite")
+    ? await pgliteRun(payload, chunks, chunkSize)
+    : undefined;
 
   const server = await startTestServer({ durable: true });
-  let postgres;
   try {
-    log("server: end to end");
     const adapter = await createPostgresAdapter({
       connectionString: server.url,
       schema: "bench",
-      handler,
-      policy,
+      handler: { apply() {} },
+      policy: { limits: { maxChunkBytes: chunkSize } },
       mode: "auto",
     });
     try {
-      const e2e = await endToEnd(adapter, payload, chunkSize);
-      log("server: bulk insert");
-      postgres = { endToEnd: e2e, bulkInsert: await bulkInsert(adapter.driver, chunks) };
+      const [{ server_version: version }] = await adapter.driver.query<
+        { server_version: string }
+      >("SHOW server_version");
+      log(`server ${version}: ${rounds} rounds of bulk insert and end to end, alternating`);
+      const e2eRuns: EndToEnd[] = [];
+      const runs = await alternateTimed(
+        rounds,
+        () => bulkInsert(adapter.driver, chunks),
+        async () => {
+          const run = await endToEnd(adapter, payload, chunkSize);
+          e2eRuns.push(run);
+          return run.ms;
+        },
+      );
+      // Rate ratio: ours ÷ bulk insert = bulk time ÷ our time, per round.
+      const ratio = stats(runs.ratios.map((r) => 1 / r));
+      const e2e = stats(runs.subjectMs);
+      const bulk = stats(runs.baselineMs);
+      const rate = (ms: number) => `${(payload.length / MIB / (ms / 1000)).toFixed(1)} MiB/s`;
+      const figure: Figure = {
+        figure: 7,
+        name: `Postgres: end-to-end rate, ${mib} MiB in ${chunkSize / 1024} KiB chunks ÷ ` +
+          "one bulk INSERT of the same bytes",
+        measured: `${ms(e2e.median)} (${rate(e2e.median)})`,
+        baseline: `${ms(bulk.median)} (${rate(bulk.median)})`,
+        value: ratio.median,
+        unit: "ratio",
+        spread: { min: ratio.min, max: ratio.max, rounds: ratio.rounds },
+        target: "≥ 0.5",
+        met: ratio.median >= 0.5,
+        details: {
+          server: Deno.env.get("DATABASE_URL")
+            ? "DATABASE_URL"
+            : "throwaway cluster, fsync and synchronous_commit on, data on disk",
+          serverVersion: version,
+          payloadBytes: payload.length,
+          chunks: chunks.length,
+          endToEndMs: runs.subjectMs.map((v) => round(v, 1)),
+          uploadAndSealMs: e2eRuns.slice(-rounds).map((run) => round(run.uploadAndSealMs, 1)),
+          bulkInsertMs: runs.baselineMs.map((v) => round(v, 1)),
+        },
+      };
+      emit([figure], { pglite });
     } finally {
       await adapter.close();
     }
   } finally {
     await server.dispose();
   }
-
-  console.log(JSON.stringify(
-    {
-      payloadBytes: payload.length,
-      chunks: chunks.length,
-      chunkSize,
-      server: Deno.env.get("DATABASE_URL")
-        ? "DATABASE_URL"
-        : "throwaway cluster, fsync and synchronous_commit on, data on disk",
-      pglite,
-      postgres,
-      // How many times longer the whole sync takes than writing the same bytes once.
-      ratio: {
-        postgresEndToEndVsBulkInsert: round(
-          postgres.endToEnd.total.seconds / postgres.bulkInsert.seconds,
-        ),
-        pgliteEndToEndVsServerBulkInsert: round(
-          pglite.endToEnd.total.seconds / postgres.bulkInsert.seconds,
-        ),
-        pgliteEndToEndVsPgliteBulkInsert: round(
-          pglite.endToEnd.total.seconds / pglite.bulkInsert.seconds,
-        ),
-      },
-    },
-    null,
-    2,
-  ));
 }
 
 if (import.meta.main) await main();

@@ -17,7 +17,9 @@
 import { join } from "node:path";
 import {
   type DenoConfig,
+  installTarballs,
   NPM_DIR,
+  pack,
   readDenoConfig,
   run,
   runMain,
@@ -40,34 +42,10 @@ export async function smokeTest(cfg: DenoConfig): Promise<void> {
     const packDir = join(tmp, "pack");
     const appDir = join(tmp, "app");
     await Deno.mkdir(packDir);
-    await Deno.mkdir(appDir);
 
-    const packOut = await run(
-      "npm",
-      ["pack", "--json", "--loglevel=warn", "--pack-destination", packDir],
-      { cwd: NPM_DIR, capture: true },
-    );
-    const tarball = join(packDir, (JSON.parse(packOut) as { filename: string }[])[0].filename);
+    const tarball = await pack(NPM_DIR, packDir);
     console.log(`packed ${tarball}`);
-
-    await Deno.writeTextFile(
-      join(appDir, "package.json"),
-      JSON.stringify({ name: "npm-smoke", private: true, type: "module" }, null, 2) + "\n",
-    );
-    console.log(`$ npm install <tarball> (in scratch project)`);
-    await run(
-      "npm",
-      [
-        "install",
-        "--prefer-offline",
-        "--no-audit",
-        "--no-fund",
-        "--loglevel=warn",
-        "--ignore-scripts",
-        tarball,
-      ],
-      { cwd: appDir },
-    );
+    await installTarballs(appDir, [tarball]);
 
     const specs = specifiers(cfg);
     const importCheck = `

@@ -2,9 +2,9 @@
 # The full check, as run by `npm test` and CI (.ci/run): format, lint, type-check, the
 # tests under Deno and Bun from source, the Convex adapter's tests (convex-test), the
 # Postgres adapter's tests (PGlite and a throwaway PostgreSQL server), the npm build
-# (+ Node smoke test), the tests under Node against the compiled package, and a JSR
-# publish dry run. Stops at the first failure. Needs `npm ci` first (deno, bun,
-# typescript come from node_modules).
+# (+ Node smoke test), the CLI's npm bin under Node, the tests under Node against the
+# compiled package, and a JSR publish dry run. Stops at the first failure. Needs `npm ci`
+# first (deno, bun, typescript come from node_modules).
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -108,12 +108,17 @@ step "deno task test:postgres (Postgres adapter: PGlite and a PostgreSQL server)
   deno task test:postgres
 count deno
 # The codex-sync CLI as a subprocess (embedded PGlite store), plus its in-process tests.
+# Its tests of the built npm bin under Node run after build:npm (test:cli:node).
 step "deno task test:cli (codex-sync CLI: import, resume after SIGINT, verify, conformance)" \
-  deno task test:cli
+  env CODEX_SYNC_CLI_NODE_TESTS=skip deno task test:cli
 count deno
 step "deno task test:bun (Bun, from source)" deno task test:bun
 count bun
 step "deno task build:npm (tsc build, npm pack --dry-run, Node smoke test)" deno task build:npm
+# The CLI's subprocess tests again, on the codex-sync bin of the built npm packages.
+step "deno task test:cli:node (codex-sync npm bin under Node: import, no-op, bad line, SIGINT)" \
+  deno task test:cli:node
+count deno
 step "deno task test:node (Node, against the compiled package)" deno task test:node
 count node
 step "deno publish --dry-run" deno publish --dry-run --allow-dirty

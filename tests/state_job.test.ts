@@ -32,6 +32,7 @@ const CORRUPT_DIGEST = "f".repeat(64);
 
 const T0 = 1_000_000;
 const LEASE = 30_000;
+const MAX_ATTEMPTS = 8;
 
 function manifestFor(chunkCount: number): Manifest {
   return {
@@ -87,7 +88,7 @@ function expectRefused(job: Job, event: JobEvent, code = "E_SYNC_LEASE_LOST"): S
 }
 
 const claim = (job: Job, now: number, owner = "w1", leaseMs = LEASE): Job =>
-  expectOk(transitionJob(job, { type: "claim", now, owner, leaseMs }));
+  expectOk(transitionJob(job, { type: "claim", now, owner, leaseMs, maxAttempts: MAX_ATTEMPTS }));
 
 const token = (job: Job): number => {
   assert.ok(job.lease, `no lease in ${job.state}`);
@@ -207,10 +208,22 @@ describe("claim", () => {
   });
 
   test("refused when not due yet", () => {
-    expectRefused(makeJob(3, T0), { type: "claim", now: T0 - 1, owner: "w", leaseMs: LEASE });
+    expectRefused(makeJob(3, T0), {
+      type: "claim",
+      now: T0 - 1,
+      owner: "w",
+      leaseMs: LEASE,
+      maxAttempts: MAX_ATTEMPTS,
+    });
     const waiting = jobIn("retry_wait"); // runAt = T0 + 5 + 500
     assert.equal(waiting.runAt, T0 + 505);
-    expectRefused(waiting, { type: "claim", now: T0 + 504, owner: "w", leaseMs: LEASE });
+    expectRefused(waiting, {
+      type: "claim",
+      now: T0 + 504,
+      owner: "w",
+      leaseMs: LEASE,
+      maxAttempts: MAX_ATTEMPTS,
+    });
   });
 
   test("retry_wait → running once due, keeping startedAt, attempt and the last error", () => {
@@ -226,12 +239,52 @@ describe("claim", () => {
 
   test("running with a live lease is refused; with an expired lease it is taken over", () => {
     const running = claim(makeJob(), T0, "w1");
-    expectRefused(running, { type: "claim", now: T0 + LEASE - 1, owner: "w2", leaseMs: LEASE });
+    expectRefused(running, {
+      type: "claim",
+      now: T0 + LEASE - 1,
+      owner: "w2",
+      leaseMs: LEASE,
+      maxAttempts: MAX_ATTEMPTS,
+    });
     const taken = claim(running, T0 + LEASE, "w2");
     assert.equal(taken.state, "running");
     assert.equal(taken.leaseToken, 2);
     assert.deepEqual(taken.lease, { owner: "w2", token: 2, expiresAt: T0 + 2 * LEASE });
     assert.equal(taken.startedAt, T0);
+  });
+
+  test("taking over an expired lease counts the holder's step as a failed attempt", () => {
+    const running = claim(makeJob(), T0, "w1");
+    const taken = claim(running, T0 + LEASE, "w2");
+    assert.equal(taken.attempt, 1);
+    assert.equal(taken.error?.code, "E_SYNC_LEASE_LOST");
+    assert.equal(taken.error?.retryable, true);
+    assert.match(taken.error!.message, /w1 stopped renewing its lease during chunk 0/);
+    const applied = applyChunk(taken, T0 + LEASE + 1);
+    assert.equal(applied.attempt, 0, "a success resets the count");
+    assert.equal(applied.error, undefined);
+  });
+
+  test("a chunk whose every worker dies fails the job once its attempts are used up", () => {
+    let job = claim(makeJob(), T0, "w0");
+    let now = T0;
+    for (let holder = 1; holder < MAX_ATTEMPTS; holder++) {
+      now += LEASE;
+      job = claim(job, now, `w${holder}`);
+      assert.equal(job.state, "running");
+      assert.equal(job.attempt, holder);
+    }
+    now += LEASE;
+    const failed = claim(job, now, "w-last");
+    assert.equal(failed.state, "failed");
+    assert.equal(failed.attempt, MAX_ATTEMPTS);
+    assert.equal(failed.lease, undefined);
+    assert.equal(failed.completedAt, now);
+    assert.deepEqual(
+      { code: failed.error?.code, retryable: failed.error?.retryable },
+      { code: "E_SYNC_LEASE_LOST", retryable: false },
+    );
+    assert.equal(isClaimable(failed, now + 1e9), false);
   });
 
   test("running after some chunks keeps the cursor when taken over", () => {
@@ -245,7 +298,13 @@ describe("claim", () => {
   test("verifying with an expired lease is taken over and stays verifying", () => {
     const verifying = verifyingJob();
     const expiry = verifying.lease!.expiresAt;
-    expectRefused(verifying, { type: "claim", now: expiry - 1, owner: "w2", leaseMs: LEASE });
+    expectRefused(verifying, {
+      type: "claim",
+      now: expiry - 1,
+      owner: "w2",
+      leaseMs: LEASE,
+      maxAttempts: MAX_ATTEMPTS,
+    });
     const taken = claim(verifying, expiry, "w2");
     assert.equal(taken.state, "verifying");
     assert.equal(taken.leaseToken, verifying.leaseToken + 1);
@@ -256,7 +315,13 @@ describe("claim", () => {
 
   for (const state of TERMINAL) {
     test(`refused for a ${state} job, however late`, () => {
-      expectRefused(jobIn(state), { type: "claim", now: T0 + 1e12, owner: "w", leaseMs: LEASE });
+      expectRefused(jobIn(state), {
+        type: "claim",
+        now: T0 + 1e12,
+        owner: "w",
+        leaseMs: LEASE,
+        maxAttempts: MAX_ATTEMPTS,
+      });
       assert.equal(isClaimable(jobIn(state), T0 + 1e12), false);
     });
   }
@@ -680,7 +745,7 @@ describe("stale lease tokens", () => {
 // Properties over random event sequences
 
 type Template =
-  | { type: "claim"; dt: number; owner: string; leaseMs: number }
+  | { type: "claim"; dt: number; owner: string; leaseMs: number; maxAttempts: number }
   | { type: "heartbeat"; dt: number; tokenDelta: number; leaseMs: number }
   | {
     type: "chunkApplied";
@@ -720,6 +785,7 @@ const templateArb: fc.Arbitrary<Template> = fc.oneof(
       dt: dtArb,
       owner: fc.constantFrom("w1", "w2", "w3"),
       leaseMs: leaseArb,
+      maxAttempts: fc.integer({ min: 1, max: 4 }),
     }),
   },
   {
@@ -807,7 +873,13 @@ function resolve(template: Template, job: Job, now: number): JobEvent {
   const tokenOf = (delta: number) => job.leaseToken - delta;
   switch (template.type) {
     case "claim":
-      return { type: "claim", now, owner: template.owner, leaseMs: template.leaseMs };
+      return {
+        type: "claim",
+        now,
+        owner: template.owner,
+        leaseMs: template.leaseMs,
+        maxAttempts: template.maxAttempts,
+      };
     case "heartbeat":
       return {
         type: "heartbeat",
@@ -1019,8 +1091,18 @@ describe("properties over random event sequences", () => {
     fc.assert(
       fc.property(scenarioArb, (scenario) => {
         run(scenario, ({ prev, event, result, next }) => {
-          if (event.type === "claim" && result.ok) {
+          if (event.type === "claim" && result.ok && next.state === "failed") {
+            // The abandoned lease took the job's last attempt: no new lease.
+            assert.ok(prev.lease);
+            assert.equal(next.leaseToken, prev.leaseToken);
+            assert.equal(next.lease, undefined);
+            assert.equal(next.error?.code, "E_SYNC_LEASE_LOST");
+            assert.equal(next.attempt, prev.attempt + 1);
+            assert.ok(next.attempt >= event.maxAttempts);
+          } else if (event.type === "claim" && result.ok) {
             claims++;
+            // Taking over an expired lease counts the holder's step as a failed attempt.
+            assert.equal(next.attempt, prev.lease ? prev.attempt + 1 : prev.attempt);
             assert.equal(next.leaseToken, prev.leaseToken + 1);
             assert.equal(next.lease?.token, next.leaseToken);
             assert.equal(next.lease?.owner, event.owner);

@@ -32,6 +32,7 @@ export {
   type ConvexSyncFunctionReferences,
   createConvexSyncAdapter,
   DEFAULT_POLL_INTERVAL_MS,
+  type UploadSourceReference,
 } from "./src/client/adapter.ts";
 export { callError, type ConvexFunctionCaller } from "./src/client/caller.ts";
 export {
@@ -48,6 +49,7 @@ export {
   CONVEX_MAX_CHUNKS_PER_SOURCE,
   CONVEX_MAX_GC_SOURCES,
   CONVEX_MAX_MANIFEST_DATA_BYTES,
+  CONVEX_MAX_UPLOAD_CHUNKS,
   convexPolicy,
 } from "./src/limits.ts";
 export type * from "./src/wire.ts";

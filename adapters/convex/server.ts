@@ -14,7 +14,7 @@
  * import type { DataModel } from "./_generated/dataModel";
  *
  * export const {
- *   createSource, appendChunk, sealSource, cancelJob, gc,
+ *   createSource, appendChunk, sealSource, uploadSource, cancelJob, gc,
  *   getSource, listChunks, getJob, listJobs, worker,
  * } = defineSyncFunctions<DataModel>({
  *   worker: () => internal.sync.worker,
@@ -50,6 +50,7 @@ export {
   CONVEX_MAX_CHUNKS_PER_SOURCE,
   CONVEX_MAX_GC_SOURCES,
   CONVEX_MAX_MANIFEST_DATA_BYTES,
+  CONVEX_MAX_UPLOAD_CHUNKS,
   convexPolicy,
 } from "./src/limits.ts";
 export type * from "./src/wire.ts";

@@ -1,7 +1,8 @@
 /**
  * What the CLI needs from its runtime: output streams, files, environment, interrupts,
- * module loading and a lock. `main.ts` implements it with Deno APIs; the commands only
- * see this interface, so they run wherever it is implemented (and in-process in tests).
+ * module loading and a lock. `main.ts` implements it with Deno APIs, `node_main.ts` with
+ * `node:*` ones; the commands only see this interface, so they run wherever it is
+ * implemented (and in-process in tests).
  *
  * @module
  */

@@ -1,7 +1,8 @@
 /**
- * Helpers of the CLI tests: running `cli/main.ts` as a subprocess (with a way to wait for
- * a line of its output and to send it SIGINT), temp dirs, a template store, and reading
- * the stored rows straight from a PGlite data directory.
+ * Helpers of the CLI tests: running the CLI as a subprocess — `cli/main.ts` on Deno, or
+ * the built npm bin on Node — with a way to wait for a line of its output and to send it
+ * SIGINT, temp dirs, a template store, and reading the stored rows straight from a PGlite
+ * data directory.
  */
 
 import { fileURLToPath } from "node:url";
@@ -16,6 +17,27 @@ export const SAMPLE = fileURLToPath(new URL("../fixtures/sample-rollout.jsonl", 
 export const SAMPLE_ID = "0199a3c1-5e7b-7c2d-9f41-6a8b2e0d4c17";
 
 const PERMISSIONS = ["--allow-read", "--allow-write", "--allow-env", "--allow-net", "--allow-sys"];
+
+/** How the CLI is started. */
+export interface CliEntry {
+  /** Shown in test names. */
+  name: string;
+  command: string;
+  /** Arguments before the CLI's own. */
+  args: string[];
+}
+
+/** The Deno entry, from source. */
+export const DENO_ENTRY: CliEntry = {
+  name: "deno main.ts",
+  command: DENO,
+  args: ["run", ...PERMISSIONS, MAIN],
+};
+
+/** An installed npm bin (`node_modules/.bin/codex-sync`), run by Node. */
+export function nodeEntry(bin: string): CliEntry {
+  return { name: "node bin", command: "node", args: [bin] };
+}
 
 /** What a finished CLI run left. */
 export interface CliResult {
@@ -33,9 +55,9 @@ export interface RunningCli {
 }
 
 /** Starts `codex-sync <args>` in `cwd`. */
-export function startCli(args: string[], cwd: string): RunningCli {
-  const child = new Deno.Command(DENO, {
-    args: ["run", ...PERMISSIONS, MAIN, ...args],
+export function startCli(args: string[], cwd: string, entry: CliEntry = DENO_ENTRY): RunningCli {
+  const child = new Deno.Command(entry.command, {
+    args: [...entry.args, ...args],
     cwd,
     env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
     clearEnv: false,
@@ -97,8 +119,12 @@ export function startCli(args: string[], cwd: string): RunningCli {
 }
 
 /** Runs `codex-sync <args>` in `cwd` to completion. */
-export function runCli(args: string[], cwd: string): Promise<CliResult> {
-  return startCli(args, cwd).done;
+export function runCli(
+  args: string[],
+  cwd: string,
+  entry: CliEntry = DENO_ENTRY,
+): Promise<CliResult> {
+  return startCli(args, cwd, entry).done;
 }
 
 /** The JSON events of a `--json` import. */

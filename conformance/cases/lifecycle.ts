@@ -15,6 +15,9 @@ import { textChunks, tinyChunks } from "../payloads.ts";
 import type { ConformanceCase, ConformanceWorker } from "../types.ts";
 import { newWorker, nextTurn, settleWithin, track, turnsUntil } from "./jobs.ts";
 
+/** How many workers the crash-loop case lets die: the suite's maxAttempts. */
+const SUITE_MAX_ATTEMPTS = (SUITE_POLICY.retry as { maxAttempts: number }).maxAttempts;
+
 const TTL_MS = SUITE_POLICY.sourceTtlMs!;
 const RETENTION_MS = SUITE_POLICY.retentionMs!;
 const ZERO_GC: GcReport = { expiredSources: 0, purgedSources: 0, deletedChunks: 0 };
@@ -671,6 +674,30 @@ const durabilityCases: ConformanceCase[] = [
       const done = await t.job(sealed.job.jobId);
       assertEquals(done.state, "succeeded", "state after the lease expired");
       assertEquals(t.handler.applied.map((call) => call.index), [0, 1, 2], "applied chunks");
+    },
+  },
+  {
+    name:
+      "lease: a chunk whose every worker dies fails the job after maxAttempts (no endless loop)",
+    requires: [Capability.concurrentWorkers],
+    hooks: ["newWorker"],
+    async run(t) {
+      const sealed = await t.uploadAndSeal(textChunks(2, "crash-loop"));
+      for (let death = 1; death <= SUITE_MAX_ATTEMPTS; death++) {
+        const claimed = await newWorker(t, `dies-${death}`).claimNextJob();
+        assert(claimed?.lease !== undefined, `worker ${death} claims the job`);
+        assertEquals(claimed.attempt, death - 1, `attempts counted before worker ${death}`);
+        // The worker dies holding the lease: it never commits nor renews it.
+        t.clock.set(claimed.lease.expiresAt);
+      }
+      const next = await newWorker(t, "survivor").claimNextJob();
+      assertEquals(next, undefined, "nothing left to claim");
+      const done = await t.job(sealed.job.jobId);
+      assertEquals(done.state, "failed", "job state");
+      assertEquals(done.attempt, SUITE_MAX_ATTEMPTS, "attempts");
+      assertEquals(done.error?.code, "E_SYNC_LEASE_LOST", "error code");
+      assertEquals(done.error?.retryable, false, "final");
+      assertEquals(t.handler.calls.length, 0, "no handler ran");
     },
   },
 ];

@@ -58,6 +58,9 @@ function handlerFailure(error: unknown, index: number): SyncError {
   });
 }
 
+/** Jobs failed on claim (abandoned leases out of attempts) before one claim gives up. */
+const MAX_FAILED_ON_CLAIM = 100;
+
 /** A handler failure inside a claiming transaction, thrown to roll that transaction back. */
 class HandlerThrew extends Error {
   constructor(readonly failure: RecordedError) {
@@ -79,18 +82,35 @@ export class JobRunner<TExtras extends object> {
   async claimNextJob(owner: string = this.#owner): Promise<Job | undefined> {
     const now = this.#ctx.clock.now();
     return await this.#ctx.store.transaction(async (tx) => {
-      const job = await tx.findClaimableJob(now);
-      if (!job) return undefined;
-      const next = transitionJob(job, {
-        type: "claim",
-        now,
-        owner,
-        leaseMs: this.#ctx.policy.leaseMs,
-      });
-      if (!next.ok) return undefined;
-      await tx.updateJob(next.job);
-      return next.job;
+      const claimed = (await this.#claimIn(tx, now, owner))?.claimed;
+      if (claimed) await tx.updateJob(claimed);
+      return claimed;
     });
+  }
+
+  #claimEvent(now: number, owner: string): JobEvent {
+    const { leaseMs, retry } = this.#ctx.policy;
+    return { type: "claim", now, owner, leaseMs, maxAttempts: retry.maxAttempts };
+  }
+
+  /**
+   * Finds and claims the earliest due job inside `tx` (the claim not yet written). A due
+   * job whose abandoned lease used up its last attempt is written `failed` on the way.
+   */
+  async #claimIn(
+    tx: StoreTransaction<TExtras>,
+    now: number,
+    owner: string,
+  ): Promise<{ found: Job; claimed: Job } | undefined> {
+    for (let skipped = 0; skipped < MAX_FAILED_ON_CLAIM; skipped++) {
+      const found = await tx.findClaimableJob(now);
+      if (!found) return undefined;
+      const next = transitionJob(found, this.#claimEvent(now, owner));
+      if (!next.ok) return undefined;
+      if (next.job.lease) return { found, claimed: next.job };
+      await tx.updateJob(next.job);
+    }
+    return undefined;
   }
 
   /**
@@ -117,27 +137,27 @@ export class JobRunner<TExtras extends object> {
   async #claimAndFinishIfShort(
     owner: string,
   ): Promise<{ job: Job; finished: boolean } | undefined> {
-    const { store, policy, clock } = this.#ctx;
+    const { store, clock } = this.#ctx;
     const now = clock.now();
     let found: Job | undefined;
     try {
       return await store.transaction(async (tx) => {
-        found = await tx.findClaimableJob(now);
-        if (!found) return undefined;
-        const next = transitionJob(found, { type: "claim", now, owner, leaseMs: policy.leaseMs });
-        if (!next.ok) return undefined;
-        const finished = store.transactionalApply && next.job.totalChunks - next.job.cursor <= 1
-          ? await this.#finishInTransaction(tx, next.job)
+        const claim = await this.#claimIn(tx, now, owner);
+        if (!claim) return undefined;
+        found = claim.found;
+        const { claimed } = claim;
+        const finished = store.transactionalApply && claimed.totalChunks - claimed.cursor <= 1
+          ? await this.#finishInTransaction(tx, claimed)
           : undefined;
-        await tx.updateJob(finished ?? next.job);
-        return { job: finished ?? next.job, finished: finished !== undefined };
+        await tx.updateJob(finished ?? claimed);
+        return { job: finished ?? claimed, finished: finished !== undefined };
       });
     } catch (error) {
       if (!(error instanceof HandlerThrew) || !found) throw error;
       // The transaction rolled back the claim with the handler's writes: claim again and
       // record the failed attempt, unless another worker moved the job meanwhile.
       const failed = await this.#recordShortFailure(found, owner, error.failure);
-      return failed ? { job: failed, finished: true } : undefined;
+      return { job: failed ?? found, finished: true };
     }
   }
 
@@ -207,20 +227,15 @@ export class JobRunner<TExtras extends object> {
     owner: string,
     error: RecordedError,
   ): Promise<Job | undefined> {
-    const { store, policy, clock } = this.#ctx;
+    const { store, clock } = this.#ctx;
     return await store.transaction(async (tx) => {
       const current = await tx.lockJob(found.scope, found.jobId);
       const unchanged = current !== undefined && current.updatedAt === found.updatedAt &&
         current.state === found.state && current.lease?.token === found.lease?.token;
       if (!unchanged) return undefined;
       const now = clock.now();
-      const claimed = transitionJob(current, {
-        type: "claim",
-        now,
-        owner,
-        leaseMs: policy.leaseMs,
-      });
-      if (!claimed.ok) return undefined;
+      const claimed = transitionJob(current, this.#claimEvent(now, owner));
+      if (!claimed.ok || !claimed.job.lease) return undefined;
       const failed = transitionJob(
         claimed.job,
         this.#failureEvent(claimed.job, claimed.job.lease?.token ?? 0, error, now),

@@ -16,6 +16,11 @@ export interface ClaimEvent {
   now: number;
   owner: string;
   leaseMs: number;
+  /**
+   * Attempts a chunk may take. Taking over an expired lease counts as one: its holder
+   * crashed or stalled mid-step, and a chunk that kills every worker must not loop forever.
+   */
+  maxAttempts: number;
 }
 
 /** The worker holding `token` extends its lease. */
@@ -157,6 +162,34 @@ export function checkAppliedAgainstManifest(
   };
 }
 
+/**
+ * A claim of a job still under an (expired) lease: the holder's step was a failed attempt.
+ * Returns the job with that attempt recorded (`failed` once attempts are exhausted), or
+ * undefined when the job was not abandoned.
+ */
+function abandonedAttempt(job: Job, event: ClaimEvent): Job | undefined {
+  if (!job.lease) return undefined;
+  const attempt = job.attempt + 1;
+  const exhausted = attempt >= event.maxAttempts;
+  const step = job.state === "verifying" ? "the verification" : `chunk ${job.cursor}`;
+  const error: RecordedError = {
+    code: "E_SYNC_LEASE_LOST",
+    message: `the worker ${job.lease.owner} stopped renewing its lease during ${step} ` +
+      `(crashed or stalled); attempt ${attempt} of ${event.maxAttempts}`,
+    retryable: !exhausted,
+    details: { index: job.cursor, owner: job.lease.owner },
+  };
+  if (!exhausted) return { ...job, attempt, error };
+  return {
+    ...withoutLease(job),
+    state: "failed",
+    attempt,
+    error,
+    updatedAt: event.now,
+    completedAt: event.now,
+  };
+}
+
 /** Applies `event` to `job`. Terminal jobs absorb every event (cancel is a no-op). */
 export function transitionJob(job: Job, event: JobEvent): JobTransition {
   switch (event.type) {
@@ -164,12 +197,14 @@ export function transitionJob(job: Job, event: JobEvent): JobTransition {
       if (!isClaimable(job, event.now)) {
         return refuse("E_SYNC_LEASE_LOST", "job is not claimable now", job);
       }
+      const abandoned = abandonedAttempt(job, event);
+      if (abandoned?.state === "failed") return { ok: true, job: abandoned };
       const token = job.leaseToken + 1;
       const expiresAt = event.now + event.leaseMs;
       return {
         ok: true,
         job: {
-          ...job,
+          ...(abandoned ?? job),
           state: job.state === "verifying" || job.cursor >= job.totalChunks
             ? "verifying"
             : "running",

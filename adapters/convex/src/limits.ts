@@ -6,7 +6,12 @@
  * @module
  */
 
-import { DEFAULT_LIMITS, type Limits, type PolicyOverrides } from "@zakstam/codex-sync-engine";
+import {
+  DEFAULT_LIMITS,
+  type Limits,
+  type PolicyOverrides,
+  SyncError,
+} from "@zakstam/codex-sync-engine";
 
 /**
  * Largest chunk: its bytes are one document, which Convex caps at 1 MiB including the
@@ -28,6 +33,24 @@ export const CONVEX_MAX_MANIFEST_DATA_BYTES = 256 * 1024;
  * mutation, and a sealed source may carry up to 256 KiB of manifest data.
  */
 export const CONVEX_MAX_GC_SOURCES = 32;
+
+/**
+ * Most chunks one `uploadSource` call carries: Convex arrays hold at most 8 192 elements,
+ * and each chunk is two documents written (of 16 000 per transaction). Their bytes together
+ * stay within `maxChunkBytes`, far below Convex's argument size limit.
+ */
+export const CONVEX_MAX_UPLOAD_CHUNKS = 4096;
+
+/** Refuses an `uploadSource` call with more chunks than {@link CONVEX_MAX_UPLOAD_CHUNKS}. */
+export function checkUploadChunkCount(count: number): void {
+  if (count <= CONVEX_MAX_UPLOAD_CHUNKS) return;
+  throw new SyncError(
+    "E_SYNC_LIMIT_EXCEEDED",
+    `uploadSource: ${count} chunks, more than one Convex call's limit of ` +
+      `${CONVEX_MAX_UPLOAD_CHUNKS}; upload them with appendChunk`,
+    { details: { limit: CONVEX_MAX_UPLOAD_CHUNKS, actual: count } },
+  );
+}
 
 /** The engine's default limits, lowered to what Convex documents and transactions hold. */
 export const CONVEX_DEFAULT_LIMITS: Readonly<Limits> = Object.freeze({

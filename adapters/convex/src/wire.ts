@@ -84,6 +84,13 @@ export type SealResultWire = {
   job: JobWire;
 };
 
+/** What `uploadSource` returns: the seal's result, and per input chunk whether it was new. */
+export type UploadSourceResultWire = {
+  source: SourceWire;
+  job: JobWire;
+  appended: boolean[];
+};
+
 /** A page of results; `nextCursor` is absent on the last page. */
 export type PageWire<T> = {
   items: T[];
@@ -128,6 +135,27 @@ export type AppendChunkArgs = {
 export type SealSourceArgs = {
   scope: string;
   sourceId: string;
+  manifest: ManifestWire;
+};
+
+/** One chunk of `uploadSource`'s arguments: its bytes as an `ArrayBuffer` (`v.bytes()`). */
+export type UploadChunkWire = {
+  index: number;
+  bytes: ArrayBuffer;
+  sha256: string;
+  itemCount?: number;
+};
+
+/**
+ * Arguments of `uploadSource`: a whole small source (at most `maxChunkBytes` in all, and
+ * `CONVEX_MAX_UPLOAD_CHUNKS` chunks).
+ */
+export type UploadSourceArgs = {
+  scope: string;
+  conversationId: string;
+  sourceId?: string;
+  metadataJson?: string;
+  chunks: UploadChunkWire[];
   manifest: ManifestWire;
 };
 

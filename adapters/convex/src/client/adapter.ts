@@ -17,6 +17,8 @@ import {
   type Source,
   type SyncAdapter,
   systemClock,
+  type UploadSourceInput,
+  type UploadSourceResult,
 } from "@zakstam/codex-sync-engine";
 import type { DefaultFunctionArgs, FunctionReference } from "convex/server";
 import { jobFromWire, sourceFromWire, syncErrorFromWire } from "../codec.ts";
@@ -36,6 +38,8 @@ import type {
   SealResultWire,
   SealSourceArgs,
   SourceWire,
+  UploadSourceArgs,
+  UploadSourceResultWire,
 } from "../wire.ts";
 import {
   appendChunkArgs,
@@ -47,6 +51,7 @@ import {
   listChunksArgs,
   listJobsArgs,
   sealSourceArgs,
+  uploadSourceArgs,
 } from "./args.ts";
 import { CONVEX_MAX_CHUNK_BYTES } from "../limits.ts";
 import { callError, type ConvexFunctionCaller } from "./caller.ts";
@@ -78,12 +83,22 @@ export interface ConvexSyncFunctionReferences {
   listJobs: Query<ListJobsArgs, PageWire<JobWire>>;
 }
 
+/** Reference to the host's exported `uploadSource` mutation, e.g. `api.sync.uploadSource`. */
+export type UploadSourceReference = Mutation<UploadSourceArgs, UploadSourceResultWire>;
+
 /** How to build a Convex adapter. */
 export interface ConvexSyncAdapterOptions {
   /** A `ConvexClient` (waits use its subscriptions) or a `ConvexHttpClient` (waits poll). */
   client: ConvexFunctionCaller;
   /** The host's sync functions, e.g. `api.sync`. */
   functions: ConvexSyncFunctionReferences;
+  /**
+   * The host's `uploadSource`, e.g. `api.sync.uploadSource`, when it exports it: the
+   * adapter then offers `uploadSource` (capability `one-call-upload`), which
+   * `syncConversation` uses for payloads of one chunk. Given apart from `functions`
+   * because a generated `api` names every function at runtime, exported or not.
+   */
+  uploadSource?: UploadSourceReference;
   /** Time source of wait timeouts and polling (default the system clock). */
   clock?: Clock;
   /** Interval of `waitForTerminal`'s polling when the client has no subscriptions (default 1 s). */
@@ -103,12 +118,38 @@ const CAPABILITIES: readonly Capability[] = [
   Capability.transactionalApply,
 ];
 
+const CAPABILITIES_WITH_UPLOAD: readonly Capability[] = [
+  ...CAPABILITIES,
+  Capability.oneCallUpload,
+];
+
+/** Calls a mutation: its value, or its error thrown as a `SyncError`. */
+type Mutate = <Args extends DefaultFunctionArgs, Result>(
+  ref: Mutation<Args, Result>,
+  args: Args,
+) => Promise<Result>;
+
+/** The adapter's `uploadSource`, over the host's mutation. */
+function oneCallUpload(
+  mutate: Mutate,
+  ref: UploadSourceReference,
+): (input: UploadSourceInput) => Promise<UploadSourceResult> {
+  return async (input) => {
+    const result = await mutate(ref, uploadSourceArgs(input));
+    return {
+      source: sourceFromWire(result.source),
+      job: jobFromWire(result.job),
+      appended: result.appended,
+    };
+  };
+}
+
 /** Builds a `SyncAdapter` over the host's Convex sync functions. */
 export function createConvexSyncAdapter(options: ConvexSyncAdapterOptions): SyncAdapter {
   const { client, functions } = options;
   const clock = options.clock ?? systemClock;
 
-  const mutate = async <Args extends DefaultFunctionArgs, Result>(
+  const mutate: Mutate = async <Args extends DefaultFunctionArgs, Result>(
     ref: Mutation<Args, Result>,
     args: Args,
   ): Promise<Result> => {
@@ -136,8 +177,8 @@ export function createConvexSyncAdapter(options: ConvexSyncAdapterOptions): Sync
   };
 
   // Input checks run inside the async operations, so that they reject rather than throw.
-  return {
-    capabilities: CAPABILITIES,
+  const adapter: SyncAdapter = {
+    capabilities: options.uploadSource ? CAPABILITIES_WITH_UPLOAD : CAPABILITIES,
     maxChunkBytes: options.maxChunkBytes ?? CONVEX_MAX_CHUNK_BYTES,
     async createSource(input): Promise<Source> {
       return sourceFromWire(await mutate(functions.createSource, createSourceArgs(input)));
@@ -178,4 +219,6 @@ export function createConvexSyncAdapter(options: ConvexSyncAdapterOptions): Sync
       return await mutate(functions.gc, gcArgs(input));
     },
   };
+  if (options.uploadSource) adapter.uploadSource = oneCallUpload(mutate, options.uploadSource);
+  return adapter;
 }

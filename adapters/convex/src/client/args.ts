@@ -21,16 +21,22 @@ import {
   getJobInputSchema,
   type GetSourceInput,
   getSourceInputSchema,
+  type JsonValue,
   type ListChunksInput,
   listChunksInputSchema,
   type ListJobsInput,
   listJobsInputSchema,
+  type Manifest,
   parseInput,
   type SealSourceInput,
   sealSourceInputSchema,
+  type UploadChunkInput,
+  type UploadSourceInput,
+  uploadSourceInputSchema,
 } from "@zakstam/codex-sync-engine";
 import { toArrayBuffer } from "../bytes.ts";
 import { manifestToWire } from "../codec.ts";
+import { checkUploadChunkCount } from "../limits.ts";
 import type {
   AppendChunkArgs,
   CancelJobArgs,
@@ -40,7 +46,10 @@ import type {
   GetSourceArgs,
   ListChunksArgs,
   ListJobsArgs,
+  ManifestWire,
   SealSourceArgs,
+  UploadChunkWire,
+  UploadSourceArgs,
 } from "../wire.ts";
 
 // Free-form JSON is sent as text, so only JSON-ness is checked here; its size limit is
@@ -52,12 +61,27 @@ function defined<T extends object>(value: T): T {
   return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
 }
 
+/** `metadata` as the `metadataJson` argument (absent without metadata). */
+function metadataArg(op: string, metadata: JsonValue | undefined): { metadataJson?: string } {
+  if (metadata === undefined) return {};
+  checkJsonField(op, "metadata", metadata, ANY_SIZE);
+  return { metadataJson: JSON.stringify(metadata) };
+}
+
+/** A manifest as its wire argument. */
+function manifestArg(op: string, manifest: Manifest): ManifestWire {
+  if (manifest.data !== undefined) checkJsonField(op, "manifest.data", manifest.data, ANY_SIZE);
+  return manifestToWire(manifest);
+}
+
+function uploadChunkArg(chunk: UploadChunkInput): UploadChunkWire {
+  return defined({ ...chunk, bytes: toArrayBuffer(chunk.bytes) });
+}
+
 /** Arguments of `createSource`. */
 export function createSourceArgs(input: CreateSourceInput): CreateSourceArgs {
   const { metadata, ...rest } = parseInput(createSourceInputSchema, input, "createSource");
-  if (metadata === undefined) return defined(rest);
-  checkJsonField("createSource", "metadata", metadata, ANY_SIZE);
-  return defined({ ...rest, metadataJson: JSON.stringify(metadata) });
+  return defined({ ...rest, ...metadataArg("createSource", metadata) });
 }
 
 /** Arguments of `appendChunk`. */
@@ -69,14 +93,24 @@ export function appendChunkArgs(input: AppendChunkInput): AppendChunkArgs {
 /** Arguments of `sealSource`. */
 export function sealSourceArgs(input: SealSourceInput): SealSourceArgs {
   const parsed = parseInput(sealSourceInputSchema, input, "sealSource");
-  if (parsed.manifest.data !== undefined) {
-    checkJsonField("sealSource", "manifest.data", parsed.manifest.data, ANY_SIZE);
-  }
   return {
     scope: parsed.scope,
     sourceId: parsed.sourceId,
-    manifest: manifestToWire(parsed.manifest),
+    manifest: manifestArg("sealSource", parsed.manifest),
   };
+}
+
+/** Arguments of `uploadSource`. */
+export function uploadSourceArgs(input: UploadSourceInput): UploadSourceArgs {
+  const op = "uploadSource";
+  const { metadata, chunks, manifest, ...rest } = parseInput(uploadSourceInputSchema, input, op);
+  checkUploadChunkCount(chunks.length);
+  return defined({
+    ...rest,
+    ...metadataArg(op, metadata),
+    chunks: chunks.map(uploadChunkArg),
+    manifest: manifestArg(op, manifest),
+  });
 }
 
 /** Arguments of `getSource`. */

@@ -30,6 +30,7 @@ export type SyncOperationName =
   | "createSource"
   | "appendChunk"
   | "sealSource"
+  | "uploadSource"
   | "getSource"
   | "listChunks"
   | "getJob"

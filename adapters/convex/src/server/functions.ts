@@ -9,9 +9,13 @@
 import {
   gcInputSchema,
   isSyncError,
+  type Job,
+  type JsonValue,
   parseInput,
+  type SealResult,
   type SyncError,
   toSyncError,
+  type UploadSourceInput,
 } from "@zakstam/codex-sync-engine";
 import {
   type GenericDataModel,
@@ -31,7 +35,7 @@ import {
   sourceToWire,
   syncErrorToWire,
 } from "../codec.ts";
-import { CONVEX_MAX_GC_SOURCES } from "../limits.ts";
+import { checkUploadChunkCount, CONVEX_MAX_GC_SOURCES } from "../limits.ts";
 import type {
   AppendChunkArgs,
   AppendResultWire,
@@ -49,6 +53,8 @@ import type {
   SealResultWire,
   SealSourceArgs,
   SourceWire,
+  UploadSourceArgs,
+  UploadSourceResultWire,
   WorkerArgs,
   WorkerReport,
 } from "../wire.ts";
@@ -74,6 +80,8 @@ import {
   pageOf,
   sealResultWire,
   sourceWire,
+  uploadChunkWire,
+  uploadSourceResultWire,
   workerArgs,
   workerReport,
 } from "./validators.ts";
@@ -88,6 +96,12 @@ export interface SyncFunctions {
     Promise<MutationResult<AppendResultWire>>
   >;
   sealSource: RegisteredMutation<"public", SealSourceArgs, Promise<MutationResult<SealResultWire>>>;
+  /** Create, append and seal of a small source in one mutation (optional for a host to export). */
+  uploadSource: RegisteredMutation<
+    "public",
+    UploadSourceArgs,
+    Promise<MutationResult<UploadSourceResultWire>>
+  >;
   cancelJob: RegisteredMutation<"public", CancelJobArgs, Promise<MutationResult<JobWire>>>;
   gc: RegisteredMutation<"public", GcArgs, Promise<MutationResult<GcReport>>>;
   getSource: RegisteredQuery<"public", GetSourceArgs, Promise<SourceWire>>;
@@ -144,13 +158,37 @@ async function inQuery<DataModel extends GenericDataModel, T, W>(
 
 const identity = <T>(value: T): T => value;
 
+/** `args` with its `metadataJson` parsed back into `metadata`. */
+function withMetadata<T extends { metadataJson?: string }>(
+  args: T,
+): Omit<T, "metadataJson"> & { metadata?: JsonValue } {
+  const { metadataJson, ...rest } = args;
+  return metadataJson === undefined
+    ? rest
+    : { ...rest, metadata: parseJsonText(metadataJson, "metadata") };
+}
+
+/** The engine's input of `uploadSource`, from its wire arguments. */
+function uploadInput(args: UploadSourceArgs): UploadSourceInput {
+  const { chunks, manifest, ...rest } = withMetadata(args);
+  return {
+    ...rest,
+    chunks: chunks.map((chunk) => ({ ...chunk, bytes: new Uint8Array(chunk.bytes) })),
+    manifest: manifestFromWire(manifest),
+  };
+}
+
+function sealResultToWire(sealed: SealResult): SealResultWire {
+  return { source: sourceToWire(sealed.source), job: jobToWire(sealed.job) };
+}
+
 /**
  * Builds the sync functions. Export every one from a module of the host's `convex/`
  * folder, e.g. `convex/sync.ts`:
  *
  * ```ts
- * export const { createSource, appendChunk, sealSource, cancelJob, gc, getSource,
- *   listChunks, getJob, listJobs, worker } = defineSyncFunctions<DataModel>({
+ * export const { createSource, appendChunk, sealSource, uploadSource, cancelJob, gc,
+ *   getSource, listChunks, getJob, listJobs, worker } = defineSyncFunctions<DataModel>({
  *   handler, authorize, worker: () => internal.sync.worker,
  * });
  * ```
@@ -159,12 +197,15 @@ export function defineSyncFunctions<DataModel extends GenericDataModel = Generic
   options: SyncFunctionsOptions<DataModel>,
 ): SyncFunctions {
   const config = serverConfig(options);
-  const scheduleWorker = (ctx: GenericMutationCtx<DataModel>) =>
-    config.scheduler.schedule(
+  // A queued job needs a worker run (a repeated seal of a queued job asks again, harmlessly).
+  const scheduleIfQueued = async (ctx: GenericMutationCtx<DataModel>, job: Job) => {
+    if (job.state !== "queued") return;
+    await config.scheduler.schedule(
       ctx as unknown as GenericMutationCtx<GenericDataModel>,
       config.clock.now(),
       {},
     );
+  };
 
   return {
     createSource: mutationGeneric({
@@ -180,14 +221,7 @@ export function defineSyncFunctions<DataModel extends GenericDataModel = Generic
           config,
           ctx,
           { operation: "createSource", scope: args.scope },
-          ({ engine }) => {
-            const { metadataJson, ...rest } = args;
-            return engine.createSource(
-              metadataJson === undefined
-                ? rest
-                : { ...rest, metadata: parseJsonText(metadataJson, "metadata") },
-            );
-          },
+          ({ engine }) => engine.createSource(withMetadata(args)),
           sourceToWire,
         ),
     }),
@@ -225,10 +259,38 @@ export function defineSyncFunctions<DataModel extends GenericDataModel = Generic
               ...args,
               manifest: manifestFromWire(args.manifest),
             });
-            if (sealed.job.state === "queued") await scheduleWorker(ctx);
+            await scheduleIfQueued(ctx, sealed.job);
             return sealed;
           },
-          (sealed) => ({ source: sourceToWire(sealed.source), job: jobToWire(sealed.job) }),
+          sealResultToWire,
+        ),
+    }),
+
+    uploadSource: mutationGeneric({
+      args: {
+        scope: v.string(),
+        conversationId: v.string(),
+        sourceId: v.optional(v.string()),
+        metadataJson: v.optional(v.string()),
+        chunks: v.array(uploadChunkWire),
+        manifest: manifestWire,
+      },
+      returns: mutationResultOf(uploadSourceResultWire),
+      // A refused chunk is thrown inside the engine's transaction: when anything was
+      // written before it, `inMutation` throws and Convex rolls the call back whole; a
+      // failed seal is returned, so the failed source commits.
+      handler: (ctx: GenericMutationCtx<DataModel>, args: UploadSourceArgs) =>
+        inMutation(
+          config,
+          ctx,
+          { operation: "uploadSource", scope: args.scope },
+          async ({ engine }) => {
+            checkUploadChunkCount(args.chunks.length);
+            const uploaded = await engine.uploadSource(uploadInput(args));
+            await scheduleIfQueued(ctx, uploaded.job);
+            return uploaded;
+          },
+          (uploaded) => ({ ...sealResultToWire(uploaded), appended: uploaded.appended }),
         ),
     }),
 

@@ -15,6 +15,8 @@ import type {
   SealResultWire,
   SourceWire,
   SyncErrorWire,
+  UploadChunkWire,
+  UploadSourceResultWire,
   WorkerArgs,
   WorkerReport,
 } from "../wire.ts";
@@ -122,6 +124,21 @@ export const appendResultWire: V<AppendResultWire> = v.object({
 export const sealResultWire: V<SealResultWire> = v.object({
   source: sourceWire,
   job: jobWire,
+});
+
+/** Validator of {@link UploadSourceResultWire}. */
+export const uploadSourceResultWire: V<UploadSourceResultWire> = v.object({
+  source: sourceWire,
+  job: jobWire,
+  appended: v.array(v.boolean()),
+});
+
+/** Validator of {@link UploadChunkWire}. */
+export const uploadChunkWire: V<UploadChunkWire> = v.object({
+  index: v.number(),
+  bytes: v.bytes(),
+  sha256: v.string(),
+  itemCount: v.optional(v.number()),
 });
 
 /** Validator of a gc report. */

@@ -17,7 +17,12 @@ import {
   type GenericDataModel,
 } from "convex/server";
 import { v } from "convex/values";
-import type { ConvexSyncFunctionReferences, WorkerArgs, WorkerReport } from "../../mod.ts";
+import type {
+  ConvexSyncFunctionReferences,
+  UploadSourceReference,
+  WorkerArgs,
+  WorkerReport,
+} from "../../mod.ts";
 import {
   defineSyncFunctions,
   type SyncFunctions,
@@ -36,6 +41,9 @@ export const testSchema = defineSchema({
 
 /** References to the sync functions as the host's generated `api.sync` would give them. */
 export const syncApi = anyApi.sync as unknown as ConvexSyncFunctionReferences;
+
+/** Reference to the one-call upload, as `api.sync.uploadSource`. */
+export const uploadSourceRef = anyApi.sync.uploadSource as unknown as UploadSourceReference;
 
 /** Reference to the worker, as `internal.sync.worker`. */
 export const workerRef = anyApi.sync.worker as unknown as FunctionReference<

@@ -18,7 +18,13 @@ import { chunkInfoOf, jobOf, sourceOf } from "../../src/server/records.ts";
 import type { ConvexHandlerExtras } from "../../server.ts";
 import { TestConvexClient } from "./client.ts";
 import type { SyncDbReader, SyncDbWriter } from "../../src/server/schema.ts";
-import { createTestBackend, runDueWorkers, syncApi, type TestBackend } from "./backend.ts";
+import {
+  createTestBackend,
+  runDueWorkers,
+  syncApi,
+  type TestBackend,
+  uploadSourceRef,
+} from "./backend.ts";
 
 type ConvexHandler = SyncHandler<ConvexHandlerExtras>;
 
@@ -33,7 +39,11 @@ export const CONVEX_HOOKS: readonly HarnessHook[] = [
 ];
 
 /** The capabilities the Convex adapter has. */
-export const CONVEX_CAPABILITIES = [Capability.durable, Capability.transactionalApply] as const;
+export const CONVEX_CAPABILITIES = [
+  Capability.durable,
+  Capability.transactionalApply,
+  Capability.oneCallUpload,
+] as const;
 
 /** Reads (and damages) the sync tables directly. */
 export function convexOracle(t: TestBackend): ConformanceOracle {
@@ -93,10 +103,15 @@ export function convexOracle(t: TestBackend): ConformanceOracle {
   };
 }
 
-/** A client adapter over `t`, with its test client. */
+/** A client adapter over `t` (with the one-call upload), with its test client. */
 export function clientOver(t: TestBackend, clock: Clock) {
   const client = new TestConvexClient(t);
-  const adapter = createConvexSyncAdapter({ client, functions: syncApi, clock });
+  const adapter = createConvexSyncAdapter({
+    client,
+    functions: syncApi,
+    uploadSource: uploadSourceRef,
+    clock,
+  });
   return { client, adapter };
 }
 

@@ -73,22 +73,13 @@ export class LanePool {
       const closesAtBegin = lane.closes;
       const usable = () => !lane.broken && lane.closes === closesAtBegin;
       let open = true;
-      // Not awaited before the first statement: postgres.js writes both in one packet and
-      // the server runs them in order, saving a round trip per transaction.
-      const begun = this.#run(lane, "BEGIN");
-      begun.catch(() => {});
       const tx: SqlExecutor = {
-        query: async <R extends SqlRow = SqlRow>(text: string, params?: readonly unknown[]) => {
-          if (!open || !usable()) throw connectionClosed();
-          const rows = this.#run<R>(lane, text, params);
-          rows.catch(() => {});
-          await begun;
-          return await rows;
-        },
+        query: <R extends SqlRow = SqlRow>(text: string, params?: readonly unknown[]) =>
+          open && usable() ? this.#run<R>(lane, text, params) : Promise.reject(connectionClosed()),
       };
+      await this.#run(lane, "BEGIN");
       try {
         const result = await fn(tx);
-        await begun;
         if (!usable()) throw connectionClosed();
         await this.#run(lane, "COMMIT");
         return result;

@@ -1,0 +1,183 @@
+/**
+ * The `codex-sync` executable on Node.js (≥ 20): a {@link CliHost} over `node:*` APIs,
+ * then `runCli`. The npm package's `bin` runs {@link runNodeCli}; `main.ts` is the Deno
+ * counterpart and behaves the same.
+ *
+ * ```sh
+ * npx codex-sync import ~/.codex/sessions
+ * ```
+ *
+ * @module
+ */
+
+import { realpathSync, rmSync } from "node:fs";
+import { mkdir, open, readdir, readFile, realpath, rm, stat } from "node:fs/promises";
+import process from "node:process";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import { runCli } from "./src/cli.ts";
+import { fileStream } from "./src/file_stream.ts";
+import type { CliHost, DirEntry, FileInfo, TextOutput } from "./src/host.ts";
+import { lockFiles } from "./src/lock_file.ts";
+
+function errorCode(error: unknown): unknown {
+  return (error as { code?: unknown } | null)?.code;
+}
+
+/** An output stream of the process, with a way to wait until it is written out. */
+interface NodeOutput {
+  text: TextOutput;
+  flush(): Promise<void>;
+}
+
+function output(stream: NodeJS.WriteStream, name: "stdout" | "stderr"): NodeOutput {
+  const isTTY = stream.isTTY === true;
+  let broken = false;
+  // A closed pipe (`codex-sync jobs | head`) is not an error of the command.
+  stream.on("error", (error) => {
+    if (errorCode(error) === "EPIPE") broken = true;
+    else throw error;
+  });
+  const text: TextOutput = {
+    isTTY,
+    write(chunk: string) {
+      if (!broken && !stream.destroyed) stream.write(chunk);
+    },
+    columns() {
+      if (!isTTY) return undefined;
+      return stream.columns || (name === "stdout" ? 80 : undefined);
+    },
+  };
+  /** Resolves once everything written so far has been handed to the OS. */
+  const flush = (): Promise<void> =>
+    broken || stream.destroyed
+      ? Promise.resolve()
+      : new Promise((resolve) => stream.write("", () => resolve()));
+  return { text, flush };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, under another user.
+    return errorCode(error) === "EPERM";
+  }
+}
+
+const locks = lockFiles({
+  pid: process.pid,
+  async createExclusive(path, text) {
+    let file;
+    try {
+      file = await open(path, "wx");
+    } catch (error) {
+      if (errorCode(error) === "EEXIST") return false;
+      throw error;
+    }
+    try {
+      await file.writeFile(text);
+    } finally {
+      await file.close();
+    }
+    return true;
+  },
+  readText: (path) => readFile(path, "utf8").catch(() => ""),
+  remove: (path) => rm(path, { force: true }).catch(() => {}),
+  removeSync(path) {
+    try {
+      rmSync(path, { force: true });
+    } catch { /* already gone */ }
+  },
+  processAlive,
+});
+
+function readFileStream(path: string): ReadableStream<Uint8Array> {
+  return fileStream(async () => {
+    const file = await open(path, "r");
+    return {
+      async read(buffer) {
+        const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
+        return bytesRead === 0 ? null : bytesRead;
+      },
+      close: () => file.close(),
+    };
+  });
+}
+
+let outputs: { stdout: NodeOutput; stderr: NodeOutput } | undefined;
+
+/** The process's outputs, set up once (each adds an error listener to its stream). */
+function processOutputs(): { stdout: NodeOutput; stderr: NodeOutput } {
+  return outputs ??= {
+    stdout: output(process.stdout, "stdout"),
+    stderr: output(process.stderr, "stderr"),
+  };
+}
+
+/** The CLI's host on Node.js. */
+export function nodeHost(): CliHost {
+  const { stdout, stderr } = processOutputs();
+  return {
+    stdout: stdout.text,
+    stderr: stderr.text,
+    // Same as the Deno host, which `deno task cli` runs from the repository root.
+    cwd: () => process.env.CODEX_SYNC_CWD || process.cwd(),
+    env: (name) => process.env[name],
+    async stat(path): Promise<FileInfo | undefined> {
+      try {
+        const info = await stat(path);
+        return { isFile: info.isFile(), isDirectory: info.isDirectory(), size: info.size };
+      } catch (error) {
+        if (errorCode(error) === "ENOENT") return undefined;
+        throw error;
+      }
+    },
+    realPath: (path) => realpath(path),
+    async *readDir(path): AsyncIterable<DirEntry> {
+      for (const entry of await readdir(path, { withFileTypes: true })) {
+        yield {
+          name: entry.name,
+          isFile: entry.isFile(),
+          isDirectory: entry.isDirectory(),
+          isSymlink: entry.isSymbolicLink(),
+        };
+      }
+    },
+    readFile: readFileStream,
+    mkdir: async (path) => {
+      await mkdir(path, { recursive: true });
+    },
+    lock: (path) => locks.take(path),
+    importModule: (path) => import(pathToFileURL(path).href),
+    onInterrupt(listener) {
+      process.on("SIGINT", listener);
+      return () => process.off("SIGINT", listener);
+    },
+    exit(code) {
+      locks.releaseAllSync();
+      process.exit(code);
+    },
+  };
+}
+
+/** Runs `codex-sync` with the process's arguments and exits with its exit code. */
+export async function runNodeCli(argv: readonly string[] = process.argv.slice(2)): Promise<never> {
+  const code = await runCli(argv, nodeHost());
+  // process.exit drops output still queued on a pipe (asynchronous on some platforms).
+  const { stdout, stderr } = processOutputs();
+  await Promise.all([stdout.flush(), stderr.flush()]);
+  process.exit(code);
+}
+
+function isEntry(): boolean {
+  const entry = process.argv[1];
+  if (!entry) return false;
+  try {
+    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isEntry()) await runNodeCli();

@@ -1,0 +1,98 @@
+// The pieces the Deno and Node hosts share (lock file, file stream), and the Node host's
+// file services run in-process (through Deno's node:* implementation; the subprocess
+// tests in node_bin.test.ts run it on Node itself).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { CliError } from "../src/errors.ts";
+import { lockFiles, type LockFileSystem } from "../src/lock_file.ts";
+import { nodeHost } from "../node_main.ts";
+import { tempDir } from "./support.ts";
+
+function fakeFs(alive: boolean | undefined): LockFileSystem & { files: Map<string, string> } {
+  const files = new Map<string, string>();
+  return {
+    files,
+    pid: 42,
+    createExclusive: (path, text) => {
+      if (files.has(path)) return Promise.resolve(false);
+      files.set(path, text);
+      return Promise.resolve(true);
+    },
+    readText: (path) => Promise.resolve(files.get(path) ?? ""),
+    remove: (path) => Promise.resolve(void files.delete(path)),
+    removeSync: (path) => void files.delete(path),
+    processAlive: () => alive,
+  };
+}
+
+test("lock file: taken, refused while its owner lives, taken over from a dead one", async () => {
+  const live = fakeFs(true);
+  const unlock = await lockFiles(live).take("/s/lock");
+  assert.equal(live.files.get("/s/lock"), "42\n");
+  await assert.rejects(lockFiles(live).take("/s/lock"), (error: unknown) => {
+    assert.ok(error instanceof CliError);
+    assert.equal(error.code, "E_CLI_STORE_LOCKED");
+    assert.match(error.message, /pid 42/);
+    return true;
+  });
+  await unlock();
+  assert.equal(live.files.size, 0);
+
+  const dead = fakeFs(false);
+  dead.files.set("/s/lock", "7\n");
+  await lockFiles(dead).take("/s/lock");
+  assert.equal(dead.files.get("/s/lock"), "42\n");
+
+  // A runtime that cannot tell keeps the lock: the message says what to delete.
+  const unknown = fakeFs(undefined);
+  unknown.files.set("/s/lock", "7\n");
+  await assert.rejects(lockFiles(unknown).take("/s/lock"), /delete \/s\/lock/);
+
+  // An immediate exit (second Ctrl-C) removes every lock still held.
+  const held = fakeFs(true);
+  const locks = lockFiles(held);
+  await locks.take("/a/lock");
+  await locks.take("/b/lock");
+  locks.releaseAllSync();
+  assert.equal(held.files.size, 0);
+});
+
+test("node host: lock file (wx, pid check), stat, readDir, readFile in pieces", async () => {
+  const dir = tempDir("node-host");
+  try {
+    const host = nodeHost();
+    const lock = join(dir, "lock");
+    const unlock = await host.lock(lock);
+    assert.equal(Deno.readTextFileSync(lock).trim(), String(Deno.pid));
+    await assert.rejects(host.lock(lock), /E_CLI_STORE_LOCKED|in use/);
+    await unlock();
+    assert.equal(await host.stat(lock), undefined);
+    // A lock left by a process that no longer runs is taken over.
+    Deno.writeTextFileSync(lock, "2147483646\n");
+    await (await host.lock(lock))();
+
+    const bytes = new Uint8Array(600_000).map((_, i) => i % 251);
+    Deno.writeFileSync(join(dir, "data.bin"), bytes);
+    Deno.mkdirSync(join(dir, "sub"));
+    assert.deepEqual(await host.stat(join(dir, "data.bin")), {
+      isFile: true,
+      isDirectory: false,
+      size: bytes.length,
+    });
+    const entries = [];
+    for await (const entry of host.readDir(dir)) entries.push(entry);
+    assert.deepEqual(entries.map((e) => [e.name, e.isFile, e.isDirectory]).sort(), [
+      ["data.bin", true, false],
+      ["sub", false, true],
+    ]);
+    const pieces: Uint8Array[] = [];
+    for await (const piece of host.readFile(join(dir, "data.bin"))) pieces.push(piece);
+    assert.ok(pieces.length > 1, "read in several pieces");
+    const joined = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
+    pieces.reduce((offset, piece) => (joined.set(piece, offset), offset + piece.length), 0);
+    assert.deepEqual(joined, bytes);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});

@@ -1,0 +1,310 @@
+/**
+ * The CLI as a subprocess against the embedded PGlite store, for one entry (the Deno
+ * entry from source in `import.test.ts`, the built npm bin under Node in
+ * `node_bin.test.ts`): several files (directory walk, CRLF, no trailing newline, no
+ * session_meta, the bundled sample) compared byte for byte with the stored rows; a
+ * re-import that is a no-op; a malformed line; Ctrl-C in the middle of the upload and of
+ * the apply, each followed by a resume; cancel + gc.
+ */
+
+import { after, test } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { sampleRollout, sampleRolloutText } from "../scripts/sample_rollout.ts";
+import {
+  type CliEntry,
+  type CliResult,
+  copyDir,
+  events,
+  readStore,
+  rebuild,
+  rowsOfConversation,
+  type RunningCli,
+  SAMPLE,
+  SAMPLE_ID,
+  startCli as start,
+  tempDir,
+} from "./support.ts";
+
+const encoder = new TextEncoder();
+const ID_A = "0199a3c1-aaaa-7c2d-9f41-000000000001";
+const ID_B = "0199a3c1-bbbb-7c2d-9f41-000000000002";
+const ID_C = "0199a3c1-cccc-7c2d-9f41-000000000003";
+
+function write(path: string, content: string | Uint8Array): Uint8Array {
+  const bytes = typeof content === "string" ? encoder.encode(content) : content;
+  Deno.mkdirSync(join(path, ".."), { recursive: true });
+  Deno.writeFileSync(path, bytes);
+  return bytes;
+}
+
+function find(list: Record<string, unknown>[], event: string, file?: string) {
+  return list.filter((entry) => entry.event === event && (!file || entry.file === file));
+}
+
+/**
+ * Registers the suite's tests for `entry`, after creating the template store with it.
+ * Await it at the top level, not in before(): Deno's node:test runs tests without
+ * awaiting a root hook.
+ */
+export async function importSuite(entry: CliEntry): Promise<void> {
+  const startCli = (args: string[], cwd: string): RunningCli => start(args, cwd, entry);
+  const runCli = (args: string[], cwd: string): Promise<CliResult> => startCli(args, cwd).done;
+  const root = tempDir(`import-${entry.name.split(" ")[0]}`);
+  const template = join(root, "template");
+
+  /** A test directory holding a copy of the template store (PGlite init takes seconds). */
+  async function workspace(name: string): Promise<string> {
+    const dir = join(root, name);
+    Deno.mkdirSync(dir);
+    await copyDir(join(template, ".codex-sync"), join(dir, ".codex-sync"));
+    return dir;
+  }
+
+  Deno.mkdirSync(template);
+  write(
+    join(template, "rollout-template.jsonl"),
+    sampleRolloutText({ sessionId: "template", targetBytes: 2_000 }),
+  );
+  {
+    const result = await runCli(["import", "rollout-template.jsonl"], template);
+    assert.equal(result.code, 0, result.stderr);
+  }
+
+  after(() => {
+    Deno.removeSync(root, { recursive: true });
+  });
+
+  test(`${entry.name}: import of several files: stored rows equal the input files byte for byte`, async () => {
+    const dir = await workspace("several");
+    const sessions = join(dir, "sessions");
+    const fileA = join(sessions, `2025/11/01/rollout-2025-11-01T09-00-00-${ID_A}.jsonl`);
+    const fileB = join(sessions, `2025/11/02/rollout-2025-11-02T10-00-00-${ID_B}.jsonl`);
+    const fileC = join(sessions, `2025/11/02/rollout-2025-11-02T11-00-00-${ID_C}.jsonl`);
+    const files = new Map<string, { bytes: Uint8Array; conversation: string; trailing: boolean }>();
+    files.set(fileA, {
+      bytes: write(fileA, sampleRolloutText({ sessionId: ID_A, targetBytes: 600_000, seed: 11 })),
+      conversation: ID_A,
+      trailing: true,
+    });
+    // CRLF line ends and no newline after the last line: both must survive exactly.
+    files.set(fileB, {
+      bytes: write(
+        fileB,
+        [...sampleRollout({ sessionId: ID_B, targetBytes: 300_000, seed: 12 })].join("\r\n"),
+      ),
+      conversation: ID_B,
+      trailing: false,
+    });
+    // No session_meta: the conversation id comes from the file name. The last line is
+    // valid JSON that jsonb cannot hold (\u0000, a lone surrogate): stored with record NULL.
+    const unsafe = String.raw`{"type":"event_msg","payload":{"message":"nul \u0000, lone \ud83e"}}`;
+    files.set(fileC, {
+      bytes: write(
+        fileC,
+        [...sampleRollout({ sessionId: "ignored", targetBytes: 200_000, seed: 13 })].slice(1)
+          .concat(unsafe).map((line) => line + "\n").join(""),
+      ),
+      conversation: ID_C,
+      trailing: true,
+    });
+    files.set(SAMPLE, {
+      bytes: Deno.readFileSync(SAMPLE),
+      conversation: SAMPLE_ID,
+      trailing: true,
+    });
+    write(join(sessions, "2025/11/notes.txt"), "not a rollout\n");
+    write(join(sessions, "2025/11/other.jsonl"), "{not a rollout either\n");
+
+    // Small chunks: most lines straddle a chunk boundary.
+    const result = await runCli(
+      ["import", "--json", "--chunk-size", "64k", "sessions", SAMPLE],
+      dir,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const log = events(result.stdout);
+    const summary = find(log, "summary")[0];
+    assert.equal(summary.imported, 4);
+    assert.equal(summary.failed, 0);
+    assert.deepEqual(find(log, "scanned").map((e) => e.file).sort(), [...files.keys()].sort());
+    assert.equal(find(log, "scanned", fileC)[0].conversationIdFrom, "file name");
+
+    const stored = await readStore(join(dir, ".codex-sync"));
+    for (const [path, expected] of files) {
+      const rows = stored.rows.get(expected.conversation);
+      assert.ok(rows, `no rows for ${path}`);
+      assert.equal(stored.imports.get(expected.conversation)?.path, path);
+      assert.deepEqual(rows.map((row) => row.line_no), rows.map((_, i) => i + 1));
+      const rebuilt = rebuild(rows, expected.trailing);
+      assert.equal(rebuilt.length, expected.bytes.length, `${path}: byte count`);
+      assert.ok(rebuilt.every((byte, i) => byte === expected.bytes[i]), `${path}: bytes differ`);
+      for (const row of rows) {
+        assert.equal(row.conversation_id, expected.conversation);
+        assert.equal(row.valid, true);
+        const parsed = JSON.parse(row.line!);
+        assert.equal(row.record_type, parsed.type);
+        if (row.line === unsafe) assert.equal(row.record, null);
+        else assert.deepEqual(JSON.parse(row.record!), parsed);
+      }
+    }
+    assert.equal(stored.rows.get(ID_C)!.at(-1)!.line, unsafe);
+    assert.ok(stored.rows.get(ID_B)!.slice(0, -1).every((row) => row.line!.endsWith("\r")));
+    assert.match(stored.rows.get(SAMPLE_ID)!.map((row) => row.line).join("\n"), /请把|テスト|🦀|é/);
+
+    for (const expected of files.values()) {
+      const verify = await runCli(["verify", expected.conversation], dir);
+      assert.equal(verify.code, 0, verify.stderr);
+      assert.match(verify.stdout, /matches the manifest/);
+    }
+
+    // Re-importing the unchanged files is a no-op that says so.
+    const jobsBefore = stored.jobCount;
+    const again = await runCli(
+      ["import", "--json", "--chunk-size", "64k", "sessions", SAMPLE],
+      dir,
+    );
+    assert.equal(again.code, 0, again.stderr);
+    const second = events(again.stdout);
+    assert.equal(find(second, "unchanged").length, 4);
+    assert.equal(find(second, "upload").length, 0);
+    assert.equal(find(second, "summary")[0].imported, 0);
+    assert.equal((await readStore(join(dir, ".codex-sync"))).jobCount, jobsBefore);
+    const plain = await runCli(["import", SAMPLE, "--chunk-size", "64k"], dir);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /unchanged .*already imported .*nothing to do/);
+  });
+
+  test(`${entry.name}: a malformed line fails its file with file and line, nothing of it imported`, async () => {
+    const dir = await workspace("malformed");
+    const good = join(dir, "in", `rollout-good-${ID_A}.jsonl`);
+    const bad = join(dir, "in", `rollout-bad-${ID_B}.jsonl`);
+    write(good, sampleRolloutText({ sessionId: ID_A, targetBytes: 50_000, seed: 21 }));
+    const lines = [...sampleRollout({ sessionId: ID_B, targetBytes: 80_000, seed: 22 })];
+    lines[6] = `{"timestamp":"2025-11-01T09:00:01.000Z","type":"event_msg","payload":{"type":`;
+    const badBytes = write(bad, lines.map((line) => line + "\n").join(""));
+    const before = await readStore(join(dir, ".codex-sync"));
+
+    const result = await runCli(["import", "in"], dir);
+    assert.equal(result.code, 3, result.stderr);
+    assert.ok(
+      result.stderr.includes(`E_CLI_INVALID_RECORD: ${bad}:7: malformed JSON`),
+      result.stderr,
+    );
+    assert.doesNotMatch(result.stderr, /\n\s+at /, "no stack trace without --verbose");
+    assert.match(result.stdout, /1 imported, 0 unchanged, 1 failed/);
+    const after = await readStore(join(dir, ".codex-sync"));
+    assert.ok(after.imports.has(ID_A));
+    assert.ok(!after.imports.has(ID_B));
+    assert.equal(await rowsOfConversation(join(dir, ".codex-sync"), ID_B), 0);
+    // Only the good file created a source: the bad one failed before anything was uploaded.
+    assert.equal(after.sourceCount, before.sourceCount + 1);
+    const jobs = await runCli(["jobs", "--json", "--conversation", ID_B], dir);
+    assert.deepEqual(JSON.parse(jobs.stdout).jobs, []);
+
+    // --skip-invalid records the line as an invalid row and reports the count.
+    const skipped = await runCli(["import", "--json", "--skip-invalid", bad], dir);
+    assert.equal(skipped.code, 0, skipped.stderr);
+    const imported = find(events(skipped.stdout), "imported")[0];
+    assert.equal(imported.invalidLines, 1);
+    const rows = (await readStore(join(dir, ".codex-sync"))).rows.get(ID_B)!;
+    assert.equal(rows[6].valid, false);
+    assert.equal(rows[6].record, null);
+    assert.equal(rows[6].line, lines[6]);
+    const rebuilt = rebuild(rows, true);
+    assert.ok(rebuilt.length === badBytes.length && rebuilt.every((b, i) => b === badBytes[i]));
+  });
+
+  test(`${entry.name}: Ctrl-C during the upload, then the same command resumes without re-uploading`, async () => {
+    const dir = await workspace("sigint-upload");
+    const args = ["import", "--json", "--chunk-size", "16k", "--concurrency", "1", SAMPLE];
+    const first = startCli(args, dir);
+    await first.waitForLine((line) =>
+      line.includes('"event":"upload"') && /"chunksUploaded":([5-9]|\d\d)/.test(line)
+    );
+    first.signal("SIGINT");
+    const interrupted = await first.done;
+    assert.equal(interrupted.code, 130, interrupted.stderr);
+    assert.match(interrupted.stderr, /interrupted/);
+    const log1 = events(interrupted.stdout);
+    assert.equal(find(log1, "summary")[0].interrupted, true);
+    assert.equal(find(log1, "sealed").length, 0, "interrupted before the seal");
+    const uploadedBefore = Math.max(...find(log1, "upload").map((e) => e.chunksUploaded as number));
+
+    const second = await runCli(args, dir);
+    assert.equal(second.code, 0, second.stderr);
+    const log2 = events(second.stdout);
+    assert.equal(find(log2, "resuming")[0].stage, "upload");
+    const done = find(log2, "imported")[0] as {
+      uploaded: { chunks: number };
+      skipped: { chunks: number };
+    };
+    const total = find(log2, "sealed")[0].chunkCount as number;
+    assert.ok(done.skipped.chunks >= uploadedBefore, `skipped ${done.skipped.chunks}`);
+    assert.equal(done.uploaded.chunks + done.skipped.chunks, total);
+    assert.ok(done.uploaded.chunks < total);
+
+    const stored = await readStore(join(dir, ".codex-sync"));
+    const bytes = Deno.readFileSync(SAMPLE);
+    const rebuilt = rebuild(stored.rows.get(SAMPLE_ID)!, true);
+    assert.ok(rebuilt.length === bytes.length && rebuilt.every((b, i) => b === bytes[i]));
+  });
+
+  test(`${entry.name}: Ctrl-C while chunks are applied: the job resumes, nothing is uploaded again; cancel + gc`, async () => {
+    const dir = await workspace("sigint-apply");
+    const file = join(dir, `rollout-2025-11-03T08-00-00-${ID_C}.jsonl`);
+    const bytes = write(
+      file,
+      sampleRolloutText({ sessionId: ID_C, targetBytes: 3_000_000, seed: 31 }),
+    );
+    const args = ["import", "--json", "--chunk-size", "8k", file];
+    const first = startCli(args, dir);
+    const sealed = JSON.parse(await first.waitForLine((line) => line.includes('"event":"sealed"')));
+    await first.waitForLine((line) =>
+      line.includes('"event":"applying"') && /"cursor":[1-9]/.test(line)
+    );
+    first.signal("SIGINT");
+    const interrupted = await first.done;
+    assert.equal(interrupted.code, 130, interrupted.stderr);
+    const status = JSON.parse((await runCli(["status", "--json", sealed.jobId], dir)).stdout);
+    assert.ok(["retry_wait", "running", "queued"].includes(status.job.state), status.job.state);
+    assert.ok(status.job.cursor > 0 && status.job.cursor < sealed.chunkCount);
+
+    const second = await runCli(args, dir);
+    assert.equal(second.code, 0, second.stderr);
+    const log = events(second.stdout);
+    assert.equal(find(log, "resuming")[0].stage, "job");
+    const done = find(log, "imported")[0] as { jobId: string; uploaded: { chunks: number } };
+    assert.equal(done.jobId, sealed.jobId);
+    assert.equal(done.uploaded.chunks, 0);
+    const rows = (await readStore(join(dir, ".codex-sync"))).rows.get(ID_C)!;
+    const rebuilt = rebuild(rows, true);
+    assert.ok(rebuilt.length === bytes.length && rebuilt.every((b, i) => b === bytes[i]));
+
+    // An interrupted job that is cancelled instead: its partial rows never become current,
+    // gc drops them, and the next import starts over under a new source.
+    const other = join(dir, `rollout-2025-11-03T09-00-00-${ID_B}.jsonl`);
+    write(other, sampleRolloutText({ sessionId: ID_B, targetBytes: 3_000_000, seed: 32 }));
+    const third = startCli(["import", "--json", "--chunk-size", "8k", other], dir);
+    const sealedOther = JSON.parse(
+      await third.waitForLine((line) => line.includes('"event":"sealed"')),
+    );
+    await third.waitForLine((line) =>
+      line.includes('"event":"applying"') && /"cursor":[1-9]/.test(line)
+    );
+    third.signal("SIGINT");
+    assert.equal((await third.done).code, 130);
+    const cancel = await runCli(["cancel", sealedOther.jobId], dir);
+    assert.equal(cancel.code, 0, cancel.stderr);
+    assert.match(cancel.stdout, /cancelled job/);
+    assert.ok(await rowsOfConversation(join(dir, ".codex-sync"), ID_B) > 0, "partial rows exist");
+    const gc = await runCli(["gc", "--json"], dir);
+    assert.equal(gc.code, 0, gc.stderr);
+    assert.equal(JSON.parse(gc.stdout).unlinkedSources, 1);
+    assert.equal(await rowsOfConversation(join(dir, ".codex-sync"), ID_B), 0);
+    const retry = await runCli(["import", "--json", "--chunk-size", "8k", other], dir);
+    assert.equal(retry.code, 0, retry.stderr);
+    const retried = find(events(retry.stdout), "imported")[0];
+    assert.notEqual(retried.jobId, sealedOther.jobId);
+    assert.equal((await runCli(["verify", ID_B], dir)).code, 0);
+  });
+}
