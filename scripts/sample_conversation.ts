@@ -4,6 +4,8 @@
  * with multi-byte text (accents, CJK, emoji, RTL) throughout.
  */
 
+import { mulberry32 } from "./seeded_random.ts";
+
 /** One record of the sample conversation. */
 export type SampleRecord = Record<string, unknown>;
 
@@ -18,25 +20,13 @@ const PHRASES = [
   "Здравствуйте! Проверьте, пожалуйста, миграцию базы данных.",
 ];
 
-/** A seeded generator (mulberry32) so every run builds the same conversation. */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Builds about `targetBytes` of JSON Lines worth of records. */
 export function* sampleConversation(
   conversationId: string,
   targetBytes: number,
   seed = 7,
 ): Generator<SampleRecord> {
-  const random = seeded(seed);
+  const random = mulberry32(seed);
   const pick = () => PHRASES[Math.floor(random() * PHRASES.length)];
   const start = Date.UTC(2026, 10, 1, 9, 0, 0);
   let bytes = 0;

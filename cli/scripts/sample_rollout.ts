@@ -10,6 +10,8 @@
  * @module
  */
 
+import { mulberry32 } from "../../scripts/seeded_random.ts";
+
 const PHRASES = [
   "Refactor the parser so the tokenizer streams instead of buffering.",
   "Les tests échouent encore : l'encodage UTF-8 est coupé au milieu d'un caractère.",
@@ -48,24 +50,12 @@ function codePoints(text: string, count: number): string {
   return Array.from(text).slice(0, count).join("");
 }
 
-/** A seeded generator (mulberry32). */
-function seeded(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * The lines of a sample rollout (without their newlines), about `targetBytes` of UTF-8
  * in all. Deterministic for given options.
  */
 export function* sampleRollout(options: SampleRolloutOptions): Generator<string> {
-  const random = seeded(options.seed ?? 1);
+  const random = mulberry32(options.seed ?? 1);
   const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)];
   const sentences = (count: number): string =>
     Array.from({ length: count }, () => pick(PHRASES)).join(" ");
