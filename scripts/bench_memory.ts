@@ -225,19 +225,12 @@ async function waitLatencyFigure(quick: boolean): Promise<Figure> {
     adapter.store.onJobWrite((job) => {
       if (job.state === "succeeded") committedAt = performance.now();
     });
-    const source = await adapter.createSource({ scope: "bench", conversationId: "wait" });
     const bytes = payload(1024, i + 1);
     const sha256 = await sha256Hex(bytes);
-    await adapter.appendChunk({
+    const { job } = await adapter.uploadSource({
       scope: "bench",
-      sourceId: source.sourceId,
-      index: 0,
-      bytes,
-      sha256,
-    });
-    const { job } = await adapter.sealSource({
-      scope: "bench",
-      sourceId: source.sourceId,
+      conversationId: "wait",
+      chunks: [{ index: 0, bytes, sha256 }],
       manifest: { chunkCount: 1, byteCount: bytes.length, digest: compositeDigest([sha256]) },
     });
     const waiting = adapter.waitForTerminal({ scope: "bench", jobId: job.jobId });

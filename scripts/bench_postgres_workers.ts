@@ -102,21 +102,7 @@ async function waitLatency(url: string, samples: number) {
     );
     serverVersion = version.server_version;
     for (let i = 0; i < samples + 3; i++) {
-      const source = await waiter.createSource({ scope: "wait", conversationId: `c-${i}` });
-      const bytes = new TextEncoder().encode(`{"n":${i}}\n`);
-      const sha256 = await sha256Hex(bytes);
-      await waiter.appendChunk({
-        scope: "wait",
-        sourceId: source.sourceId,
-        index: 0,
-        bytes,
-        sha256,
-      });
-      const { job } = await waiter.sealSource({
-        scope: "wait",
-        sourceId: source.sourceId,
-        manifest: { chunkCount: 1, byteCount: bytes.length, digest: compositeDigest([sha256]) },
-      });
+      const job = await uploadOne(waiter, "wait", i);
       // Every write the worker commits to the job is announced to its own subscribers
       // right after COMMIT; the last one before the waiter wakes is the terminal one.
       let lastCommitAt = 0;

@@ -383,6 +383,17 @@ export class SourceOperations<TExtras extends object> {
     return chunk;
   }
 
+  #newSource(args: CreateSourceInput, sourceId: string, now: number): Source {
+    return newSource({
+      sourceId,
+      scope: args.scope,
+      conversationId: args.conversationId,
+      metadata: args.metadata,
+      now,
+      ttlMs: this.#ctx.policy.sourceTtlMs,
+    });
+  }
+
   async #createIn(
     tx: StoreTransaction<TExtras>,
     args: CreateSourceInput,
@@ -403,14 +414,7 @@ export class SourceOperations<TExtras extends object> {
         ? { value: existing }
         : otherConversation();
     }
-    const source = newSource({
-      sourceId,
-      scope: args.scope,
-      conversationId: args.conversationId,
-      metadata: args.metadata,
-      now,
-      ttlMs: this.#ctx.policy.sourceTtlMs,
-    });
+    const source = this.#newSource(args, sourceId, now);
     if (await tx.insertSource(source)) return { value: source };
     // Another transaction created it first: answer as if it had been there.
     const raced = await tx.lockSource(args.scope, sourceId);
@@ -496,14 +500,7 @@ export class SourceOperations<TExtras extends object> {
     now: number,
   ): Promise<Outcome<UploadSourceResult>> {
     const { limits } = this.#ctx.policy;
-    let source = newSource({
-      sourceId,
-      scope: args.scope,
-      conversationId: args.conversationId,
-      metadata: args.metadata,
-      now,
-      ttlMs: this.#ctx.policy.sourceTtlMs,
-    });
+    let source = this.#newSource(args, sourceId, now);
     for (const chunk of chunks) source = recordAppend(source, chunk.byteLength, now);
     if (source.received.byteCount > limits.maxSourceBytes) {
       throw new SyncError(
