@@ -114,12 +114,19 @@ step "deno task test:cli (codex-sync CLI: import, resume after SIGINT, verify, c
 count deno
 step "deno task test:bun (Bun, from source)" deno task test:bun
 count bun
+# The Postgres adapter's conformance suite (PGlite and a throwaway cluster) under Bun.
+step "deno task test:postgres:bun (Postgres adapter conformance, Bun, from source)" \
+  deno task test:postgres:bun
+count bun
 step "deno task build:npm (tsc build, npm pack --dry-run, Node smoke test)" deno task build:npm
 # The CLI's subprocess tests again, on the codex-sync bin of the built npm packages.
 step "deno task test:cli:node (codex-sync npm bin under Node: import, no-op, bad line, SIGINT)" \
   deno task test:cli:node
 count deno
 step "deno task test:node (Node, against the compiled package)" deno task test:node
+count node
+step "deno task test:postgres:node (Postgres adapter conformance, Node, built packages)" \
+  deno task test:postgres:node
 count node
 step "deno publish --dry-run" deno publish --dry-run --allow-dirty
 # The root's dry run covers the root package only; each workspace member has its own.

@@ -7,8 +7,17 @@
  * interrupted.
  */
 
+import { execFile, spawnSync } from "node:child_process";
+import { readdirSync, rmSync, statSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import process from "node:process";
 import { scratchDir } from "./scratch.ts";
+
+// node:* APIs only (no Deno.*): the conformance suite on a server also runs under Bun
+// from source and under Node against the built npm packages.
 
 /** A server the tests can use. */
 export interface TestServer {
@@ -24,16 +33,14 @@ export interface TestServer {
   dispose(): Promise<void>;
 }
 
-const decoder = new TextDecoder();
-
 function postgresBinDir(): string {
   const versions: number[] = [];
   try {
-    for (const entry of Deno.readDirSync("/usr/lib/postgresql")) {
-      const version = Number(entry.name);
+    for (const name of readdirSync("/usr/lib/postgresql")) {
+      const version = Number(name);
       if (Number.isInteger(version)) {
         try {
-          Deno.statSync(`/usr/lib/postgresql/${entry.name}/bin/initdb`);
+          statSync(`/usr/lib/postgresql/${name}/bin/initdb`);
           versions.push(version);
         } catch { /* not a server install */ }
       }
@@ -48,30 +55,46 @@ function postgresBinDir(): string {
   return `/usr/lib/postgresql/${Math.max(...versions)}/bin`;
 }
 
-function freePort(): number {
-  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const { port } = listener.addr as Deno.NetAddr;
-  listener.close();
-  return port;
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => resolve());
+  });
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === "string") throw new Error("no TCP port");
+  return address.port;
+}
+
+function isRoot(): boolean {
+  return process.getuid?.() === 0;
+}
+
+/** A program and its arguments. */
+interface Command {
+  path: string;
+  args: string[];
 }
 
 /** Runs a PostgreSQL tool, as `postgres` when we are root. */
-function command(bin: string, tool: string, args: string[]): Deno.Command {
+function command(bin: string, tool: string, args: string[]): Command {
   const path = join(bin, tool);
-  return Deno.uid() === 0
-    ? new Deno.Command("runuser", { args: ["-u", "postgres", "--", path, ...args], stdin: "null" })
-    : new Deno.Command(path, { args, stdin: "null" });
+  return isRoot()
+    ? { path: "runuser", args: ["-u", "postgres", "--", path, ...args] }
+    : { path, args };
 }
 
-async function run(cmd: Deno.Command, what: string): Promise<void> {
-  const output = await cmd.output();
-  if (!output.success) {
-    throw new Error(
-      `${what} failed (exit ${output.code}): ${decoder.decode(output.stderr)}${
-        decoder.decode(output.stdout)
-      }`,
-    );
-  }
+/** Runs `cmd` to its end (output captured); fails with its output when it fails. */
+function run(cmd: Command, what: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(cmd.path, cmd.args, (error, stdout, stderr) => {
+      if (error) {
+        reject(new Error(`${what} failed (exit ${error.code}): ${stderr}${stdout}`));
+      } else resolve();
+    });
+    child.stdin?.end();
+  });
 }
 
 class ThrowawayCluster implements TestServer {
@@ -82,10 +105,10 @@ class ThrowawayCluster implements TestServer {
   #port = 0;
   #running = false;
   #disposed = false;
-  readonly #onUnload = () => this.#disposeSync();
+  readonly #onExit = () => this.#disposeSync();
   readonly #onSignal = () => {
     this.#disposeSync();
-    Deno.exit(130);
+    process.exit(130);
   };
 
   constructor(bin: string, dir: string, durable: boolean) {
@@ -103,12 +126,10 @@ class ThrowawayCluster implements TestServer {
   }
 
   async init(): Promise<void> {
-    globalThis.addEventListener("unload", this.#onUnload);
-    Deno.addSignalListener("SIGINT", this.#onSignal);
-    Deno.addSignalListener("SIGTERM", this.#onSignal);
-    if (Deno.uid() === 0) {
-      await run(new Deno.Command("chown", { args: ["postgres", this.#dir] }), "chown");
-    }
+    process.on("exit", this.#onExit);
+    process.on("SIGINT", this.#onSignal);
+    process.on("SIGTERM", this.#onSignal);
+    if (isRoot()) await run({ path: "chown", args: ["postgres", this.#dir] }, "chown");
     await run(
       command(this.#bin, "initdb", [
         "-D",
@@ -122,7 +143,7 @@ class ThrowawayCluster implements TestServer {
       "initdb",
     );
     for (let attempt = 1;; attempt++) {
-      this.#port = freePort();
+      this.#port = await freePort();
       try {
         await this.start();
         return;
@@ -175,25 +196,36 @@ class ThrowawayCluster implements TestServer {
   async dispose(): Promise<void> {
     if (this.#disposed) return;
     this.#disposed = true;
-    globalThis.removeEventListener("unload", this.#onUnload);
-    Deno.removeSignalListener("SIGINT", this.#onSignal);
-    Deno.removeSignalListener("SIGTERM", this.#onSignal);
+    process.off("exit", this.#onExit);
+    process.off("SIGINT", this.#onSignal);
+    process.off("SIGTERM", this.#onSignal);
     if (this.#running) {
-      await command(this.#bin, "pg_ctl", ["stop", "-D", this.#data, "-m", "fast", "-w"]).output();
+      await run(
+        command(this.#bin, "pg_ctl", ["stop", "-D", this.#data, "-m", "fast", "-w"]),
+        "pg_ctl stop",
+      )
+        .catch(() => {});
       this.#running = false;
     }
-    await Deno.remove(this.#dir, { recursive: true }).catch(() => {});
+    await rm(this.#dir, { recursive: true, force: true }).catch(() => {});
   }
 
   #disposeSync(): void {
     if (this.#disposed) return;
     this.#disposed = true;
     if (this.#running) {
-      command(this.#bin, "pg_ctl", ["stop", "-D", this.#data, "-m", "immediate", "-w"])
-        .outputSync();
+      const stop = command(this.#bin, "pg_ctl", [
+        "stop",
+        "-D",
+        this.#data,
+        "-m",
+        "immediate",
+        "-w",
+      ]);
+      spawnSync(stop.path, stop.args, { stdio: "ignore" });
     }
     try {
-      Deno.removeSync(this.#dir, { recursive: true });
+      rmSync(this.#dir, { recursive: true, force: true });
     } catch { /* best effort */ }
   }
 }
@@ -229,11 +261,11 @@ export interface TestServerOptions {
 
 /** `DATABASE_URL`'s server, or a fresh throwaway cluster. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const url = Deno.env.get("DATABASE_URL");
+  const url = process.env.DATABASE_URL;
   if (url && !options.requireControl) return new ExternalServer(url);
   const durable = options.durable ?? false;
   const dir = durable
-    ? await Deno.makeTempDir({ prefix: "codex-sync-pg-" })
+    ? await mkdtemp(join(tmpdir(), "codex-sync-pg-"))
     : await scratchDir("codex-sync-pg-");
   const cluster = new ThrowawayCluster(postgresBinDir(), dir, durable);
   try {

@@ -4,7 +4,7 @@ import type { PolicyOverrides } from "@zakstam/codex-sync-engine";
 
 /**
  * A short lease, so jobs of killed workers are taken over within seconds; generous
- * retries, since a kill is not a failed attempt but a store error may be.
+ * retries, since every kill mid-step costs that step an attempt (its lease is lost).
  */
 export const FAULT_POLICY: PolicyOverrides = {
   leaseMs: 1_500,
@@ -12,14 +12,5 @@ export const FAULT_POLICY: PolicyOverrides = {
   retry: { maxAttempts: 20, baseDelayMs: 50, factor: 2, maxDelayMs: 500 },
 };
 
-/** A small seeded PRNG (mulberry32): the chaos of a failing run can be replayed. */
-export function mulberry32(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Seeded, so the chaos of a failing run can be replayed. */
+export { mulberry32 } from "../../../../scripts/seeded_random.ts";
