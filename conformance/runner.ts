@@ -5,6 +5,7 @@
  */
 
 import type { Capability } from "../src/contracts/capabilities.ts";
+import { assert } from "./assert.ts";
 import { CaseContext } from "./context.ts";
 import type { ConformanceCase, ConformanceFactory, HarnessHook } from "./types.ts";
 import { conformanceCases } from "./cases/mod.ts";
@@ -58,19 +59,46 @@ async function runCase(entry: ConformanceCase, factory: ConformanceFactory): Pro
   }
 }
 
+/**
+ * A target claiming a capability its adapter does not declare would run cases the
+ * adapter never promised to pass (or hide that the claim is wrong): checked first.
+ */
+const CAPABILITY_CHECK = "capabilities: the adapter declares every capability the target claims";
+
+async function checkClaimedCapabilities(target: SuiteTarget): Promise<void> {
+  const context = await CaseContext.create(target.factory);
+  try {
+    const declared = context.adapter.capabilities;
+    const unbacked = target.capabilities.filter((cap) => !declared.includes(cap));
+    assert(
+      unbacked.length === 0,
+      `the target claims ${unbacked.join(", ")}, which the adapter does not declare ` +
+        `(it declares ${declared.length > 0 ? declared.join(", ") : "none"})`,
+    );
+  } finally {
+    await context.harness.close();
+  }
+}
+
 /** The cases for `target`, each runnable or skipped by name with its reason. */
 export function planConformance(
   target: SuiteTarget,
   cases: readonly ConformanceCase[] = conformanceCases,
 ): PlannedCase[] {
-  return cases
-    .filter((entry) => !target.only || target.only.some((part) => entry.name.includes(part)))
-    .map((entry) => {
-      const planned: PlannedCase = { name: entry.name, run: () => runCase(entry, target.factory) };
-      const skip = skipReason(entry, target);
-      if (skip) planned.skip = skip;
-      return planned;
-    });
+  const selected = (name: string) =>
+    !target.only || target.only.some((part) => name.includes(part));
+  const planned: PlannedCase[] = [];
+  if (selected(CAPABILITY_CHECK)) {
+    planned.push({ name: CAPABILITY_CHECK, run: () => checkClaimedCapabilities(target) });
+  }
+  for (const entry of cases) {
+    if (!selected(entry.name)) continue;
+    const next: PlannedCase = { name: entry.name, run: () => runCase(entry, target.factory) };
+    const skip = skipReason(entry, target);
+    if (skip) next.skip = skip;
+    planned.push(next);
+  }
+  return planned;
 }
 
 /** Registers every case with a test harness through `register`. */

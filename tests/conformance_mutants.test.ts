@@ -26,3 +26,19 @@ describe("conformance suite catches seeded bugs", () => {
     });
   }
 });
+
+describe("conformance suite checks the target's claims", () => {
+  test("a target claiming a capability its adapter does not declare fails the first case", async () => {
+    const target = { ...memoryTarget(), capabilities: ["concurrent-workers", "durable"] as const };
+    const results = await runConformance({ ...target, only: ["capabilities:"] });
+    assert.equal(results.length, 1);
+    assert.equal(results[0].status, "failed");
+    assert.match(results[0].reason ?? "", /claims durable, which the adapter does not declare/);
+  });
+
+  test("a target claiming less than its adapter declares passes it", async () => {
+    const target = { ...memoryTarget(), capabilities: [] };
+    const results = await runConformance({ ...target, only: ["capabilities:"] });
+    assert.deepEqual(results.map((result) => result.status), ["passed"]);
+  });
+});

@@ -68,6 +68,7 @@ describe("resolvePolicy", () => {
       sourceTtlMs: 24 * 60 * 60 * 1000,
       retentionMs: 7 * 24 * 60 * 60 * 1000,
       supersede: true,
+      shortJobBatchSize: 32,
     });
     assert.deepEqual(resolvePolicy({}), policy);
     assert.deepEqual(resolvePolicy(), { ...DEFAULT_POLICY });
@@ -119,6 +120,7 @@ describe("resolvePolicy", () => {
     invalid.push([`heartbeatMs=${bad}`, { heartbeatMs: bad }]);
     invalid.push([`sourceTtlMs=${bad}`, { sourceTtlMs: bad }]);
     invalid.push([`retentionMs=${bad}`, { retentionMs: bad }]);
+    invalid.push([`shortJobBatchSize=${bad}`, { shortJobBatchSize: bad }]);
     for (const key of Object.keys(DEFAULT_LIMITS)) {
       invalid.push([`limits.${key}=${bad}`, { limits: { [key]: bad } }]);
     }
@@ -127,6 +129,7 @@ describe("resolvePolicy", () => {
   invalid.push(["retry.maxAttempts=2**53", { retry: { maxAttempts: 2 ** 53 } }]);
   invalid.push(["limits.maxChunkBytes=10.5", { limits: { maxChunkBytes: 10.5 } }]);
   invalid.push(["limits.maxIdLength=0.5", { limits: { maxIdLength: 0.5 } }]);
+  invalid.push(["shortJobBatchSize=2.5", { shortJobBatchSize: 2.5 }]);
   invalid.push([
     "retry.maxAttempts='3'",
     { retry: { maxAttempts: "3" as unknown as number } },

@@ -90,6 +90,13 @@ export interface SyncStore<TExtras extends object = Record<never, never>> {
   readonly transactionalApply: boolean;
   /** Runs `fn` atomically and serialisably with respect to the records it touches. */
   transaction<T>(fn: (tx: StoreTransaction<TExtras>) => Promise<T>): Promise<T>;
+  /**
+   * Optional: runs `fn`, which makes exactly one call and only reads (`getSource`,
+   * `getJob`, `listJobs`; never a lock or a write), without opening a transaction — one
+   * statement is atomic by itself, so a SQL store saves its BEGIN and COMMIT round trips.
+   * The engine falls back to {@link SyncStore.transaction} where it is absent.
+   */
+  readOnce?<T>(fn: (reader: StoreTransaction<TExtras>) => Promise<T>): Promise<T>;
   /** Calls `listener` after each commit that changed the job; returns an unsubscribe. */
   subscribeJob(scope: string, jobId: string, listener: () => void): () => void;
 }

@@ -37,3 +37,11 @@ export async function commitThenSettle<TExtras extends object, T>(
   if ("error" in outcome) throw outcome.error;
   return outcome.value;
 }
+
+/** Runs a single plain read through the store's cheapest path (see `SyncStore.readOnce`). */
+export function readOnce<TExtras extends object, T>(
+  store: SyncStore<TExtras>,
+  fn: (reader: StoreTransaction<TExtras>) => Promise<T>,
+): Promise<T> {
+  return store.readOnce ? store.readOnce(fn) : store.transaction(fn);
+}

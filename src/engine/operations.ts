@@ -58,7 +58,7 @@ import {
   sealFailed,
   sealSucceeded,
 } from "../state/source.ts";
-import { commitThenSettle, type EngineContext, type Outcome } from "./context.ts";
+import { commitThenSettle, type EngineContext, type Outcome, readOnce } from "./context.ts";
 import {
   decodeChunkCursor,
   decodeJobCursor,
@@ -238,9 +238,7 @@ export class SourceOperations<TExtras extends object> {
       scope: args.scope,
       sourceId: args.sourceId,
     });
-    const source = await this.#ctx.store.transaction((tx) =>
-      tx.getSource(args.scope, args.sourceId)
-    );
+    const source = await readOnce(this.#ctx.store, (tx) => tx.getSource(args.scope, args.sourceId));
     if (!source) throw sourceNotFound(args.sourceId);
     return source;
   }
@@ -249,7 +247,7 @@ export class SourceOperations<TExtras extends object> {
   async getJob(input: GetJobInput): Promise<Job> {
     const args = parseInput(getJobInputSchema, input, "getJob");
     checkIdLengths(this.#ctx.policy.limits, "getJob", { scope: args.scope, jobId: args.jobId });
-    const job = await this.#ctx.store.transaction((tx) => tx.getJob(args.scope, args.jobId));
+    const job = await readOnce(this.#ctx.store, (tx) => tx.getJob(args.scope, args.jobId));
     if (!job) throw jobNotFound(args.jobId);
     return job;
   }
@@ -263,15 +261,14 @@ export class SourceOperations<TExtras extends object> {
     });
     const limit = args.limit ?? DEFAULT_JOB_PAGE;
     const after = args.cursor === undefined ? undefined : decodeJobCursor(args.cursor);
-    const rows = await this.#ctx.store.transaction((tx) =>
+    const rows = await readOnce(this.#ctx.store, (tx) =>
       tx.listJobs({
         scope: args.scope,
         conversationId: args.conversationId,
         state: args.state,
         after,
         limit: limit + 1,
-      })
-    );
+      }));
     const items = rows.slice(0, limit);
     const page: Page<Job> = { items };
     if (rows.length > limit) {

@@ -10,7 +10,7 @@ import { isTerminalJobState } from "../contracts/domain.ts";
 import { type WaitForTerminalInput, waitForTerminalInputSchema } from "../contracts/inputs.ts";
 import { SyncError, toSyncError } from "../errors.ts";
 import { checkIdLengths, parseInput } from "../policy/validation.ts";
-import type { EngineContext } from "./context.ts";
+import { type EngineContext, readOnce } from "./context.ts";
 import { jobNotFound } from "./operations.ts";
 
 function aborted(jobId: string): SyncError {
@@ -42,7 +42,7 @@ export async function waitForTerminal<TExtras extends object>(
     const onAbort = () => finish(() => reject(aborted(jobId)));
     const check = async () => {
       try {
-        const job = await ctx.store.transaction((tx) => tx.getJob(scope, jobId));
+        const job = await readOnce(ctx.store, (tx) => tx.getJob(scope, jobId));
         if (!job) finish(() => reject(jobNotFound(jobId)));
         else if (isTerminalJobState(job.state)) finish(() => resolve(job));
       } catch (error) {

@@ -13,7 +13,7 @@ import { SyncError } from "../errors.ts";
 import { backoffDelay } from "../policy/backoff.ts";
 import { type JobEvent, transitionJob } from "../state/job.ts";
 import { recordError } from "../state/source.ts";
-import type { EngineContext } from "./context.ts";
+import { type EngineContext, readOnce } from "./context.ts";
 
 /** Options of {@link JobRunner.runClaimedJob}. */
 export interface RunJobOptions {
@@ -115,49 +115,66 @@ export class JobRunner<TExtras extends object> {
 
   /**
    * Claims and runs due jobs until none is due; returns how many jobs were run. Where the
-   * store applies in its transaction, a job with at most one chunk left is claimed,
-   * applied and finished in one transaction (one commit); any other job is claimed and
-   * then run step by step.
+   * store applies in its transaction, due jobs with at most one chunk left are claimed,
+   * applied and finished together, up to `policy.shortJobBatchSize` per transaction (one
+   * commit for the batch); any other job is claimed and then run step by step.
    */
   async runDueJobs(options: RunDueJobsOptions = {}): Promise<number> {
+    const owner = options.owner ?? this.#owner;
+    const maxJobs = options.maxJobs ?? Infinity;
     let count = 0;
-    while (count < (options.maxJobs ?? Infinity) && !options.signal?.aborted) {
-      const claimed = await this.#claimAndFinishIfShort(options.owner ?? this.#owner);
-      if (!claimed) break;
-      if (!claimed.finished) await this.runClaimedJob(claimed.job);
-      count++;
+    while (count < maxJobs && !options.signal?.aborted) {
+      const pass = await this.#claimAndFinishShort(owner, maxJobs - count, options.signal);
+      if (pass.jobs === 0) break;
+      count += pass.jobs;
+      if (pass.unfinished) await this.runClaimedJob(pass.unfinished);
     }
     return count;
   }
 
   /**
-   * Claims the earliest due job. When it can be finished in the claiming transaction, it
-   * is: `finished` then says the job needs no further run.
+   * Claims due jobs in one transaction, finishing each one that can be finished there,
+   * until `room` jobs, the batch size or a batch's bytes are reached, nothing is due, or
+   * a job needs the step-by-step path: that one is returned claimed, as `unfinished`.
+   *
+   * A handler failure rolls the whole transaction back: the failed attempt is recorded
+   * for the job that failed, and the batch's other jobs are due again, their effects
+   * undone with the claims.
    */
-  async #claimAndFinishIfShort(
+  async #claimAndFinishShort(
     owner: string,
-  ): Promise<{ job: Job; finished: boolean } | undefined> {
-    const { store, clock } = this.#ctx;
-    const now = clock.now();
+    room: number,
+    signal: AbortSignal | undefined,
+  ): Promise<{ jobs: number; unfinished?: Job }> {
+    const { store, clock, policy } = this.#ctx;
+    const batchSize = store.transactionalApply ? Math.min(room, policy.shortJobBatchSize) : 1;
     let found: Job | undefined;
     try {
       return await store.transaction(async (tx) => {
-        const claim = await this.#claimIn(tx, now, owner);
-        if (!claim) return undefined;
-        found = claim.found;
-        const { claimed } = claim;
-        const finished = store.transactionalApply && claimed.totalChunks - claimed.cursor <= 1
-          ? await this.#finishInTransaction(tx, claimed)
-          : undefined;
-        await tx.updateJob(finished ?? claimed);
-        return { job: finished ?? claimed, finished: finished !== undefined };
+        let jobs = 0;
+        let appliedBytes = 0;
+        while (jobs < batchSize && appliedBytes < policy.limits.maxChunkBytes) {
+          if (jobs > 0 && signal?.aborted) break;
+          const claim = await this.#claimIn(tx, clock.now(), owner);
+          if (!claim) break;
+          found = claim.found;
+          const { claimed } = claim;
+          const finished = store.transactionalApply && claimed.totalChunks - claimed.cursor <= 1
+            ? await this.#finishInTransaction(tx, claimed)
+            : undefined;
+          await tx.updateJob(finished ?? claimed);
+          jobs++;
+          if (!finished) return { jobs, unfinished: claimed };
+          appliedBytes += finished.appliedBytes - claimed.appliedBytes;
+        }
+        return { jobs };
       });
     } catch (error) {
       if (!(error instanceof HandlerThrew) || !found) throw error;
-      // The transaction rolled back the claim with the handler's writes: claim again and
-      // record the failed attempt, unless another worker moved the job meanwhile.
-      const failed = await this.#recordShortFailure(found, owner, error.failure);
-      return { job: failed ?? found, finished: true };
+      // The transaction rolled back the claims with the handler's writes: claim the job
+      // that failed again and record its failed attempt, unless another worker moved it.
+      await this.#recordShortFailure(found, owner, error.failure);
+      return { jobs: 1 };
     }
   }
 
@@ -254,7 +271,7 @@ export class JobRunner<TExtras extends object> {
   async runClaimedJob(job: Job, options: RunJobOptions = {}): Promise<Job> {
     if (!job.lease) throw new SyncError("E_SYNC_LEASE_LOST", "job is not claimed");
     const claim: Claim = { scope: job.scope, jobId: job.jobId, token: job.lease.token };
-    const source = await this.#ctx.store.transaction((tx) => tx.getSource(job.scope, job.sourceId));
+    const source = await readOnce(this.#ctx.store, (tx) => tx.getSource(job.scope, job.sourceId));
     if (!source?.manifest) {
       return (await this.#fail(claim, job, {
         code: "E_SYNC_INTERNAL",
@@ -491,7 +508,7 @@ export class JobRunner<TExtras extends object> {
   }
 
   async #read(claim: Claim): Promise<Job | undefined> {
-    return await this.#ctx.store.transaction((tx) => tx.getJob(claim.scope, claim.jobId));
+    return await readOnce(this.#ctx.store, (tx) => tx.getJob(claim.scope, claim.jobId));
   }
 
   /**

@@ -48,6 +48,12 @@ export interface SyncPolicy {
   retentionMs: number;
   /** Sealing a source cancels older non-terminal jobs of its conversation (default on). */
   supersede: boolean;
+  /**
+   * Where the store applies inside its transaction: how many jobs with at most one chunk
+   * left one transaction claims, applies and verifies (default 32; 1 claims them one by
+   * one). A batch also stops once it applied `limits.maxChunkBytes` bytes.
+   */
+  shortJobBatchSize: number;
 }
 
 /** A partial policy; nested groups merge over the defaults. */
@@ -59,6 +65,7 @@ export interface PolicyOverrides {
   sourceTtlMs?: number;
   retentionMs?: number;
   supersede?: boolean;
+  shortJobBatchSize?: number;
 }
 
 /** The default retry schedule. */
@@ -88,6 +95,7 @@ export const DEFAULT_POLICY: Readonly<SyncPolicy> = Object.freeze({
   sourceTtlMs: 24 * 60 * 60 * 1000,
   retentionMs: 7 * 24 * 60 * 60 * 1000,
   supersede: true,
+  shortJobBatchSize: 32,
 });
 
 function positive(name: string, value: number, integer: boolean): number {
@@ -124,6 +132,7 @@ export function resolvePolicy(overrides: PolicyOverrides = {}): SyncPolicy {
     sourceTtlMs: overrides.sourceTtlMs ?? DEFAULT_POLICY.sourceTtlMs,
     retentionMs: overrides.retentionMs ?? DEFAULT_POLICY.retentionMs,
     supersede: overrides.supersede ?? DEFAULT_POLICY.supersede,
+    shortJobBatchSize: overrides.shortJobBatchSize ?? DEFAULT_POLICY.shortJobBatchSize,
   };
   positive("retry.maxAttempts", retry.maxAttempts, true);
   positive("retry.baseDelayMs", retry.baseDelayMs, false);
@@ -134,6 +143,7 @@ export function resolvePolicy(overrides: PolicyOverrides = {}): SyncPolicy {
   positive("heartbeatMs", policy.heartbeatMs, false);
   positive("sourceTtlMs", policy.sourceTtlMs, false);
   positive("retentionMs", policy.retentionMs, false);
+  positive("shortJobBatchSize", policy.shortJobBatchSize, true);
   if (policy.heartbeatMs >= policy.leaseMs) {
     throw new SyncError("E_SYNC_INVALID_ARGUMENT", "policy.heartbeatMs must be below leaseMs", {
       details: { field: "heartbeatMs" },

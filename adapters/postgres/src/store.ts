@@ -328,6 +328,17 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
     return result;
   }
 
+  /** One plain read as a single statement on the pool: no BEGIN, no COMMIT. */
+  async readOnce<T>(fn: (reader: StoreTransaction<PostgresExtras>) => Promise<T>): Promise<T> {
+    if (this.#closed) throw closedError();
+    const view = new PostgresTransaction(this.#driver, this.#sql, this.names, this.#notifications);
+    try {
+      return await fn(view);
+    } finally {
+      view.end();
+    }
+  }
+
   subscribeJob(scope: string, jobId: string, listener: () => void): () => void {
     return this.#notifications.subscribeJob(scope, jobId, listener);
   }

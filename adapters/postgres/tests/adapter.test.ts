@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   compositeDigest,
   isSyncError,
+  type Job,
   ManualClock,
   sha256Hex,
   syncConversation,
@@ -210,6 +211,68 @@ test("transactional apply: host writes through ctx.sql commit with progress, exa
     );
     assert.deepEqual(rows.map((row) => row.idx), [0, 1, 2]);
     assert.deepEqual(rows.map((row) => new Uint8Array(row.body)), chunks);
+  });
+});
+
+test("transactional apply: one-chunk jobs finish in batches; a failure undoes only its batch", async () => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  const failures = new Set(["c3"]);
+  await withAdapter({
+    clock,
+    random: () => 0.5,
+    policy: { shortJobBatchSize: 4 },
+    handler: {
+      async apply(chunk, ctx) {
+        await ctx.sql.query(
+          "INSERT INTO effects (conversation, body) VALUES ($1::text, $2::bytea)",
+          [
+            ctx.job.conversationId,
+            chunk.bytes,
+          ],
+        );
+        // Fails after writing: the write must roll back with the batch it ran in.
+        if (failures.delete(ctx.job.conversationId)) throw new Error("transient, after writing");
+      },
+    },
+  }, async (adapter) => {
+    await adapter.driver.query("CREATE TABLE effects (conversation text, body bytea)");
+    const names = Array.from({ length: 10 }, (_, i) => `c${i}`);
+    const jobs: Job[] = [];
+    for (const name of names) {
+      const bytes = encoder.encode(`record of ${name}`);
+      const sha256 = await sha256Hex(bytes);
+      const { job } = await adapter.uploadSource({
+        scope: "s",
+        conversationId: name,
+        chunks: [{ index: 0, bytes, sha256 }],
+        manifest: { chunkCount: 1, byteCount: bytes.length, digest: compositeDigest([sha256]) },
+      });
+      jobs.push(job);
+    }
+    const xid = async () =>
+      Number((await adapter.driver.query("SELECT pg_current_xact_id()::text AS x"))[0].x);
+    const before = await xid();
+    await adapter.drain();
+    const read = () =>
+      Promise.all(jobs.map((job) => adapter.getJob({ scope: "s", jobId: job.jobId })));
+    const first = await read();
+    assert.deepEqual(
+      first.map((job) => job.state),
+      names.map((name) => (name === "c3" ? "retry_wait" : "succeeded")),
+    );
+    const effects = async () =>
+      (await adapter.driver.query<{ conversation: string }>(
+        "SELECT conversation FROM effects ORDER BY conversation",
+      )).map((row) => row.conversation);
+    // c0…c2 ran in the batch that c3 rolled back, yet each effect committed once.
+    assert.deepEqual(await effects(), names.filter((name) => name !== "c3").sort());
+    // Write transactions: the rolled-back batch leaves no xid; the failure record, then
+    // batches of 4 (c0 c1 c2 c4), 4 (c5…c8) and 1 (c9) — far fewer than one per job.
+    assert.ok((await xid()) - before <= 6, `write transactions: ${(await xid()) - before}`);
+    clock.set(first[3].runAt);
+    await adapter.drain();
+    assert.deepEqual((await read()).map((job) => job.state), names.map(() => "succeeded"));
+    assert.deepEqual(await effects(), [...names].sort());
   });
 });
 
