@@ -46,9 +46,18 @@ export interface ConformanceHarness {
   /** Closes and reopens the adapter over the same storage (required by `durable`). */
   restart?(): Promise<SyncAdapter>;
   oracle?: ConformanceOracle;
+  /**
+   * Chunks of the `scale:` case's source (default {@link DEFAULT_SCALE_CHUNKS}). A test
+   * double whose every query scans all documents (convex-test) may choose fewer: there
+   * the case would time the double, not the adapter.
+   */
+  scaleChunks?: number;
   /** Releases everything the harness holds. */
   close(): Promise<void>;
 }
+
+/** Chunks of the `scale:` case's source unless the harness says otherwise. */
+export const DEFAULT_SCALE_CHUNKS = 5_000;
 
 /** What the suite hands a factory for each case. */
 export interface ConformanceFactoryInput {

@@ -6,6 +6,7 @@
  * two timings taken side by side in the same run, or an amount against its target.
  *
  * Run: deno task bench [--md] [--quick] [--only memory,client-memory,postgres,postgres-workers]
+ * (or `deno task bench --from run.json` for the markdown table of a saved JSON run)
  *
  * - `memory` (scripts/bench_memory.ts): 1 checksum, 2 end to end 64 MiB, 3 per-chunk
  *   overhead, 4 scaling, 6 wait latency (memory adapter)
@@ -135,13 +136,14 @@ function markdownTable(
   figures: Figure[],
   groups: Record<string, GroupResult>,
   seconds: number,
+  quickRun: boolean = quick,
 ): string {
   const postgres = figures.find((f) => typeof f.details.serverVersion === "string");
   const lines = [
     `- Machine: ${info.cores} × ${info.cpu}, ${info.ramGiB ?? "?"} GiB RAM, ${info.os}`,
     `- Deno ${info.deno}` +
     (postgres ? `, PostgreSQL ${postgres.details.serverVersion}` : ""),
-    `- ${info.date}, \`deno task bench${quick ? " --quick" : ""}\` took ${seconds.toFixed(0)} s`,
+    `- ${info.date}, \`deno task bench${quickRun ? " --quick" : ""}\` took ${seconds.toFixed(0)} s`,
     "",
   ];
   const rows = [["#", "figure", "measured", "baseline", "ratio", "target", "met"]];
@@ -167,7 +169,23 @@ function markdownTable(
   return lines.join("\n");
 }
 
+/** A saved JSON run, as `deno task bench` printed it. */
+interface SavedRun {
+  machine: ReturnType<typeof machine>;
+  quick: boolean;
+  seconds: number;
+  figures: Figure[];
+  groups: Record<string, GroupResult>;
+}
+
 async function main(): Promise<void> {
+  const from = args.indexOf("--from");
+  if (from >= 0) {
+    // Renders a saved run instead of measuring again (the table and the JSON agree).
+    const run = JSON.parse(await Deno.readTextFile(args[from + 1])) as SavedRun;
+    console.log(markdownTable(run.machine, run.figures, run.groups, run.seconds, run.quick));
+    return;
+  }
   const started = performance.now();
   const figures: Figure[] = [];
   const groups: Record<string, GroupResult> = {};

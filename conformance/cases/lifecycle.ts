@@ -12,7 +12,7 @@ import { nonRetryable } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { type CaseContext, expectSyncError, manifestFor, SUITE_POLICY } from "../context.ts";
 import { textChunks, tinyChunks } from "../payloads.ts";
-import type { ConformanceCase, ConformanceWorker } from "../types.ts";
+import { type ConformanceCase, type ConformanceWorker, DEFAULT_SCALE_CHUNKS } from "../types.ts";
 import { newWorker, nextTurn, settleWithin, track, turnsUntil } from "./jobs.ts";
 
 /** How many workers the crash-loop case lets die: the suite's maxAttempts. */
@@ -867,9 +867,14 @@ const concurrencyCases: ConformanceCase[] = [
 
 const scaleCases: ConformanceCase[] = [
   {
-    name: "scale: a 5 000-chunk source uploads, seals and applies every chunk once, in order",
+    name: "scale: a 5 000-chunk source (or the harness's scaleChunks) uploads, seals and " +
+      "applies every chunk once, in order",
     async run(t) {
-      const count = 5_000;
+      const count = t.harness.scaleChunks ?? DEFAULT_SCALE_CHUNKS;
+      assert(
+        Number.isSafeInteger(count) && count > 0,
+        `scaleChunks ${count} is a positive integer`,
+      );
       const chunks = tinyChunks(count);
       const { manifest, digests } = await manifestFor(chunks);
       const source = await t.adapter.createSource({
