@@ -162,7 +162,10 @@ test("indexes: every statement of the store is served by an index (PGlite)", asy
 
 test("transactional apply: host writes through ctx.sql commit with progress, exactly once", async () => {
   let failOnce = true;
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
   await withAdapter({
+    clock,
+    random: () => 0.5,
     handler: {
       async apply(chunk, ctx) {
         await ctx.sql.query(
@@ -186,7 +189,6 @@ test("transactional apply: host writes through ctx.sql commit with progress, exa
     await adapter.driver.query(
       "CREATE TABLE effects (source_id text, idx integer, body bytea)",
     );
-    const clock = adapter.engine.clock;
     const { source, digests, chunks } = await upload(adapter, "s", ["a", "b", "c"]);
     const manifest = {
       chunkCount: 3,
@@ -202,7 +204,9 @@ test("transactional apply: host writes through ctx.sql commit with progress, exa
     const partial = await adapter.driver.query("SELECT idx FROM effects ORDER BY idx");
     assert.deepEqual(partial.map((row) => row.idx), [0]);
     assert.ok(waiting.runAt > clock.now());
-    await new Promise((resolve) => setTimeout(resolve, waiting.runAt - clock.now() + 5));
+    await adapter.drain();
+    assert.equal((await adapter.getJob({ scope: "s", jobId: job.jobId })).state, "retry_wait");
+    clock.set(waiting.runAt);
     await adapter.drain();
     const done = await adapter.getJob({ scope: "s", jobId: job.jobId });
     assert.equal(done.state, "succeeded", JSON.stringify(done.error));
