@@ -65,19 +65,21 @@ async function runCase(entry: ConformanceCase, factory: ConformanceFactory): Pro
  */
 const CAPABILITY_CHECK = "capabilities: the adapter declares every capability the target claims";
 
-async function checkClaimedCapabilities(target: SuiteTarget): Promise<void> {
-  const context = await CaseContext.create(target.factory);
-  try {
-    const declared = context.adapter.capabilities;
-    const unbacked = target.capabilities.filter((cap) => !declared.includes(cap));
-    assert(
-      unbacked.length === 0,
-      `the target claims ${unbacked.join(", ")}, which the adapter does not declare ` +
-        `(it declares ${declared.length > 0 ? declared.join(", ") : "none"})`,
-    );
-  } finally {
-    await context.harness.close();
-  }
+/** The first case: the adapter declares every capability the target claims. */
+function capabilityCheck(target: SuiteTarget): ConformanceCase {
+  return {
+    name: CAPABILITY_CHECK,
+    run(t) {
+      const declared = t.adapter.capabilities;
+      const unbacked = target.capabilities.filter((cap) => !declared.includes(cap));
+      assert(
+        unbacked.length === 0,
+        `the target claims ${unbacked.join(", ")}, which the adapter does not declare ` +
+          `(it declares ${declared.length > 0 ? declared.join(", ") : "none"})`,
+      );
+      return Promise.resolve();
+    },
+  };
 }
 
 /** The cases for `target`, each runnable or skipped by name with its reason. */
@@ -89,7 +91,8 @@ export function planConformance(
     !target.only || target.only.some((part) => name.includes(part));
   const planned: PlannedCase[] = [];
   if (selected(CAPABILITY_CHECK)) {
-    planned.push({ name: CAPABILITY_CHECK, run: () => checkClaimedCapabilities(target) });
+    const check = capabilityCheck(target);
+    planned.push({ name: check.name, run: () => runCase(check, target.factory) });
   }
   for (const entry of cases) {
     if (!selected(entry.name)) continue;

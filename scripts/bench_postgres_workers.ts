@@ -36,9 +36,6 @@ const BOSS_BATCHES = [50, 500];
 // Write transactions are what a durable server pays for (one WAL flush per commit); the
 // xid counter advances once per transaction that writes (this query takes one too).
 const XID = "SELECT pg_current_xact_id()::text::bigint AS xid";
-// Every transaction the server committed, read-only ones and single statements included:
-// what a run costs in server round trips beyond its durable writes.
-const COMMITS = "SELECT sum(xact_commit)::bigint AS n FROM pg_stat_database";
 
 function option(name: string, fallback: number): number {
   const index = Deno.args.indexOf(`--${name}`);
@@ -50,11 +47,6 @@ function option(name: string, fallback: number): number {
 
 function log(message: string): void {
   logTo("bench:postgres-workers", message);
-}
-
-/** Backends report their transaction counts to pg_stat_database up to a second late. */
-function settleStats(): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, 1_500));
 }
 
 /** Runs `task(i)` for i in [0, count) with at most `limit` running at once. */
@@ -177,7 +169,6 @@ async function ourWorkers(url: string, sources: number) {
 
     let succeeded = 0;
     const [{ xid: xidBefore }] = await uploader.driver.query(XID);
-    const [{ n: commitsBefore }] = await uploader.driver.query(COMMITS);
     const started = performance.now();
     let uploadedAt = 0;
     let uploaded = 0;
@@ -197,12 +188,9 @@ async function ourWorkers(url: string, sources: number) {
     await Promise.all(waits);
     const seconds = (performance.now() - started) / 1000;
     const [{ xid: xidAfter }] = await uploader.driver.query(XID);
-    await settleStats();
-    const [{ n: commitsAfter }] = await uploader.driver.query(COMMITS);
     return {
       sources,
       writeTransactionsPerSource: round((Number(xidAfter) - Number(xidBefore) - 1) / sources),
-      transactionsPerSource: round((Number(commitsAfter) - Number(commitsBefore)) / sources),
       succeeded,
       seconds: round(seconds),
       jobsPerSecond: round(sources / seconds),
@@ -253,7 +241,6 @@ async function pgBoss(url: string, jobs: number, batchSize: number) {
     while (await completed() < 1) await new Promise((resolve) => setTimeout(resolve, 10));
     const before = await completed();
     const xidBefore = Number((await db.executeSql(XID, [])).rows[0].xid);
-    const commitsBefore = Number((await db.executeSql(COMMITS, [])).rows[0].n);
     const started = performance.now();
     await bounded(jobs, PARALLEL, async (i) => {
       await sender.send(queue, { n: i });
@@ -265,12 +252,9 @@ async function pgBoss(url: string, jobs: number, batchSize: number) {
     }
     const seconds = (performance.now() - started) / 1000;
     const xidAfter = Number((await db.executeSql(XID, [])).rows[0].xid);
-    await settleStats();
-    const commitsAfter = Number((await db.executeSql(COMMITS, [])).rows[0].n);
     return {
       jobs,
       writeTransactionsPerJob: round((xidAfter - xidBefore - 1) / jobs),
-      transactionsPerJob: round((commitsAfter - commitsBefore) / jobs),
       handled: handled - 1,
       seconds: round(seconds),
       jobsPerSecond: round(jobs / seconds),

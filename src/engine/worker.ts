@@ -239,27 +239,22 @@ export class JobRunner<TExtras extends object> {
     return verified.job;
   }
 
-  async #recordShortFailure(
-    found: Job,
-    owner: string,
-    error: RecordedError,
-  ): Promise<Job | undefined> {
+  /** Records a failed attempt of a job whose claim was rolled back, if no one moved it. */
+  async #recordShortFailure(found: Job, owner: string, error: RecordedError): Promise<void> {
     const { store, clock } = this.#ctx;
-    return await store.transaction(async (tx) => {
+    await store.transaction(async (tx) => {
       const current = await tx.lockJob(found.scope, found.jobId);
       const unchanged = current !== undefined && current.updatedAt === found.updatedAt &&
         current.state === found.state && current.lease?.token === found.lease?.token;
-      if (!unchanged) return undefined;
+      if (!unchanged) return;
       const now = clock.now();
       const claimed = transitionJob(current, this.#claimEvent(now, owner));
-      if (!claimed.ok || !claimed.job.lease) return undefined;
+      if (!claimed.ok || !claimed.job.lease) return;
       const failed = transitionJob(
         claimed.job,
-        this.#failureEvent(claimed.job, claimed.job.lease?.token ?? 0, error, now),
+        this.#failureEvent(claimed.job, claimed.job.lease.token, error, now),
       );
-      if (!failed.ok) return undefined;
-      await tx.updateJob(failed.job);
-      return failed.job;
+      if (failed.ok) await tx.updateJob(failed.job);
     });
   }
 
