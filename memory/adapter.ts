@@ -53,7 +53,11 @@ export interface MemoryAdapter extends SyncAdapter {
   close(): Promise<void>;
 }
 
-const CAPABILITIES = [Capability.concurrentWorkers, Capability.oneCallUpload] as const;
+const CAPABILITIES = [
+  Capability.concurrentWorkers,
+  Capability.oneCallUpload,
+  Capability.extensions,
+] as const;
 
 /** Builds an in-memory adapter. */
 export function createMemoryAdapter(options: MemoryAdapterOptions): MemoryAdapter {

@@ -228,13 +228,24 @@ export class MemoryStore implements SyncStore {
         const indexes = table.sorted.slice(start, start + limit);
         return Promise.resolve(indexes.map((index) => info(table.byIndex.get(index)!)));
       },
-      deleteChunks: (scope, sourceId) => {
+      deleteChunks: (scope, sourceId, fromIndex = 0) => {
         const sourceKey = key(scope, sourceId);
         const table = this.#chunks.get(sourceKey);
         if (!table) return Promise.resolve(0);
-        this.#chunks.delete(sourceKey);
-        undo.push(() => this.#chunks.set(sourceKey, table));
-        return Promise.resolve(table.sorted.length);
+        const start = firstAfter(table.sorted, fromIndex - 1);
+        if (start === 0) {
+          this.#chunks.delete(sourceKey);
+          undo.push(() => this.#chunks.set(sourceKey, table));
+          return Promise.resolve(table.sorted.length);
+        }
+        const removed = table.sorted.splice(start);
+        const chunks = removed.map((index) => table.byIndex.get(index)!);
+        for (const index of removed) table.byIndex.delete(index);
+        undo.push(() => {
+          for (const chunk of chunks) table.byIndex.set(chunk.index, chunk);
+          table.sorted.push(...removed);
+        });
+        return Promise.resolve(removed.length);
       },
       getJob: (scope, jobId) => {
         const job = this.#jobs.get(key(scope, jobId));

@@ -21,6 +21,7 @@ import type {
   CreateSourceInput,
   GcInput,
   GetJobInput,
+  GetLatestSourceInput,
   GetSourceInput,
   ListChunksInput,
   ListJobsInput,
@@ -64,8 +65,21 @@ export interface OneCallUpload {
   uploadSource(input: UploadSourceInput): Promise<UploadSourceResult>;
 }
 
+/**
+ * The lookup a client needs to extend a conversation's latest snapshot (capability
+ * `extensions`; `createSource` and `uploadSource` then take `baseSourceId`).
+ */
+export interface ConversationLookup {
+  /**
+   * The conversation's newest sealed source whose chunks are still stored (preferring
+   * one no other source extends yet), or null when it has none in this scope.
+   */
+  getLatestSource(input: GetLatestSourceInput): Promise<Source | null>;
+}
+
 /** A backend adapter: the operations plus what the backend can guarantee. */
-export interface SyncAdapter extends SyncOperations, Partial<OneCallUpload> {
+export interface SyncAdapter
+  extends SyncOperations, Partial<OneCallUpload>, Partial<ConversationLookup> {
   readonly capabilities: readonly Capability[];
   /** The largest chunk `appendChunk` accepts; clients size their chunks to fit. */
   readonly maxChunkBytes?: number;

@@ -15,6 +15,8 @@ export const Capability = {
   transactionalApply: "transactional-apply",
   /** `uploadSource` creates, appends and seals a small source in one atomic call. */
   oneCallUpload: "one-call-upload",
+  /** Sources extend a sealed base by reference, and `getLatestSource` finds the base. */
+  extensions: "extensions",
 } as const;
 
 /** One capability flag. */

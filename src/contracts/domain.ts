@@ -77,6 +77,18 @@ export interface Manifest {
   data?: JsonValue;
 }
 
+/** What an extension reuses of its base: the base's chunks `0..chunkCount-1`. */
+export interface SourceBase {
+  /** The sealed source this one extends. */
+  sourceId: string;
+  /** Chunks reused by reference (all of the base's chunks). */
+  chunkCount: number;
+  /** Their bytes. */
+  byteCount: number;
+  /** Their items, when every reused chunk counts items. */
+  itemCount?: number;
+}
+
 /** A source: the immutable upload of one conversation snapshot. */
 export interface Source {
   sourceId: string;
@@ -94,6 +106,19 @@ export interface Source {
   expiresAt: number;
   /** When the chunks were deleted by retention or expiry. */
   chunksPurgedAt?: number;
+  /** Set on an extension: the base whose chunks it reuses as its first chunks. */
+  base?: SourceBase;
+  /**
+   * Engine bookkeeping: the source id under which this source's chunks are stored, when
+   * not its own (an extension stores its new chunks after its base's, in the same home).
+   */
+  chunkHome?: string;
+  /** Engine bookkeeping: the extension that continues this source's chunk home. */
+  extendedBy?: string;
+  /** Engine bookkeeping, on a chunk home: how many sources using it keep their chunks. */
+  homeRefs?: number;
+  /** Engine bookkeeping: the composite-digest state over all chunks, saved at seal. */
+  digestState?: string;
 }
 
 /** A stored chunk without its bytes. */
@@ -116,6 +141,16 @@ export interface Lease {
   /** Fencing token: incremented at every claim; a commit must present the current one. */
   token: number;
   expiresAt: number;
+}
+
+/** The applied job an extension's job builds on (it starts at cursor `chunkCount`). */
+export interface JobBase {
+  /** The extension's base source. */
+  sourceId: string;
+  /** The base's job, which succeeded and was the conversation's last applied snapshot. */
+  jobId: string;
+  /** Chunks the base's job applied: the first chunk this job applies has this index. */
+  chunkCount: number;
 }
 
 /** A job: the application of one sealed source through the host's handler. */
@@ -143,6 +178,8 @@ export interface Job {
   updatedAt: number;
   startedAt?: number;
   completedAt?: number;
+  /** Set when the job builds on its base's applied job and starts at its chunk count. */
+  base?: JobBase;
 }
 
 /** A page of results. `nextCursor` is absent on the last page. */

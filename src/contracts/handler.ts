@@ -4,7 +4,7 @@
  * @module
  */
 
-import type { Chunk, Job, Manifest, Source } from "./domain.ts";
+import type { Chunk, Job, JobBase, Manifest, Source } from "./domain.ts";
 
 /** What the handler is told about the chunk it applies. */
 export interface ApplyContext {
@@ -14,6 +14,11 @@ export interface ApplyContext {
   manifest: Manifest;
   /** Aborted when the job is cancelled or its lease is lost while the handler runs. */
   signal: AbortSignal;
+  /**
+   * Set when the job builds on its base's applied job (`job.base`): the chunks before
+   * `base.chunkCount` were applied by that job and are not applied again.
+   */
+  base?: JobBase;
 }
 
 /** What the handler's verify hook is told. */

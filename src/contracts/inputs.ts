@@ -17,6 +17,12 @@ export interface CreateSourceInput {
   /** Caller-chosen id (lets an interrupted upload resume); generated when absent. */
   sourceId?: string;
   metadata?: JsonValue;
+  /**
+   * Makes the source an extension of this sealed source of the same scope and
+   * conversation: the base's chunks become its chunks `0..k-1` by reference, and only
+   * chunks from index `k` (the base's chunk count) are appended.
+   */
+  baseSourceId?: string;
 }
 
 /** Input of `appendChunk`. */
@@ -56,8 +62,16 @@ export interface UploadSourceInput {
   /** Caller-chosen id (a repeated call resumes or returns the sealed source). */
   sourceId?: string;
   metadata?: JsonValue;
+  /** As in {@link CreateSourceInput}: the chunks then start at the base's chunk count. */
+  baseSourceId?: string;
   chunks: UploadChunkInput[];
   manifest: Manifest;
+}
+
+/** Input of `getLatestSource`. */
+export interface GetLatestSourceInput {
+  scope: string;
+  conversationId: string;
 }
 
 /** Input of `getSource`. */
@@ -133,6 +147,7 @@ export const createSourceInputSchema: z.ZodType<CreateSourceInput> = z.strictObj
   conversationId: text,
   sourceId: text.optional(),
   metadata: jsonValue.optional(),
+  baseSourceId: text.optional(),
 });
 
 /** Schema of {@link AppendChunkInput}. */
@@ -166,6 +181,7 @@ export const uploadSourceInputSchema: z.ZodType<UploadSourceInput> = z.strictObj
   conversationId: text,
   sourceId: text.optional(),
   metadata: jsonValue.optional(),
+  baseSourceId: text.optional(),
   chunks: z.array(uploadChunkInputSchema),
   manifest: manifestSchema,
 });
@@ -174,6 +190,12 @@ export const uploadSourceInputSchema: z.ZodType<UploadSourceInput> = z.strictObj
 export const getSourceInputSchema: z.ZodType<GetSourceInput> = z.strictObject({
   scope: text,
   sourceId: text,
+});
+
+/** Schema of {@link GetLatestSourceInput}. */
+export const getLatestSourceInputSchema: z.ZodType<GetLatestSourceInput> = z.strictObject({
+  scope: text,
+  conversationId: text,
 });
 
 /** Schema of {@link ListChunksInput}. */

@@ -52,8 +52,11 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
     afterIndex: number,
     limit: number,
   ): Promise<ChunkInfo[]>;
-  /** Deletes every chunk of the source; returns how many were deleted. */
-  deleteChunks(scope: string, sourceId: string): Promise<number>;
+  /**
+   * Deletes the source's chunks with `index >= fromIndex` (every chunk when omitted);
+   * returns how many were deleted.
+   */
+  deleteChunks(scope: string, sourceId: string, fromIndex?: number): Promise<number>;
 
   getJob(scope: string, jobId: string): Promise<Job | undefined>;
   /** Reads the job and locks it against other writers until the transaction ends. */

@@ -5,16 +5,18 @@
  * @module
  */
 
-import type { OneCallUpload, SyncOperations } from "../contracts/adapter.ts";
+import type { ConversationLookup, OneCallUpload, SyncOperations } from "../contracts/adapter.ts";
+
+/** Everything an engine-backed adapter exposes. */
+export type BoundOperations = SyncOperations & OneCallUpload & ConversationLookup;
 
 /**
  * `engine`'s operations, bound, ready to spread into an adapter object (which then
- * declares the `one-call-upload` capability).
+ * declares the `one-call-upload` and `extensions` capabilities).
  */
-export function bindOperations(
-  engine: SyncOperations & OneCallUpload,
-): SyncOperations & OneCallUpload {
+export function bindOperations(engine: BoundOperations): BoundOperations {
   return {
+    getLatestSource: (input) => engine.getLatestSource(input),
     uploadSource: (input) => engine.uploadSource(input),
     createSource: (input) => engine.createSource(input),
     appendChunk: (input) => engine.appendChunk(input),

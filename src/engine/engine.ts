@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { OneCallUpload, SyncOperations } from "../contracts/adapter.ts";
+import type { ConversationLookup, OneCallUpload, SyncOperations } from "../contracts/adapter.ts";
 import type { Clock } from "../contracts/clock.ts";
 import type {
   AppendResult,
@@ -24,6 +24,7 @@ import type {
   CreateSourceInput,
   GcInput,
   GetJobInput,
+  GetLatestSourceInput,
   GetSourceInput,
   ListChunksInput,
   ListJobsInput,
@@ -60,7 +61,7 @@ export interface SyncEngineOptions<TExtras extends object> {
 
 /** The lifecycle, written once over an adapter's store primitives. */
 export class SyncEngine<TExtras extends object = Record<never, never>>
-  implements SyncOperations, OneCallUpload {
+  implements SyncOperations, OneCallUpload, ConversationLookup {
   /** The resolved policy. */
   readonly policy: SyncPolicy;
   /** The clock the engine runs on. */
@@ -105,6 +106,10 @@ export class SyncEngine<TExtras extends object = Record<never, never>>
 
   uploadSource(input: UploadSourceInput): Promise<UploadSourceResult> {
     return this.#operations.uploadSource(input);
+  }
+
+  getLatestSource(input: GetLatestSourceInput): Promise<Source | null> {
+    return this.#operations.getLatestSource(input);
   }
 
   getSource(input: GetSourceInput): Promise<Source> {

@@ -5,7 +5,12 @@
  * @module
  */
 
-import { EMPTY_COMPOSITE_STATE, sha256Hex } from "../checksum.ts";
+import {
+  EMPTY_COMPOSITE_STATE,
+  hexDigestToBytes,
+  IncrementalSha256,
+  sha256Hex,
+} from "../checksum.ts";
 import type {
   AppendResult,
   Chunk,
@@ -30,6 +35,8 @@ import {
   gcInputSchema,
   type GetJobInput,
   getJobInputSchema,
+  type GetLatestSourceInput,
+  getLatestSourceInputSchema,
   type GetSourceInput,
   getSourceInputSchema,
   type ListChunksInput,
@@ -45,11 +52,13 @@ import {
 import type { StoreTransaction } from "../contracts/store.ts";
 import { SyncError } from "../errors.ts";
 import { canonicalJson, checkIdLengths, checkJsonField, parseInput } from "../policy/validation.ts";
-import { newJob, transitionJob } from "../state/job.ts";
-import { ManifestCheck } from "../state/manifest.ts";
+import { type JobStart, newJob, transitionJob } from "../state/job.ts";
+import { type CheckedPrefix, ManifestCheck } from "../state/manifest.ts";
 import {
+  chunkHomeOf,
   collectingRefusal,
   expireSource,
+  extendSource,
   isPastTtl,
   markChunksPurged,
   newSource,
@@ -57,6 +66,7 @@ import {
   recordError,
   sealFailed,
   sealSucceeded,
+  withoutField,
 } from "../state/source.ts";
 import { commitThenSettle, type EngineContext, type Outcome, readOnce } from "./context.ts";
 import {
@@ -67,6 +77,8 @@ import {
 } from "./paging.ts";
 
 const CHUNK_PAGE = 1000;
+/** Newest jobs of a conversation `getLatestSource` looks through. */
+const LATEST_SOURCE_SCAN = 8;
 const DEFAULT_JOB_PAGE = 50;
 const DEFAULT_GC_LIMIT = 1000;
 
@@ -94,6 +106,66 @@ function chunkInfo(chunk: ChunkInfo): ChunkInfo {
 
 function sameManifest(a: Manifest | undefined, b: Manifest): boolean {
   return a !== undefined && canonicalJson(a) === canonicalJson(b);
+}
+
+/**
+ * Why `offered` cannot stand at the index of the `stored` chunk: a conflict when the
+ * content differs; undefined when it is the same chunk again. A missing stored chunk
+ * (a reused index whose chunk is gone) is an internal error.
+ */
+function storedChunkRefusal(
+  stored: ChunkInfo | undefined,
+  offered: Chunk,
+  op: string,
+): SyncError | undefined {
+  if (!stored) return new SyncError("E_SYNC_INTERNAL", `reused chunk ${offered.index} is missing`);
+  if (
+    stored.sha256 === offered.sha256 && stored.byteLength === offered.byteLength &&
+    stored.itemCount === offered.itemCount
+  ) {
+    return undefined;
+  }
+  return new SyncError(
+    "E_SYNC_CHUNK_CONFLICT",
+    `${op}: chunk ${offered.index} is already stored with other content`,
+    { details: { index: offered.index, stored: stored.sha256, offered: offered.sha256 } },
+  );
+}
+
+/** What an extension's seal resumes from: its reused chunks, checked when its base sealed. */
+function prefixOf(source: Source): CheckedPrefix | undefined {
+  if (!source.base) return undefined;
+  const prefix: CheckedPrefix = {
+    chunkCount: source.base.chunkCount,
+    byteCount: source.base.byteCount,
+    digestState: source.digestState ?? EMPTY_COMPOSITE_STATE,
+  };
+  if (source.base.itemCount !== undefined) prefix.itemCount = source.base.itemCount;
+  return prefix;
+}
+
+/** Why an existing source cannot answer a create that names it, or undefined. */
+function existingRefusal(
+  existing: Source | undefined,
+  args: CreateSourceInput,
+  sourceId: string,
+  op: string,
+): SyncError | undefined {
+  if (!existing || existing.conversationId !== args.conversationId) {
+    return new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `${op}: source ${sourceId} belongs to another conversation`,
+      { details: { sourceId } },
+    );
+  }
+  if (existing.base?.sourceId !== args.baseSourceId) {
+    return new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `${op}: source ${sourceId} exists with another base`,
+      { details: { sourceId, baseSourceId: existing.base?.sourceId ?? null } },
+    );
+  }
+  return undefined;
 }
 
 /** Thrown inside an upload's transaction (rolling it back) when its new source exists. */
@@ -210,7 +282,13 @@ export class SourceOperations<TExtras extends object> {
     return await this.#ctx.store.transaction(async (tx) => {
       const source = await tx.getSource(args.scope, args.sourceId);
       if (!source) throw sourceNotFound(args.sourceId);
-      const rows = await tx.listChunkInfos(args.scope, args.sourceId, after, limit + 1);
+      if (source.chunksPurgedAt !== undefined) return { items: [] };
+      // A shared chunk home holds later extensions' chunks too: a sealed source lists its own.
+      const end = source.state === "sealed" && source.manifest
+        ? source.manifest.chunkCount
+        : Infinity;
+      const rows = (await tx.listChunkInfos(args.scope, chunkHomeOf(source), after, limit + 1))
+        .filter((row) => row.index < end);
       const items = rows.slice(0, limit).map(chunkInfo);
       const page: Page<ChunkInfo> = { items };
       if (rows.length > limit) page.nextCursor = encodeChunkCursor(items[items.length - 1].index);
@@ -229,6 +307,40 @@ export class SourceOperations<TExtras extends object> {
       this.#ctx.store,
       (tx) => this.#sealIn(tx, args.scope, args.sourceId, manifest, now),
     );
+  }
+
+  /**
+   * The conversation's newest sealed source whose chunks are still stored, preferring,
+   * among sources sealed at the same instant, one that no other source extends yet.
+   */
+  async getLatestSource(input: GetLatestSourceInput): Promise<Source | null> {
+    const op = "getLatestSource";
+    const args = parseInput(getLatestSourceInputSchema, input, op);
+    checkIdLengths(this.#ctx.policy.limits, op, {
+      scope: args.scope,
+      conversationId: args.conversationId,
+    });
+    return await this.#ctx.store.transaction(async (tx) => {
+      const jobs = await tx.listJobs({
+        scope: args.scope,
+        conversationId: args.conversationId,
+        limit: LATEST_SOURCE_SCAN,
+      });
+      let latest: { source: Source; createdAt: number } | undefined;
+      for (const job of jobs) {
+        if (
+          latest && (job.createdAt < latest.createdAt || latest.source.extendedBy === undefined)
+        ) {
+          break;
+        }
+        const source = await tx.getSource(args.scope, job.sourceId);
+        if (!source || source.state !== "sealed" || source.chunksPurgedAt !== undefined) continue;
+        if (!latest || source.extendedBy === undefined) {
+          latest = { source, createdAt: job.createdAt };
+        }
+      }
+      return latest?.source ?? null;
+    });
   }
 
   /** Reads a source. */
@@ -313,8 +425,7 @@ export class SourceOperations<TExtras extends object> {
     const endedBefore = now - this.#ctx.policy.retentionMs;
     await this.#ctx.store.transaction(async (tx) => {
       for (const source of await tx.listPurgeableSources(endedBefore, limit)) {
-        report.deletedChunks += await tx.deleteChunks(source.scope, source.sourceId);
-        await tx.updateSource(markChunksPurged(source, now));
+        report.deletedChunks += await this.#releaseHome(tx, markChunksPurged(source, now));
         report.purgedSources++;
       }
     });
@@ -327,6 +438,7 @@ export class SourceOperations<TExtras extends object> {
       scope: args.scope,
       conversationId: args.conversationId,
       sourceId: args.sourceId,
+      baseSourceId: args.baseSourceId,
     });
     if (args.metadata !== undefined) {
       checkJsonField(op, "metadata", args.metadata, limits.maxMetadataBytes);
@@ -398,24 +510,123 @@ export class SourceOperations<TExtras extends object> {
     now: number,
     op: string,
   ): Promise<Outcome<Source>> {
-    const otherConversation = (): Outcome<Source> => ({
-      error: new SyncError(
-        "E_SYNC_INVALID_ARGUMENT",
-        `${op}: source ${sourceId} belongs to another conversation`,
-        { details: { sourceId } },
-      ),
-    });
+    const answer = (existing: Source | undefined): Outcome<Source> => {
+      const refusal = existingRefusal(existing, args, sourceId, op);
+      return refusal ? { error: refusal } : { value: existing! };
+    };
     const existing = await tx.lockSource(args.scope, sourceId);
-    if (existing) {
-      return existing.conversationId === args.conversationId
-        ? { value: existing }
-        : otherConversation();
+    if (existing) return answer(existing);
+    let source = this.#newSource(args, sourceId, now);
+    let base: Source | undefined;
+    if (args.baseSourceId !== undefined) {
+      const resolved = await this.#resolveBase(tx, args, args.baseSourceId, sourceId, op);
+      if ("error" in resolved) return resolved;
+      base = resolved.value;
+      source = extendSource(source, base, await this.#digestStateOf(tx, base));
     }
-    const source = this.#newSource(args, sourceId, now);
-    if (await tx.insertSource(source)) return { value: source };
-    // Another transaction created it first: answer as if it had been there.
-    const raced = await tx.lockSource(args.scope, sourceId);
-    return raced?.conversationId === args.conversationId ? { value: raced } : otherConversation();
+    if (!(await tx.insertSource(source))) {
+      // Another transaction created it first: answer as if it had been there.
+      return answer(await tx.lockSource(args.scope, sourceId));
+    }
+    if (base) await this.#linkToBase(tx, base, sourceId);
+    return { value: source };
+  }
+
+  /**
+   * Locks and checks the base an extension names: of the same scope (else it does not
+   * exist) and conversation, sealed, its chunks stored, not continued by another source.
+   */
+  async #resolveBase(
+    tx: StoreTransaction<TExtras>,
+    args: { scope: string; conversationId: string },
+    baseSourceId: string,
+    sourceId: string,
+    op: string,
+  ): Promise<Outcome<Source>> {
+    const base = await tx.lockSource(args.scope, baseSourceId);
+    const refuse = (
+      code: "E_SYNC_INVALID_ARGUMENT" | "E_SYNC_SOURCE_EXPIRED" | "E_SYNC_CHUNK_CONFLICT",
+      message: string,
+      details: Record<string, unknown> = {},
+    ): Outcome<Source> => ({
+      error: new SyncError(code, `${op}: base source ${baseSourceId} ${message}`, {
+        details: { baseSourceId, ...details },
+      }),
+    });
+    if (!base) return { error: sourceNotFound(baseSourceId) };
+    if (base.conversationId !== args.conversationId) {
+      return refuse("E_SYNC_INVALID_ARGUMENT", "belongs to another conversation");
+    }
+    if (base.state === "expired" || base.chunksPurgedAt !== undefined) {
+      return refuse("E_SYNC_SOURCE_EXPIRED", "no longer has its chunks stored");
+    }
+    if (base.state !== "sealed" || !base.manifest) {
+      return refuse("E_SYNC_INVALID_ARGUMENT", `is ${base.state}, not sealed`, {
+        state: base.state,
+      });
+    }
+    if (base.extendedBy !== undefined && base.extendedBy !== sourceId) {
+      return refuse("E_SYNC_CHUNK_CONFLICT", `is already extended by source ${base.extendedBy}`, {
+        extendedBy: base.extendedBy,
+      });
+    }
+    return { value: base };
+  }
+
+  /** The composite state over a sealed source's chunks: saved at its seal, else recomputed. */
+  async #digestStateOf(tx: StoreTransaction<TExtras>, source: Source): Promise<string> {
+    if (source.digestState !== undefined) return source.digestState;
+    // Sealed before digest states were saved: one pass over the stored digests.
+    const hasher = new IncrementalSha256();
+    const home = chunkHomeOf(source);
+    const end = source.manifest?.chunkCount ?? 0;
+    for (let after = -1; after < end - 1;) {
+      const page = await tx.listChunkInfos(source.scope, home, after, CHUNK_PAGE);
+      if (page.length === 0) break;
+      for (const chunk of page) {
+        if (chunk.index < end) hasher.update(hexDigestToBytes(chunk.sha256));
+      }
+      after = page[page.length - 1].index;
+    }
+    return hasher.save();
+  }
+
+  /** Records that `extensionId` continues `base`'s chunk home, and counts it as a user. */
+  async #linkToBase(tx: StoreTransaction<TExtras>, base: Source, extensionId: string) {
+    const home = chunkHomeOf(base);
+    const linked: Source = { ...base, extendedBy: extensionId };
+    if (home === base.sourceId) {
+      await tx.updateSource({ ...linked, homeRefs: (base.homeRefs ?? 1) + 1 });
+      return;
+    }
+    await tx.updateSource(linked);
+    const root = await tx.lockSource(base.scope, home);
+    if (root) await tx.updateSource({ ...root, homeRefs: (root.homeRefs ?? 1) + 1 });
+  }
+
+  /**
+   * Writes `source` (its chunks no longer needed by it) and drops it from its chunk
+   * home's users; the home's chunks are deleted with its last user. Returns how many
+   * chunks were deleted.
+   */
+  async #releaseHome(tx: StoreTransaction<TExtras>, source: Source): Promise<number> {
+    const home = chunkHomeOf(source);
+    const root = home === source.sourceId ? source : await this.#lockRoot(tx, source, home);
+    if (!root) return 0;
+    const refs = (root.homeRefs ?? 1) - 1;
+    const released = root.homeRefs === undefined ? root : { ...root, homeRefs: refs };
+    await tx.updateSource(released);
+    return refs <= 0 ? await tx.deleteChunks(source.scope, home) : 0;
+  }
+
+  /** Writes `source`, then locks its chunk home's root source (lock order: source, root). */
+  async #lockRoot(
+    tx: StoreTransaction<TExtras>,
+    source: Source,
+    home: string,
+  ): Promise<Source | undefined> {
+    await tx.updateSource(source);
+    return await tx.lockSource(source.scope, home);
   }
 
   async #appendIn(
@@ -431,21 +642,12 @@ export class SourceOperations<TExtras extends object> {
     if (!source) return { error: sourceNotFound(sourceId) };
     const refusal = await this.#refuseUnlessCollecting(tx, source, now);
     if (refusal) return { error: refusal };
-    const existing = await tx.getChunkInfo(scope, sourceId, chunk.index);
+    const home = chunkHomeOf(source);
+    const existing = await tx.getChunkInfo(scope, home, chunk.index);
     if (existing) {
-      if (
-        existing.sha256 === chunk.sha256 && existing.byteLength === chunk.byteLength &&
-        existing.itemCount === chunk.itemCount
-      ) {
-        return { value: { appended: false, chunk: chunkInfo(existing), source } };
-      }
-      return {
-        error: new SyncError(
-          "E_SYNC_CHUNK_CONFLICT",
-          `${op}: chunk ${chunk.index} is already stored with other content`,
-          { details: { index: chunk.index, stored: existing.sha256, offered: chunk.sha256 } },
-        ),
-      };
+      const conflict = storedChunkRefusal(existing, chunk, op);
+      if (conflict) return { error: conflict };
+      return { value: { appended: false, chunk: chunkInfo(existing), source } };
     }
     if (source.received.byteCount + chunk.byteLength > limits.maxSourceBytes) {
       return {
@@ -456,7 +658,10 @@ export class SourceOperations<TExtras extends object> {
         ),
       };
     }
-    await tx.insertChunk(scope, sourceId, chunk);
+    if (source.base && chunk.index < source.base.chunkCount) {
+      throw new SyncError("E_SYNC_INTERNAL", `reused chunk ${chunk.index} is missing`);
+    }
+    await tx.insertChunk(scope, home, chunk);
     const updated = recordAppend(source, chunk.byteLength, now);
     await tx.updateSource(updated);
     return { value: { appended: true, chunk: chunkInfo(chunk), source: updated } };
@@ -480,8 +685,8 @@ export class SourceOperations<TExtras extends object> {
     }
     const refusal = await this.#refuseUnlessCollecting(tx, source, now);
     if (refusal) return { error: refusal };
-    const mismatch = await this.#checkAgainstManifest(tx, source, manifest);
-    return await this.#settleSeal(tx, source, manifest, mismatch, now, (s) => tx.updateSource(s));
+    const checked = await this.#checkAgainstManifest(tx, source, manifest);
+    return await this.#settleSeal(tx, source, manifest, checked, now, (s) => tx.updateSource(s));
   }
 
   /**
@@ -498,7 +703,35 @@ export class SourceOperations<TExtras extends object> {
   ): Promise<Outcome<UploadSourceResult>> {
     const { limits } = this.#ctx.policy;
     let source = this.#newSource(args, sourceId, now);
-    for (const chunk of chunks) source = recordAppend(source, chunk.byteLength, now);
+    let base: Source | undefined;
+    if (args.baseSourceId !== undefined) {
+      const resolved = await this.#resolveBase(
+        tx,
+        args,
+        args.baseSourceId,
+        sourceId,
+        "uploadSource",
+      );
+      if ("error" in resolved) return resolved;
+      base = resolved.value;
+      source = extendSource(source, base, await this.#digestStateOf(tx, base));
+    }
+    const reusedCount = source.base?.chunkCount ?? 0;
+    const appended: boolean[] = [];
+    const fresh: Chunk[] = [];
+    for (const chunk of chunks) {
+      if (chunk.index < reusedCount) {
+        // A chunk the extension reuses: accepted unchanged, like an idempotent append.
+        const stored = await tx.getChunkInfo(args.scope, chunkHomeOf(source), chunk.index);
+        const refusal = storedChunkRefusal(stored, chunk, "uploadSource");
+        if (refusal) throw refusal;
+        appended.push(false);
+        continue;
+      }
+      fresh.push(chunk);
+      appended.push(true);
+      source = recordAppend(source, chunk.byteLength, now);
+    }
     if (source.received.byteCount > limits.maxSourceBytes) {
       throw new SyncError(
         "E_SYNC_LIMIT_EXCEEDED",
@@ -506,14 +739,17 @@ export class SourceOperations<TExtras extends object> {
         { details: { limit: limits.maxSourceBytes } },
       );
     }
-    const check = new ManifestCheck(manifest);
-    for (const chunk of [...chunks].sort((a, b) => a.index - b.index)) check.add(chunk);
-    const sealed = await this.#settleSeal(tx, source, manifest, check.finish(), now, async (s) => {
+    const check = new ManifestCheck(manifest, prefixOf(source));
+    for (const chunk of [...fresh].sort((a, b) => a.index - b.index)) check.add(chunk);
+    const checked = { mismatch: check.finish(), digestState: check.digestState };
+    const home = chunkHomeOf(source);
+    const sealed = await this.#settleSeal(tx, source, manifest, checked, now, async (s) => {
       if (!(await tx.insertSource(s))) throw new SourceCreatedMeanwhile();
-      for (const chunk of chunks) await tx.insertChunk(args.scope, sourceId, chunk);
+      for (const chunk of fresh) await tx.insertChunk(args.scope, home, chunk);
+      if (base) await this.#linkToBase(tx, base, sourceId);
     });
     if ("error" in sealed) return sealed;
-    return { value: { ...sealed.value, appended: chunks.map(() => true) } };
+    return { value: { ...sealed.value, appended } };
   }
 
   /**
@@ -524,28 +760,69 @@ export class SourceOperations<TExtras extends object> {
     tx: StoreTransaction<TExtras>,
     source: Source,
     manifest: Manifest,
-    mismatch: SyncError | undefined,
+    checked: { mismatch?: SyncError; digestState: string },
     now: number,
     write: (source: Source) => Promise<void>,
   ): Promise<Outcome<SealResult>> {
+    const { mismatch } = checked;
     if (mismatch) {
       await write(sealFailed(source, manifest, recordError(mismatch), now));
       return { error: mismatch };
     }
+    const jobId = this.#ctx.generateId();
+    const sealed: Source = {
+      ...sealSucceeded(source, manifest, jobId, now),
+      digestState: checked.digestState,
+    };
+    await write(sealed);
+    // Locks the conversation's jobs (lock order: sources, then jobs) before reading them.
+    const active = await tx.listActiveJobs(source.scope, source.conversationId);
+    const start = await this.#jobStart(tx, source, active);
     const job = newJob({
-      jobId: this.#ctx.generateId(),
+      jobId,
       scope: source.scope,
       sourceId: source.sourceId,
       conversationId: source.conversationId,
       totalChunks: manifest.chunkCount,
       now,
       emptyDigestState: EMPTY_COMPOSITE_STATE,
+      start,
     });
-    const sealed = sealSucceeded(source, manifest, job.jobId, now);
-    await write(sealed);
-    if (this.#ctx.policy.supersede) await this.#supersede(tx, source, job.jobId, now);
+    if (this.#ctx.policy.supersede) await this.#supersede(source, jobId, now, active, tx);
     await tx.insertJob(job);
     return { value: { source: sealed, job } };
+  }
+
+  /**
+   * Where an extension's job starts: on top of its base's job when that job succeeded,
+   * is the conversation's newest (no other job created at or after it) and nothing else
+   * of the conversation is running; else undefined, from chunk 0 (always correct).
+   */
+  async #jobStart(
+    tx: StoreTransaction<TExtras>,
+    source: Source,
+    active: readonly Job[],
+  ): Promise<JobStart | undefined> {
+    if (!source.base || active.length > 0) return undefined;
+    const base = await tx.getSource(source.scope, source.base.sourceId);
+    if (base?.jobId === undefined) return undefined;
+    const baseJob = await tx.getJob(source.scope, base.jobId);
+    if (baseJob?.state !== "succeeded" || baseJob.cursor !== source.base.chunkCount) {
+      return undefined;
+    }
+    const [newest, next] = await tx.listJobs({
+      scope: source.scope,
+      conversationId: source.conversationId,
+      limit: 2,
+    });
+    if (newest?.jobId !== baseJob.jobId || (next && next.createdAt >= baseJob.createdAt)) {
+      return undefined;
+    }
+    return {
+      base: { sourceId: base.sourceId, jobId: baseJob.jobId, chunkCount: baseJob.cursor },
+      appliedBytes: baseJob.appliedBytes,
+      appliedDigestState: baseJob.appliedDigestState,
+    };
   }
 
   /** Why the source cannot take chunks or a seal; persists a lazy expiry. */
@@ -559,36 +836,47 @@ export class SourceOperations<TExtras extends object> {
     return refusal;
   }
 
+  /**
+   * Expires a collecting source and deletes its chunks: an extension's own chunks only
+   * (its base keeps the rest), and its base may be extended again.
+   */
   async #expire(tx: StoreTransaction<TExtras>, source: Source, now: number): Promise<number> {
-    const deleted = await tx.deleteChunks(source.scope, source.sourceId);
-    await tx.updateSource(expireSource(source, now));
-    return deleted;
+    const expired = expireSource(source, now);
+    if (!source.base) return await this.#releaseHome(tx, expired);
+    const own = await tx.deleteChunks(source.scope, chunkHomeOf(source), source.base.chunkCount);
+    await tx.updateSource(expired);
+    const base = await tx.lockSource(source.scope, source.base.sourceId);
+    if (base?.extendedBy === source.sourceId) {
+      await tx.updateSource(withoutField(base, "extendedBy"));
+    }
+    return own + await this.#releaseHome(tx, expired);
   }
 
   async #checkAgainstManifest(
     tx: StoreTransaction<TExtras>,
     source: Source,
     manifest: Manifest,
-  ): Promise<SyncError | undefined> {
-    const check = new ManifestCheck(manifest);
+  ): Promise<{ mismatch?: SyncError; digestState: string }> {
+    const check = new ManifestCheck(manifest, prefixOf(source));
     for (;;) {
       const page = await tx.listChunkInfos(
         source.scope,
-        source.sourceId,
+        chunkHomeOf(source),
         check.lastIndex,
         CHUNK_PAGE,
       );
       for (const chunk of page) check.add(chunk);
       if (page.length < CHUNK_PAGE) break;
     }
-    return check.finish();
+    return { mismatch: check.finish(), digestState: check.digestState };
   }
 
   async #supersede(
-    tx: StoreTransaction<TExtras>,
     source: Source,
     newJobId: string,
     now: number,
+    active: readonly Job[],
+    tx: StoreTransaction<TExtras>,
   ): Promise<void> {
     const error: RecordedError = {
       code: "E_SYNC_JOB_SUPERSEDED",
@@ -596,7 +884,7 @@ export class SourceOperations<TExtras extends object> {
       retryable: false,
       details: { jobId: newJobId, sourceId: source.sourceId },
     };
-    for (const job of await tx.listActiveJobs(source.scope, source.conversationId)) {
+    for (const job of active) {
       const next = transitionJob(job, { type: "cancel", now, error });
       if (next.ok && next.job !== job) await tx.updateJob(next.job);
     }

@@ -12,7 +12,7 @@ import type { StoreTransaction } from "../contracts/store.ts";
 import { SyncError } from "../errors.ts";
 import { backoffDelay } from "../policy/backoff.ts";
 import { type JobEvent, transitionJob } from "../state/job.ts";
-import { recordError } from "../state/source.ts";
+import { chunkHomeOf, recordError } from "../state/source.ts";
 import { type EngineContext, readOnce } from "./context.ts";
 
 /** Options of {@link JobRunner.runClaimedJob}. */
@@ -194,7 +194,7 @@ export class JobRunner<TExtras extends object> {
     if (!source || !manifest) return undefined;
     let job = claimed;
     if (job.state === "running" && job.cursor < job.totalChunks) {
-      const chunk = await tx.getChunk(job.scope, job.sourceId, job.cursor);
+      const chunk = await tx.getChunk(job.scope, chunkHomeOf(source), job.cursor);
       if (!chunk || chunk.bytes.length !== chunk.byteLength) return undefined;
       const sha256 = await sha256Hex(chunk.bytes);
       if (sha256 !== chunk.sha256) return undefined;
@@ -205,6 +205,7 @@ export class JobRunner<TExtras extends object> {
           source,
           manifest,
           signal: new AbortController().signal,
+          base: job.base,
         });
       } catch (error) {
         throw new HandlerThrew(recordError(handlerFailure(error, chunk.index)));
@@ -299,7 +300,7 @@ export class JobRunner<TExtras extends object> {
     const index = job.cursor;
     const read = await this.#ctx.store.transaction(async (tx) => ({
       current: await tx.getJob(claim.scope, claim.jobId),
-      chunk: await tx.getChunk(job.scope, job.sourceId, index),
+      chunk: await tx.getChunk(job.scope, chunkHomeOf(source), index),
       extras: tx.extras,
     }));
     // A worker whose lease was taken over must not run the handler even once more.
@@ -344,6 +345,7 @@ export class JobRunner<TExtras extends object> {
         source,
         manifest,
         signal: watch.signal,
+        base: job.base,
       });
     } catch (error) {
       watch.stop();
@@ -375,6 +377,7 @@ export class JobRunner<TExtras extends object> {
             source,
             manifest,
             signal: controller.signal,
+            base: current.base,
           });
         } catch (error) {
           handlerThrew = true;

@@ -6,7 +6,7 @@
  */
 
 import { extendComposite, finishComposite } from "../checksum.ts";
-import type { Job, Manifest, RecordedError } from "../contracts/domain.ts";
+import type { Job, JobBase, Manifest, RecordedError } from "../contracts/domain.ts";
 import { isTerminalJobState } from "../contracts/domain.ts";
 import { SyncError } from "../errors.ts";
 
@@ -90,11 +90,23 @@ export interface NewJobInput {
   now: number;
   /** Composite state of zero chunks (`EMPTY_COMPOSITE_STATE`). */
   emptyDigestState: string;
+  /**
+   * Progress the job starts from: the base's applied job (its chunk count, bytes and
+   * applied composite state). Absent: from chunk 0.
+   */
+  start?: JobStart;
+}
+
+/** Where the job of an extension starts when it builds on its base's applied job. */
+export interface JobStart {
+  base: JobBase;
+  appliedBytes: number;
+  appliedDigestState: string;
 }
 
 /** A job just created by a seal: `queued`, due now. */
 export function newJob(input: NewJobInput): Job {
-  return {
+  const job: Job = {
     jobId: input.jobId,
     scope: input.scope,
     sourceId: input.sourceId,
@@ -110,6 +122,14 @@ export function newJob(input: NewJobInput): Job {
     createdAt: input.now,
     updatedAt: input.now,
   };
+  const { start } = input;
+  if (start) {
+    job.base = { ...start.base };
+    job.cursor = start.base.chunkCount;
+    job.appliedBytes = start.appliedBytes;
+    job.appliedDigestState = start.appliedDigestState;
+  }
+  return job;
 }
 
 /** True when a worker may claim `job` at `now`. */

@@ -9,10 +9,20 @@ import { hexDigestToBytes, IncrementalSha256 } from "../checksum.ts";
 import type { ChunkInfo, Manifest } from "../contracts/domain.ts";
 import { SyncError } from "../errors.ts";
 
+/** Chunks already checked, resumed from: an extension's reused chunks. */
+export interface CheckedPrefix {
+  chunkCount: number;
+  byteCount: number;
+  /** Undefined when some chunk of the prefix counts no items. */
+  itemCount?: number;
+  /** Composite-digest state over the prefix's chunk digests. */
+  digestState: string;
+}
+
 /** Accumulates stored chunks (ascending index) and judges them against a manifest. */
 export class ManifestCheck {
   readonly #manifest: Manifest;
-  readonly #hasher = new IncrementalSha256();
+  #hasher = new IncrementalSha256();
   #nextIndex = 0;
   #lastIndex = -1;
   #firstMissing: number | undefined;
@@ -21,8 +31,25 @@ export class ManifestCheck {
   #itemCount = 0;
   #chunksWithoutItemCount = 0;
 
-  constructor(manifest: Manifest) {
+  /**
+   * Checks `manifest`; with `prefix`, chunks `0..prefix.chunkCount-1` are taken as
+   * already checked (an extension's reused chunks) and feeding starts after them.
+   */
+  constructor(manifest: Manifest, prefix?: CheckedPrefix) {
     this.#manifest = manifest;
+    if (prefix) {
+      this.#hasher = IncrementalSha256.restore(prefix.digestState);
+      this.#nextIndex = prefix.chunkCount;
+      this.#lastIndex = prefix.chunkCount - 1;
+      this.#byteCount = prefix.byteCount;
+      if (prefix.itemCount !== undefined) this.#itemCount = prefix.itemCount;
+      else if (prefix.chunkCount > 0) this.#chunksWithoutItemCount = 1;
+    }
+  }
+
+  /** The composite-digest state over every chunk fed so far (prefix included). */
+  get digestState(): string {
+    return this.#hasher.save();
   }
 
   /** Index after which the next page starts. */

@@ -4,7 +4,13 @@
  * @module
  */
 
-import type { JsonValue, Manifest, RecordedError, Source } from "../contracts/domain.ts";
+import type {
+  JsonValue,
+  Manifest,
+  RecordedError,
+  Source,
+  SourceBase,
+} from "../contracts/domain.ts";
 import { SyncError } from "../errors.ts";
 
 /** The arguments of a new source. */
@@ -120,4 +126,38 @@ export function recordError(error: SyncError): RecordedError {
   };
   if (error.details !== undefined) recorded.details = error.details;
   return recorded;
+}
+
+/** The source id under which `source`'s chunks are stored (shared along an extension chain). */
+export function chunkHomeOf(source: Source): string {
+  return source.chunkHome ?? source.sourceId;
+}
+
+/**
+ * A new collecting source made an extension of the sealed `base`: the base's chunks are
+ * its chunks `0..k-1` (received already), stored in the base's chunk home, and
+ * `prefixDigestState` is the composite state over them.
+ */
+export function extendSource(source: Source, base: Source, prefixDigestState: string): Source {
+  const manifest = base.manifest!;
+  const reused: SourceBase = {
+    sourceId: base.sourceId,
+    chunkCount: manifest.chunkCount,
+    byteCount: manifest.byteCount,
+  };
+  if (manifest.itemCount !== undefined) reused.itemCount = manifest.itemCount;
+  return {
+    ...source,
+    received: { chunkCount: manifest.chunkCount, byteCount: manifest.byteCount },
+    base: reused,
+    chunkHome: chunkHomeOf(base),
+    digestState: prefixDigestState,
+  };
+}
+
+/** `source` with `key` removed (an optional bookkeeping field cleared). */
+export function withoutField<K extends keyof Source>(source: Source, key: K): Source {
+  const copy = { ...source };
+  delete copy[key];
+  return copy;
 }
