@@ -979,7 +979,7 @@ describe("syncConversation: one-call upload of a small payload", () => {
       adapter,
       options(payload, { chunkSize: 1024, clock, onProgress }),
     );
-    assert.deepEqual(calls(), ["uploadSource", "waitForTerminal"]);
+    assert.deepEqual(calls(), ["getLatestSource", "uploadSource", "waitForTerminal"]);
     assert.deepEqual(result.manifest, {
       chunkCount: 1,
       byteCount: 700,
@@ -1000,7 +1000,7 @@ describe("syncConversation: one-call upload of a small payload", () => {
   test("an empty payload is one uploadSource call with no chunks", async () => {
     const { adapter, memory, clock, calls, onProgress } = countedMemoryAdapter();
     const result = await syncConversation(adapter, options([], { clock, onProgress }));
-    assert.deepEqual(calls(), ["uploadSource", "waitForTerminal"]);
+    assert.deepEqual(calls(), ["getLatestSource", "uploadSource", "waitForTerminal"]);
     assert.equal(result.manifest.chunkCount, 0);
     assert.equal(result.job.state, "succeeded");
     await memory.close();
@@ -1023,6 +1023,7 @@ describe("syncConversation: one-call upload of a small payload", () => {
       options(bytesOf(1500), { chunkSize: 1024, clock, onProgress }),
     );
     assert.deepEqual(calls(), [
+      "getLatestSource",
       "createSource",
       "appendChunk",
       "appendChunk",

@@ -44,15 +44,16 @@ export function assertChunkSize(chunkSize: number): void {
 export async function* chunkBytes(
   source: ByteSource,
   chunkSize: number,
+  firstIndex = 0,
 ): AsyncGenerator<PayloadChunk, void, undefined> {
   assertChunkSize(chunkSize);
   if (source instanceof Uint8Array) {
-    for (let offset = 0, index = 0; offset < source.length; offset += chunkSize, index++) {
+    for (let offset = 0, index = firstIndex; offset < source.length; offset += chunkSize, index++) {
       yield { index, bytes: source.subarray(offset, offset + chunkSize) };
     }
     return;
   }
-  let index = 0;
+  let index = firstIndex;
   let pieceIndex = 0;
   let pending: Uint8Array | undefined;
   let filled = 0;
@@ -97,16 +98,24 @@ export async function* chunkBytes(
  * and `E_SYNC_INVALID_ARGUMENT` for one without a JSON form (undefined, a function, a
  * BigInt, a cycle); both carry `details.recordIndex`.
  */
-export async function* chunkRecords(
+export function chunkRecords(
   records: RecordSource,
   chunkSize: number,
 ): AsyncGenerator<PayloadChunk, void, undefined> {
+  return packLines(encodeLines(records, chunkSize), chunkSize);
+}
+
+/**
+ * Each record as its JSON Lines line (`JSON.stringify(record) + "\n"`, UTF-8), checked
+ * to fit a chunk of `chunkSize` bytes; the errors of {@link chunkRecords}.
+ */
+export async function* encodeLines(
+  records: RecordSource,
+  chunkSize: number,
+): AsyncGenerator<Uint8Array, void, undefined> {
   assertChunkSize(chunkSize);
   const encoder = new TextEncoder();
-  let index = 0;
   let recordIndex = 0;
-  let lines: Uint8Array[] = [];
-  let size = 0;
   for await (const record of iteratePieces(records)) {
     const line = encoder.encode(jsonLine(record, recordIndex));
     if (line.length > chunkSize) {
@@ -116,16 +125,34 @@ export async function* chunkRecords(
         { details: { recordIndex, byteLength: line.length, chunkSize } },
       );
     }
-    if (size + line.length > chunkSize) {
-      yield { index: index++, bytes: concat(lines, size), itemCount: lines.length };
-      lines = [];
-      size = 0;
-    }
-    lines.push(line);
-    size += line.length;
+    yield line;
     recordIndex++;
   }
-  if (lines.length > 0) yield { index, bytes: concat(lines, size), itemCount: lines.length };
+}
+
+/**
+ * Packs whole lines (each at most `chunkSize` bytes) into chunks of at most `chunkSize`
+ * bytes, numbered from `firstIndex`; each chunk's `itemCount` is its number of lines.
+ */
+export async function* packLines(
+  lines: AsyncIterable<Uint8Array>,
+  chunkSize: number,
+  firstIndex = 0,
+): AsyncGenerator<PayloadChunk, void, undefined> {
+  assertChunkSize(chunkSize);
+  let index = firstIndex;
+  let held: Uint8Array[] = [];
+  let size = 0;
+  for await (const line of lines) {
+    if (size + line.length > chunkSize) {
+      yield { index: index++, bytes: concat(held, size), itemCount: held.length };
+      held = [];
+      size = 0;
+    }
+    held.push(line);
+    size += line.length;
+  }
+  if (held.length > 0) yield { index, bytes: concat(held, size), itemCount: held.length };
 }
 
 function jsonLine(record: unknown, recordIndex: number): string {
@@ -151,7 +178,8 @@ function jsonLine(record: unknown, recordIndex: number): string {
   return json + "\n";
 }
 
-function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
+/** The concatenation of `parts` (`size` bytes in all) in one new array. */
+export function concat(parts: readonly Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size);
   let offset = 0;
   for (const part of parts) {

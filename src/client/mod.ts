@@ -23,6 +23,7 @@ export {
 } from "./options.ts";
 export type {
   DoneProgressEvent,
+  ReusedProgressEvent,
   SealedProgressEvent,
   SyncProgressEvent,
   TransferCount,
@@ -33,8 +34,10 @@ export {
   type ByteSource,
   chunkBytes,
   chunkRecords,
+  encodeLines,
+  packLines,
   type PayloadChunk,
   type RecordSource,
 } from "./chunker.ts";
-export { type PayloadFormat, type SyncPayload } from "./payload.ts";
+export { type PayloadContent, type PayloadFormat, type SyncPayload } from "./payload.ts";
 export type { PieceSource } from "./pieces.ts";

@@ -18,6 +18,8 @@ export interface SourceTarget {
   conversationId: string;
   sourceId?: string;
   metadata?: JsonValue;
+  /** Creates the source as an extension of this sealed source. */
+  baseSourceId?: string;
 }
 
 /** A source ready to take chunks, with what it already holds. */
@@ -44,6 +46,7 @@ export async function openSource(
   const input: CreateSourceInput = { scope: target.scope, conversationId: target.conversationId };
   if (target.sourceId !== undefined) input.sourceId = target.sourceId;
   if (target.metadata !== undefined) input.metadata = target.metadata;
+  if (target.baseSourceId !== undefined) input.baseSourceId = target.baseSourceId;
   const source = await call(() => adapter.createSource(input));
   switch (source.state) {
     case "collecting": {

@@ -56,6 +56,19 @@ export interface SyncConversationOptions {
   onProgress?: (event: SyncProgressEvent) => void;
   /** Longest wait for the job to end, in ms (`E_SYNC_TIMEOUT` after it). */
   waitTimeoutMs?: number;
+  /**
+   * Extend the conversation's latest source when the payload starts with all of its
+   * chunks (default true): only the rest is uploaded and applied. Needs an adapter with
+   * the `extensions` capability and a payload that can be read twice (a `Uint8Array`,
+   * an array, or a function returning the payload); otherwise the payload goes up whole.
+   */
+  extend?: boolean;
+  /**
+   * Id of a sealed source that this payload continues: the payload holds only what
+   * follows that source's content, and is uploaded as its extension without reading
+   * the prefix again (for a caller that knows it only appended, like a file watcher).
+   */
+  appendTo?: string;
 }
 
 /** Options with every default applied. */
@@ -73,6 +86,8 @@ export interface ResolvedSyncOptions {
   signal?: AbortSignal;
   onProgress: (event: SyncProgressEvent) => void;
   waitTimeoutMs?: number;
+  extend: boolean;
+  appendTo?: string;
 }
 
 function invalid(field: string, message: string): SyncError {
@@ -96,6 +111,10 @@ export function resolveSyncOptions(
   requireText("scope", options.scope);
   requireText("conversationId", options.conversationId);
   if (options.sourceId !== undefined) requireText("sourceId", options.sourceId);
+  if (options.appendTo !== undefined) requireText("appendTo", options.appendTo);
+  if (options.extend !== undefined && typeof options.extend !== "boolean") {
+    throw invalid("extend", "must be a boolean");
+  }
   if (
     options.format !== undefined && options.format !== "bytes" &&
     options.format !== "jsonl-records"
@@ -144,5 +163,7 @@ export function resolveSyncOptions(
     signal: options.signal,
     onProgress: onProgress ?? (() => {}),
     waitTimeoutMs,
+    extend: options.extend ?? true,
+    appendTo: options.appendTo,
   };
 }

@@ -12,9 +12,18 @@ import { SyncError } from "../errors.ts";
  * before its turn waits as its 32 raw bytes, never as chunk data.
  */
 export class OrderedCompositeDigest {
-  #hasher = new IncrementalSha256();
-  #next = 0;
+  #hasher: IncrementalSha256;
+  #next: number;
   #early = new Map<number, Uint8Array>();
+
+  /**
+   * Starts at chunk 0, or after `start.chunkCount` chunks whose composite state is
+   * `start.digestState` (an extension's reused chunks).
+   */
+  constructor(start?: { chunkCount: number; digestState: string }) {
+    this.#hasher = start ? IncrementalSha256.restore(start.digestState) : new IncrementalSha256();
+    this.#next = start?.chunkCount ?? 0;
+  }
 
   /** Records the lowercase hex SHA-256 of chunk `index`. */
   add(index: number, sha256: string): void {

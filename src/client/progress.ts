@@ -48,7 +48,18 @@ export interface DoneProgressEvent {
 }
 
 /** Everything `onProgress` is told, in this order: uploading…, sealed, waiting, done. */
+/** Before uploading an extension: what it takes over from its base without uploading. */
+export interface ReusedProgressEvent {
+  phase: "reused";
+  /** The source extended. */
+  base: Source;
+  /** Chunks reused by reference (the base's chunks `0..chunks-1`). */
+  chunks: number;
+  bytes: number;
+}
+
 export type SyncProgressEvent =
+  | ReusedProgressEvent
   | UploadProgressEvent
   | SealedProgressEvent
   | WaitingProgressEvent

@@ -6,14 +6,16 @@
  */
 
 import type { SyncAdapter } from "../contracts/adapter.ts";
-import { compositeDigest, sha256Hex } from "../checksum.ts";
-import type { Job, Manifest, SealResult, Source } from "../contracts/domain.ts";
+import { hexDigestToBytes, IncrementalSha256, sha256Hex } from "../checksum.ts";
+import type { ChunkInfo, Job, Manifest, SealResult, Source } from "../contracts/domain.ts";
 import type {
   UploadChunkInput,
   UploadSourceInput,
   WaitForTerminalInput,
 } from "../contracts/inputs.ts";
-import { toSyncError } from "../errors.ts";
+import { Capability } from "../contracts/capabilities.ts";
+import { type SyncError, toSyncError } from "../errors.ts";
+import { compositeState, extensionStart, matchBase, type PlannedExtension } from "./extension.ts";
 import { abortedError, linkAbort, raceSignal } from "./abort.ts";
 import { requireSucceeded } from "./job_outcome.ts";
 import { type OpenedSource, openSource } from "./open_source.ts";
@@ -23,11 +25,11 @@ import {
   type SyncConversationOptions,
 } from "./options.ts";
 import type { PayloadChunk } from "./chunker.ts";
-import { payloadChunks } from "./payload.ts";
+import { chunkUnits, isRereadable, openPayload, payloadChunks, payloadUnits } from "./payload.ts";
 import { type TransferCount, TransferTally } from "./progress.ts";
 import { withRetry } from "./retry.ts";
 import { peekSmallPayload } from "./small_payload.ts";
-import { uploadChunks, type UploadTotals } from "./upload.ts";
+import { uploadChunks, type UploadStart, type UploadTotals } from "./upload.ts";
 
 /** What a successful sync did. */
 export interface SyncConversationResult {
@@ -40,6 +42,10 @@ export interface SyncConversationResult {
   uploaded: TransferCount;
   /** Chunks not uploaded because the source already held them. */
   skipped: TransferCount;
+  /** Chunks taken over by reference from the base (an extension); zero otherwise. */
+  reused: TransferCount;
+  /** The base the source extends, when it is an extension. */
+  base?: Source;
 }
 
 /**
@@ -74,18 +80,120 @@ async function runSync(
   signal: AbortSignal,
 ): Promise<SyncConversationResult> {
   if (signal.aborted) throw signal.reason;
-  const tally = new TransferTally();
+  const extension = await planExtension(adapter, options, signal);
+  if (extension) {
+    try {
+      return await syncChunks(adapter, options, extension.tail, extension, signal);
+    } catch (error) {
+      // The base was extended or purged meanwhile (refused before anything was stored):
+      // the payload goes up whole instead.
+      if (options.appendTo !== undefined || !isBaseRefusal(error, extension.base, options)) {
+        throw error;
+      }
+    }
+  }
   const chunks = payloadChunks(options.payload, options.format, options.chunkSize);
+  return await syncChunks(adapter, options, chunks, undefined, signal);
+}
+
+/**
+ * The extension to upload, if any: of `appendTo` (the payload is its tail), or of the
+ * conversation's latest source when the payload starts with all of its chunks.
+ */
+async function planExtension(
+  adapter: SyncAdapter,
+  options: ResolvedSyncOptions,
+  signal: AbortSignal,
+): Promise<PlannedExtension | undefined> {
+  const { scope, conversationId, chunkSize, format } = options;
+  const call = <T>(operation: () => Promise<T>) => callBackend(operation, options, signal);
+  if (options.appendTo !== undefined) {
+    const sourceId = options.appendTo;
+    const base = await call(() => adapter.getSource({ scope, sourceId }));
+    // The engine checks the base again, whatever the client says of it.
+    const digestState = base.state === "sealed"
+      ? base.digestState ??
+        compositeState((await listAllChunks(adapter, base, call)).map((info) => info.sha256))
+      : "";
+    const start = extensionStart(base, digestState);
+    const units = await payloadUnits(openPayload(options.payload, format), format, chunkSize);
+    return { base, start, tail: chunkUnits(units, chunkSize, start.chunkCount) };
+  }
+  const getLatestSource = adapter.getLatestSource?.bind(adapter);
+  if (
+    !options.extend || !getLatestSource ||
+    !adapter.capabilities?.includes(Capability.extensions) || !isRereadable(options.payload)
+  ) {
+    return undefined;
+  }
+  const base = await call(() => getLatestSource({ scope, conversationId }));
+  if (!base?.manifest || base.state !== "sealed") return undefined;
+  const infos = await listAllChunks(adapter, base, call);
+  if (infos.length !== base.manifest.chunkCount) return undefined;
+  const units = await payloadUnits(openPayload(options.payload, format), format, chunkSize);
+  return await matchBase(units, base, infos, chunkSize);
+}
+
+/** Every stored chunk digest of `source`, in index order. */
+async function listAllChunks(
+  adapter: SyncAdapter,
+  source: Source,
+  call: <T>(operation: () => Promise<T>) => Promise<T>,
+): Promise<ChunkInfo[]> {
+  const infos: ChunkInfo[] = [];
+  let cursor: string | undefined;
+  do {
+    const input = { scope: source.scope, sourceId: source.sourceId, limit: 1000 };
+    const page = await call(() =>
+      adapter.listChunks(cursor === undefined ? input : { ...input, cursor })
+    );
+    infos.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return infos;
+}
+
+/** True for the engine refusing `base` as a base (or the source id being taken otherwise). */
+function isBaseRefusal(error: unknown, base: Source, options: ResolvedSyncOptions): boolean {
+  const { code, details } = error as SyncError;
+  if (details === undefined) return false;
+  if (code === "E_SYNC_SOURCE_NOT_FOUND") return details.sourceId === base.sourceId;
+  if (details.baseSourceId === base.sourceId) {
+    return code === "E_SYNC_CHUNK_CONFLICT" || code === "E_SYNC_SOURCE_EXPIRED" ||
+      code === "E_SYNC_INVALID_ARGUMENT";
+  }
+  // A resumed source id that exists with another base (or none): upload it as it is.
+  return code === "E_SYNC_INVALID_ARGUMENT" && options.sourceId !== undefined &&
+    details.sourceId === options.sourceId && "baseSourceId" in details;
+}
+
+/** Uploads `chunks` (after an extension's reused ones), seals, and awaits the job. */
+async function syncChunks(
+  adapter: SyncAdapter,
+  options: ResolvedSyncOptions,
+  chunks: AsyncIterable<PayloadChunk>,
+  extension: PlannedExtension | undefined,
+  signal: AbortSignal,
+): Promise<SyncConversationResult> {
+  const tally = new TransferTally();
+  const reused = {
+    chunks: extension?.start.chunkCount ?? 0,
+    bytes: extension?.start.byteCount ?? 0,
+  };
+  if (extension) {
+    options.onProgress({ phase: "reused", base: extension.base, ...reused });
+  }
   // A payload of at most one chunk goes up in one call where the adapter can do that
   // atomically: one round trip and one commit instead of three.
   const uploadSource = adapter.uploadSource?.bind(adapter);
   const peeked = uploadSource ? await peekSmallPayload(chunks, signal) : undefined;
   const { sealed, manifest } = uploadSource && peeked?.kind === "small"
-    ? await uploadWhole(uploadSource, peeked.chunks, options, tally, signal)
+    ? await uploadWhole(uploadSource, peeked.chunks, options, extension, tally, signal)
     : await uploadInChunks(
       adapter,
       peeked?.kind === "large" ? peeked.chunks : chunks,
       options,
+      extension,
       tally,
       signal,
     );
@@ -95,13 +203,16 @@ async function runSync(
   const job = await waitForJob(adapter, options, sealed.job, signal);
   onProgress({ phase: "done", job });
   requireSucceeded(job);
-  return {
+  const result: SyncConversationResult = {
     source: sealed.source,
     job,
     manifest,
     uploaded: { ...tally.uploaded },
     skipped: { ...tally.skipped },
+    reused,
   };
+  if (extension) result.base = extension.base;
+  return result;
 }
 
 /** A sealed source and the manifest it was sealed with. */
@@ -124,13 +235,14 @@ async function uploadWhole(
   uploadSource: NonNullable<SyncAdapter["uploadSource"]>,
   chunks: PayloadChunk[],
   options: ResolvedSyncOptions,
+  extension: PlannedExtension | undefined,
   tally: TransferTally,
   signal: AbortSignal,
 ): Promise<Uploaded> {
   const hashed = await Promise.all(
     chunks.map(async (chunk) => ({ chunk, sha256: await sha256Hex(chunk.bytes) })),
   );
-  const manifest = manifestOf(totalsOf(hashed), options);
+  const manifest = manifestOf(totalsOf(hashed, extension?.start), options);
   const input: UploadSourceInput = {
     scope: options.scope,
     conversationId: options.conversationId,
@@ -143,6 +255,7 @@ async function uploadWhole(
   };
   if (options.sourceId !== undefined) input.sourceId = options.sourceId;
   if (options.metadata !== undefined) input.metadata = options.metadata;
+  if (extension) input.baseSourceId = extension.base.sourceId;
   const uploaded = await callBackend(() => uploadSource(input), options, signal);
   hashed.forEach(({ chunk }, i) => {
     options.onProgress(tally.record(uploaded.source.sourceId, chunk, !uploaded.appended[i]));
@@ -155,22 +268,25 @@ async function uploadInChunks(
   adapter: SyncAdapter,
   chunks: AsyncIterable<PayloadChunk>,
   options: ResolvedSyncOptions,
+  extension: PlannedExtension | undefined,
   tally: TransferTally,
   signal: AbortSignal,
 ): Promise<Uploaded> {
   const { scope, retry, onProgress } = options;
+  const target = extension ? { ...options, baseSourceId: extension.base.sourceId } : options;
   // Opened by the first chunk, so a payload failing before its first chunk (a record
   // too large) touches nothing; an empty payload opens it just before the seal.
   let opening: Promise<OpenedSource> | undefined;
   const open = (openSignal: AbortSignal): Promise<OpenedSource> =>
     opening ??= openSource(
       adapter,
-      options,
+      target,
       (operation) => callBackend(operation, options, openSignal),
     );
   const totals = await uploadChunks(chunks, {
     concurrency: options.concurrency,
     signal,
+    start: extension?.start,
     store: async (chunk, sha256, uploadSignal) => {
       const opened = await open(uploadSignal);
       const { sourceId } = opened.source;
@@ -201,13 +317,22 @@ async function uploadInChunks(
   return { sealed, manifest };
 }
 
-/** The manifest figures of chunks `0..n-1`, given in index order with their digests. */
-function totalsOf(hashed: { chunk: PayloadChunk; sha256: string }[]): UploadTotals {
+/**
+ * The manifest figures of the chunks after `start` (an extension's reused chunks, or
+ * none), given in index order with their digests.
+ */
+function totalsOf(
+  hashed: { chunk: PayloadChunk; sha256: string }[],
+  start: UploadStart | undefined,
+): UploadTotals {
+  const composite = start ? IncrementalSha256.restore(start.digestState) : new IncrementalSha256();
+  for (const { sha256 } of hashed) composite.update(hexDigestToBytes(sha256));
   const totals: UploadTotals = {
-    chunkCount: hashed.length,
-    byteCount: hashed.reduce((sum, { chunk }) => sum + chunk.bytes.length, 0),
-    digest: compositeDigest(hashed.map(({ sha256 }) => sha256)),
+    chunkCount: (start?.chunkCount ?? 0) + hashed.length,
+    byteCount: hashed.reduce((sum, { chunk }) => sum + chunk.bytes.length, start?.byteCount ?? 0),
+    digest: composite.digestHex(),
   };
+  if (start?.itemCount !== undefined) totals.itemCount = start.itemCount;
   for (const { chunk } of hashed) {
     if (chunk.itemCount !== undefined) totals.itemCount = (totals.itemCount ?? 0) + chunk.itemCount;
   }

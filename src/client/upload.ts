@@ -24,6 +24,17 @@ export interface UploadChunksOptions {
   /** Stops the upload; its reason (a `SyncError`) is what the upload rejects with. */
   signal: AbortSignal;
   store: StoreChunk;
+  /** Chunks already in the source before these (an extension's reused chunks). */
+  start?: UploadStart;
+}
+
+/** The chunks a source holds before the uploaded ones: indexes `0..chunkCount-1`. */
+export interface UploadStart {
+  chunkCount: number;
+  byteCount: number;
+  itemCount?: number;
+  /** Composite-digest state over their digests (`IncrementalSha256.save()`). */
+  digestState: string;
 }
 
 /** What was uploaded: the figures of the manifest. */
@@ -48,9 +59,14 @@ export async function uploadChunks(
 ): Promise<UploadTotals> {
   const stop = linkAbort(options.signal, (parent) => parent.reason);
   const iterator = chunks[Symbol.asyncIterator]();
-  const composite = new OrderedCompositeDigest();
+  const { start } = options;
+  const composite = new OrderedCompositeDigest(start);
   const running = new Set<Promise<void>>();
-  const totals = { chunkCount: 0, byteCount: 0, itemCount: undefined as number | undefined };
+  const totals = {
+    chunkCount: start?.chunkCount ?? 0,
+    byteCount: start?.byteCount ?? 0,
+    itemCount: start?.itemCount,
+  };
   let exhausted = false;
 
   const uploadOne = async (chunk: PayloadChunk): Promise<void> => {

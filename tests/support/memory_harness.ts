@@ -68,7 +68,7 @@ export const memoryFactory: ConformanceFactory = (
 export function memoryTarget(): SuiteTarget {
   return {
     factory: memoryFactory,
-    capabilities: ["concurrent-workers", "one-call-upload"],
+    capabilities: ["concurrent-workers", "one-call-upload", "extensions"],
     hooks: MEMORY_HOOKS,
   };
 }

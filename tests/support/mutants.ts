@@ -41,7 +41,7 @@ function mutantFactory(mutant: Mutant): ConformanceFactory {
     const store = mutant.store ? patchStore(memory, mutant.store) : memory;
     const engine = new SyncEngine({ store, handler, policy, clock, random, workerId: "main" });
     const base: SyncAdapter = {
-      capabilities: ["concurrent-workers", "one-call-upload"],
+      capabilities: ["concurrent-workers", "one-call-upload", "extensions"],
       ...bindOperations(engine),
     };
     const adapter = mutant.adapter ? { ...base, ...mutant.adapter(base) } : base;
@@ -62,7 +62,7 @@ function mutantFactory(mutant: Mutant): ConformanceFactory {
 export function mutantTarget(mutant: Mutant): SuiteTarget {
   return {
     factory: mutantFactory(mutant),
-    capabilities: ["concurrent-workers", "one-call-upload"],
+    capabilities: ["concurrent-workers", "one-call-upload", "extensions"],
     hooks: MEMORY_HOOKS,
   };
 }
