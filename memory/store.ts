@@ -143,6 +143,17 @@ export class MemoryStore implements SyncStore {
       const job = this.#jobs.get(key(scope, jobId));
       return job ? structuredClone(job) : undefined;
     },
+    totals: () => {
+      let chunks = 0;
+      let bytes = 0;
+      for (const table of this.#chunks.values()) {
+        for (const chunk of table.byIndex.values()) {
+          chunks++;
+          bytes += chunk.bytes.length;
+        }
+      }
+      return { chunks, bytes };
+    },
   };
 
   #announce(jobKey: Key, job: Job): void {
@@ -330,4 +341,6 @@ export interface MemoryOracle {
   corruptChunk(scope: string, sourceId: string, index: number): boolean;
   source(scope: string, sourceId: string): Source | undefined;
   job(scope: string, jobId: string): Job | undefined;
+  /** Chunk rows stored in all, and their bytes. */
+  totals(): { chunks: number; bytes: number };
 }

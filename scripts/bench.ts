@@ -5,7 +5,8 @@
  * `figures` array (scripts/bench/figure.ts), collected here. Every figure is a ratio of
  * two timings taken side by side in the same run, or an amount against its target.
  *
- * Run: deno task bench [--md] [--quick] [--only memory,client-memory,postgres,postgres-workers]
+ * Run: deno task bench [--md] [--quick]
+ * [--only memory,client-memory,postgres,postgres-workers,extensions]
  * (or `deno task bench --from run.json` for the markdown table of a saved JSON run)
  *
  * - `memory` (scripts/bench_memory.ts): 1 checksum, 2 end to end 64 MiB, 3 per-chunk
@@ -14,6 +15,9 @@
  * - `postgres` (scripts/bench_postgres.ts): 7 end-to-end rate ÷ one bulk INSERT
  * - `postgres-workers` (scripts/bench_postgres_workers.ts): 6 wait latency over NOTIFY,
  *   7 2 000 one-chunk sources ÷ pg-boss
+ * - `extensions` (scripts/bench_extensions.ts): 8 one line appended to a 200 MiB
+ *   conversation and re-synced ÷ a fresh one-line sync, 9 the 1000th extension ÷ the
+ *   first, 10 bytes uploaded and stored per extension (memory and a PostgreSQL server)
  *
  * The Postgres groups start a throwaway cluster of the machine's PostgreSQL (or use
  * `DATABASE_URL`). Output: one JSON document on stdout, or with `--md` a markdown table
@@ -43,6 +47,7 @@ const GROUPS: { name: string; script: string; flags: string[] }[] = [
   },
   { name: "postgres", script: "scripts/bench_postgres.ts", flags: PG_FLAGS },
   { name: "postgres-workers", script: "scripts/bench_postgres_workers.ts", flags: PG_FLAGS },
+  { name: "extensions", script: "scripts/bench_extensions.ts", flags: PG_FLAGS },
 ];
 
 interface GroupResult {

@@ -17,7 +17,7 @@ export interface Figure {
   baseline: string;
   /** The ratio (`unit` "ratio") or the amount itself (ms, MiB). */
   value: number;
-  unit: "ratio" | "ms" | "MiB";
+  unit: "ratio" | "ms" | "MiB" | "B";
   /** Over several alternating rounds: the value's median is `value`; this is its spread. */
   spread?: { min: number; max: number; rounds: number };
   target?: string;
