@@ -13,6 +13,9 @@ import { concat, type PayloadChunk } from "./chunker.ts";
 import { chunkUnits, type PayloadUnits } from "./payload.ts";
 import type { UploadStart } from "./upload.ts";
 
+/** Chunk digests computed at once while the payload is compared with its base. */
+const HASH_WINDOW = 4;
+
 /** An extension ready to upload: what it reuses of its base, and its new chunks. */
 export interface PlannedExtension {
   base: Source;
@@ -62,6 +65,8 @@ export async function matchBase(
     ? new PieceReader(units.pieces instanceof Uint8Array ? [units.pieces] : units.pieces)
     : new PieceReader(units.lines);
   let matched = false;
+  // Up to HASH_WINDOW digests in flight: Web Crypto hashes them on other threads.
+  const pending: Promise<boolean>[] = [];
   try {
     for (const info of infos) {
       const bytes = units.format === "bytes"
@@ -69,13 +74,17 @@ export async function matchBase(
         : info.itemCount === undefined
         ? undefined
         : await reader.takePieces(info.itemCount);
-      if (bytes?.length !== info.byteLength || (await sha256Hex(bytes)) !== info.sha256) {
-        return undefined;
-      }
+      if (bytes?.length !== info.byteLength) return undefined;
+      pending.push(sha256Hex(bytes).then((sha256) => sha256 === info.sha256));
+      if (pending.length >= HASH_WINDOW && !(await pending.shift())) return undefined;
     }
+    for (const same of pending) if (!(await same)) return undefined;
     matched = true;
   } finally {
-    if (!matched) await reader.close();
+    if (!matched) {
+      await Promise.allSettled(pending);
+      await reader.close();
+    }
   }
   const rest = reader.rest();
   const tailUnits: PayloadUnits = units.format === "bytes"
