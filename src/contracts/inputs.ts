@@ -124,7 +124,18 @@ export interface GcInput {
   limit?: number;
 }
 
-const text = z.string().min(1);
+/** A NUL or a lone surrogate: no id may hold one (every backend stores ids as text). */
+const UNSTORABLE_TEXT =
+  /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/**
+ * The longest id a policy may allow: longer text is refused by the id length limit
+ * without being scanned.
+ */
+export const MAX_ID_LENGTH = 64 * 1024;
+const text = z.string().min(1).refine(
+  (value) => value.length > MAX_ID_LENGTH || !UNSTORABLE_TEXT.test(value),
+  { message: "must not contain NUL or a lone surrogate" },
+);
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const pageLimit = z.number().int().min(1).max(1000);
 const bytes = z.custom<Uint8Array>((value) => value instanceof Uint8Array, {

@@ -51,7 +51,7 @@ import {
 } from "../contracts/inputs.ts";
 import type { StoreTransaction } from "../contracts/store.ts";
 import { SyncError } from "../errors.ts";
-import { canonicalJson, checkIdLengths, checkJsonField, parseInput } from "../policy/validation.ts";
+import { canonicalJson, checkIdLengths, parseInput, snapshotJson } from "../policy/validation.ts";
 import { type JobStart, newJob, transitionJob } from "../state/job.ts";
 import { type CheckedPrefix, ManifestCheck } from "../state/manifest.ts";
 import {
@@ -432,6 +432,7 @@ export class SourceOperations<TExtras extends object> {
     return report;
   }
 
+  /** Checks ids and metadata; the parsed `args` then hold a plain copy of the metadata. */
   #checkCreate(args: CreateSourceInput, op: string): void {
     const { limits } = this.#ctx.policy;
     checkIdLengths(limits, op, {
@@ -441,18 +442,19 @@ export class SourceOperations<TExtras extends object> {
       baseSourceId: args.baseSourceId,
     });
     if (args.metadata !== undefined) {
-      checkJsonField(op, "metadata", args.metadata, limits.maxMetadataBytes);
+      args.metadata = snapshotJson(op, "metadata", args.metadata, limits.maxMetadataBytes).value;
     }
   }
 
+  /** The parsed manifest with a plain copy of its data, checked against the limit. */
   #checkManifest(manifest: Manifest, op: string): Manifest {
     if (manifest.data !== undefined) {
-      checkJsonField(
+      manifest.data = snapshotJson(
         op,
         "manifest.data",
         manifest.data,
         this.#ctx.policy.limits.maxManifestDataBytes,
-      );
+      ).value;
     }
     return manifest;
   }
@@ -477,8 +479,9 @@ export class SourceOperations<TExtras extends object> {
         { details: { limit: limits.maxChunksPerSource, index: input.index } },
       );
     }
-    // Own copy: the caller may reuse its buffer once the promise settles.
-    const bytes = input.bytes.slice();
+    // Own copy, a plain Uint8Array: the caller may reuse its buffer once the promise
+    // settles, and `slice` of a subclass (a Node Buffer) is a view of the same memory.
+    const bytes = new Uint8Array(input.bytes);
     const sha256 = await sha256Hex(bytes);
     if (sha256 !== input.sha256) {
       throw new SyncError(

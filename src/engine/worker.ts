@@ -47,10 +47,22 @@ interface StepResult {
   holding: boolean;
 }
 
+/** What a thrown value says about itself; a getter that throws says nothing. */
+function readThrown(error: unknown): { retryable: boolean; message: string } {
+  let retryable = true;
+  let message = "the handler threw a value that cannot be read";
+  try {
+    retryable = !(typeof error === "object" && error !== null &&
+      (error as { retryable?: unknown }).retryable === false);
+  } catch { /* a throwing getter: retryable, like any handler error */ }
+  try {
+    message = error instanceof Error ? String(error.message) : String(error);
+  } catch { /* keep the generic message */ }
+  return { retryable, message };
+}
+
 function handlerFailure(error: unknown, index: number): SyncError {
-  const retryable = !(typeof error === "object" && error !== null &&
-    (error as { retryable?: unknown }).retryable === false);
-  const message = error instanceof Error ? error.message : String(error);
+  const { retryable, message } = readThrown(error);
   return new SyncError("E_SYNC_HANDLER_FAILED", `handler failed on chunk ${index}: ${message}`, {
     retryable,
     cause: error,
@@ -453,12 +465,12 @@ export class JobRunner<TExtras extends object> {
       await verify({ ...extras, job, source, manifest, signal });
       return undefined;
     } catch (error) {
-      const message = error instanceof Error ? error.message : String(error);
-      return {
-        code: "E_SYNC_VERIFICATION_FAILED",
-        message: `verify hook failed: ${message}`,
-        retryable: false,
-      };
+      return recordError(
+        new SyncError(
+          "E_SYNC_VERIFICATION_FAILED",
+          `verify hook failed: ${readThrown(error).message}`,
+        ),
+      );
     }
   }
 

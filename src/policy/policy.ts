@@ -4,6 +4,7 @@
  * @module
  */
 
+import { MAX_ID_LENGTH } from "../contracts/inputs.ts";
 import { SyncError } from "../errors.ts";
 
 /** Per-chunk retry schedule. */
@@ -144,6 +145,13 @@ export function resolvePolicy(overrides: PolicyOverrides = {}): SyncPolicy {
   positive("sourceTtlMs", policy.sourceTtlMs, false);
   positive("retentionMs", policy.retentionMs, false);
   positive("shortJobBatchSize", policy.shortJobBatchSize, true);
+  if (limits.maxIdLength > MAX_ID_LENGTH) {
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `policy.limits.maxIdLength must be at most ${MAX_ID_LENGTH}`,
+      { details: { field: "limits.maxIdLength" } },
+    );
+  }
   if (policy.heartbeatMs >= policy.leaseMs) {
     throw new SyncError("E_SYNC_INVALID_ARGUMENT", "policy.heartbeatMs must be below leaseMs", {
       details: { field: "heartbeatMs" },

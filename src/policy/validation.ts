@@ -12,7 +12,17 @@ import type { Limits } from "./policy.ts";
 
 /** Parses `input` with `schema`; throws `E_SYNC_INVALID_ARGUMENT` naming the bad fields. */
 export function parseInput<T>(schema: z.ZodType<T>, input: unknown, operation: string): T {
-  const result = schema.safeParse(input);
+  let result: z.ZodSafeParseResult<T>;
+  try {
+    result = schema.safeParse(input);
+  } catch (cause) {
+    // A getter or a Proxy trap of the input threw while it was read.
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `${operation}: the input could not be read: ${describe(cause)}`,
+      { details: { operation }, cause },
+    );
+  }
   if (result.success) return result.data;
   const issues = result.error.issues.map((issue) => ({
     path: issue.path.map(String).join("."),
@@ -41,24 +51,135 @@ export function checkIdLengths(
   }
 }
 
+function describe(cause: unknown): string {
+  try {
+    return cause instanceof Error ? cause.message : String(cause);
+  } catch {
+    return "unreadable error";
+  }
+}
+
 const MAX_JSON_DEPTH = 64;
 
 /**
- * True for plain JSON data: null, booleans, finite numbers, strings, arrays and plain
- * objects, nested at most 64 deep, without cycles.
+ * True for plain JSON data: null, booleans, finite numbers, strings, arrays (without
+ * holes) and plain objects (without undefined members), nested at most 64 deep, without
+ * cycles. Reading it may not throw (a throwing getter or Proxy answers false).
  */
-export function isJsonValue(value: unknown, depth = 0): value is JsonValue {
-  if (depth > MAX_JSON_DEPTH) return false;
-  if (value === null || typeof value === "string" || typeof value === "boolean") return true;
-  if (typeof value === "number") return Number.isFinite(value);
-  if (Array.isArray(value)) return value.every((item) => isJsonValue(item, depth + 1));
-  if (typeof value !== "object") return false;
+export function isJsonValue(value: unknown): value is JsonValue {
+  try {
+    copyJson(value, 0, { left: Infinity });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Thrown by {@link copyJson} for data that is not JSON. */
+class NotJson extends Error {}
+
+/** Thrown by {@link copyJson} once the serialisation is known to exceed the budget. */
+class OverBudget extends Error {}
+
+/**
+ * A plain deep copy of JSON data, each property read once. `budget.left` is a lower bound
+ * of the bytes its serialisation still may take; crossing zero stops the walk at once, so
+ * the work is bounded by the budget (a sparse array of 2^32−1 slots is refused before any
+ * slot is read).
+ */
+function copyJson(value: unknown, depth: number, budget: { left: number }): JsonValue {
+  const spend = (bytes: number) => {
+    budget.left -= bytes;
+    if (budget.left < 0) throw new OverBudget();
+  };
+  if (depth > MAX_JSON_DEPTH) throw new NotJson(`nested more than ${MAX_JSON_DEPTH} deep`);
+  if (value === null) return spend(4), null;
+  switch (typeof value) {
+    case "boolean":
+      return spend(4), value;
+    case "number":
+      if (!Number.isFinite(value)) throw new NotJson("a number that is not finite");
+      return spend(1), value;
+    case "string":
+      return spend(value.length + 2), value;
+    case "object":
+      break;
+    default:
+      throw new NotJson(`a value of type ${typeof value}`);
+  }
+  if (Array.isArray(value)) {
+    const length = value.length;
+    spend(length + 1);
+    const out: JsonValue[] = [];
+    for (let i = 0; i < length; i++) {
+      if (!(i in value)) throw new NotJson("an array with holes");
+      const item = value[i];
+      if (item === undefined) throw new NotJson("undefined in an array");
+      out.push(copyJson(item, depth + 1, budget));
+    }
+    return out;
+  }
   const proto = Object.getPrototypeOf(value);
-  if (proto !== Object.prototype && proto !== null) return false;
-  return Object.values(value).every((item) => isJsonValue(item, depth + 1));
+  if (proto !== Object.prototype && proto !== null) throw new NotJson("an object of a class");
+  const out: { [key: string]: JsonValue } = {};
+  // Members are judged before they are counted: non-JSON data is refused as such, unless
+  // it hides past the size limit.
+  for (const key of Object.keys(value)) {
+    const item = (value as Record<string, unknown>)[key];
+    if (item === undefined) throw new NotJson(`an undefined member ${JSON.stringify(key)}`);
+    out[key] = copyJson(item, depth + 1, budget);
+    spend(key.length + 3);
+  }
+  spend(1);
+  return out;
 }
 
 const encoder = new TextEncoder();
+
+/**
+ * A plain copy of `value`, checked to be JSON data (`E_SYNC_INVALID_ARGUMENT`) whose
+ * serialisation fits in `maxBytes` UTF-8 bytes (`E_SYNC_LIMIT_EXCEEDED`), with the size.
+ * The work is bounded by `maxBytes` whatever the value (huge, sparse, cyclic, getters);
+ * the copy cannot change behind the caller's back.
+ */
+export function snapshotJson(
+  operation: string,
+  field: string,
+  value: unknown,
+  maxBytes: number,
+): { value: JsonValue; size: number } {
+  let copy: JsonValue;
+  try {
+    copy = copyJson(value, 0, { left: maxBytes });
+  } catch (cause) {
+    if (cause instanceof OverBudget) {
+      throw new SyncError(
+        "E_SYNC_LIMIT_EXCEEDED",
+        `${operation}: ${field} is more than the limit of ${maxBytes} bytes`,
+        { details: { field, limit: maxBytes } },
+      );
+    }
+    const reason = cause instanceof NotJson
+      ? `found ${cause.message}`
+      : `reading it threw: ${describe(cause)}`;
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `${operation}: ${field} must be plain JSON data (no cycles, at most ${MAX_JSON_DEPTH} ` +
+        `deep); ${reason}`,
+      { details: { field } },
+    );
+  }
+  // Bounded: the walk proved the serialisation is at most a few times maxBytes.
+  const size = encoder.encode(JSON.stringify(copy)).length;
+  if (size > maxBytes) {
+    throw new SyncError(
+      "E_SYNC_LIMIT_EXCEEDED",
+      `${operation}: ${field} is ${size} bytes, more than the limit of ${maxBytes}`,
+      { details: { field, limit: maxBytes, actual: size } },
+    );
+  }
+  return { value: copy, size };
+}
 
 /**
  * Checks that `value` is JSON data (`E_SYNC_INVALID_ARGUMENT`) whose serialisation fits
@@ -70,22 +191,7 @@ export function checkJsonField(
   value: unknown,
   maxBytes: number,
 ): number {
-  if (!isJsonValue(value)) {
-    throw new SyncError(
-      "E_SYNC_INVALID_ARGUMENT",
-      `${operation}: ${field} must be plain JSON data (no cycles, at most ${MAX_JSON_DEPTH} deep)`,
-      { details: { field } },
-    );
-  }
-  const size = encoder.encode(JSON.stringify(value)).length;
-  if (size > maxBytes) {
-    throw new SyncError(
-      "E_SYNC_LIMIT_EXCEEDED",
-      `${operation}: ${field} is ${size} bytes, more than the limit of ${maxBytes}`,
-      { details: { field, limit: maxBytes, actual: size } },
-    );
-  }
-  return size;
+  return snapshotJson(operation, field, value, maxBytes).size;
 }
 
 /** A stable serialisation (object keys sorted) for comparing JSON data. */

@@ -12,6 +12,7 @@ import type {
   SourceBase,
 } from "../contracts/domain.ts";
 import { SyncError } from "../errors.ts";
+import { snapshotJson } from "../policy/validation.ts";
 
 /** The arguments of a new source. */
 export interface NewSourceInput {
@@ -117,14 +118,38 @@ export function markChunksPurged(source: Source, now: number): Source {
   return { ...source, chunksPurgedAt: now, updatedAt: now };
 }
 
-/** Records a {@link SyncError} as a JSON-safe {@link RecordedError}. */
+/** Longest error message kept in a record (a handler may throw megabytes of text). */
+export const MAX_RECORDED_MESSAGE = 4096;
+
+/** Largest serialised `details` kept in a record. */
+export const MAX_RECORDED_DETAILS_BYTES = 16 * 1024;
+
+/**
+ * Records a {@link SyncError} as a JSON-safe {@link RecordedError} of bounded size: a
+ * longer message is cut (its original length noted), details that are not JSON data or
+ * too large are replaced by a note.
+ */
 export function recordError(error: SyncError): RecordedError {
+  const { message } = error;
   const recorded: RecordedError = {
     code: error.code,
-    message: error.message,
+    message: message.length <= MAX_RECORDED_MESSAGE
+      ? message
+      : `${message.slice(0, MAX_RECORDED_MESSAGE)}… (cut from ${message.length} characters)`,
     retryable: error.retryable,
   };
-  if (error.details !== undefined) recorded.details = error.details;
+  if (error.details !== undefined) {
+    try {
+      recorded.details = snapshotJson(
+        "recordError",
+        "details",
+        error.details,
+        MAX_RECORDED_DETAILS_BYTES,
+      ).value as Record<string, unknown>;
+    } catch (refusal) {
+      recorded.details = { omitted: (refusal as SyncError).message };
+    }
+  }
   return recorded;
 }
 
