@@ -121,6 +121,7 @@ export function createMemoryAdapter(options: MemoryAdapterOptions): MemoryAdapte
   return {
     capabilities: CAPABILITIES,
     maxChunkBytes: engine.policy.limits.maxChunkBytes,
+    limits: engine.policy.limits,
     engine,
     store,
     ...bindOperations(engine),

@@ -36,10 +36,10 @@ export function assertChunkSize(chunkSize: number): void {
  * Splits bytes into chunks of exactly `chunkSize` bytes, the last one possibly shorter.
  * Zero bytes give zero chunks.
  *
- * A `Uint8Array` input is chunked into views of it, without copying. Pieces from a
- * stream or an iterable are copied only where a chunk straddles pieces; a chunk lying
- * wholly inside one piece is a view of that piece, so a producer must not reuse a
- * piece's memory after handing it over.
+ * A `Uint8Array` input is chunked into views of it, without copying (it must not change
+ * while the sync runs). Pieces from a stream or an iterable are copied as they arrive,
+ * before the next piece is pulled: a producer may reuse a piece's memory once it handed
+ * it over, and what is hashed and uploaded is what it produced.
  */
 export async function* chunkBytes(
   source: ByteSource,
@@ -58,13 +58,7 @@ export async function* chunkBytes(
   let pending: Uint8Array | undefined;
   let filled = 0;
   for await (const piece of iteratePieces(source)) {
-    if (!(piece instanceof Uint8Array)) {
-      throw new SyncError(
-        "E_SYNC_INVALID_ARGUMENT",
-        `payload piece ${pieceIndex} is not a Uint8Array`,
-        { details: { pieceIndex } },
-      );
-    }
+    assertPiece(piece, pieceIndex);
     pieceIndex++;
     let offset = 0;
     if (pending !== undefined) {
@@ -77,7 +71,8 @@ export async function* chunkBytes(
       filled = 0;
     }
     for (; piece.length - offset >= chunkSize; offset += chunkSize) {
-      yield { index: index++, bytes: piece.subarray(offset, offset + chunkSize) };
+      // A copy into a plain array: `slice` of a Buffer would be a view.
+      yield { index: index++, bytes: new Uint8Array(piece.subarray(offset, offset + chunkSize)) };
     }
     if (offset < piece.length) {
       // A fresh buffer each time: the previous one belongs to the consumer now.
@@ -87,6 +82,17 @@ export async function* chunkBytes(
     }
   }
   if (pending !== undefined) yield { index, bytes: pending.subarray(0, filled) };
+}
+
+/** Throws `E_SYNC_INVALID_ARGUMENT` unless piece `pieceIndex` of a byte payload is bytes. */
+export function assertPiece(piece: unknown, pieceIndex: number): asserts piece is Uint8Array {
+  if (!(piece instanceof Uint8Array)) {
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `payload piece ${pieceIndex} is not a Uint8Array`,
+      { details: { pieceIndex } },
+    );
+  }
 }
 
 /**

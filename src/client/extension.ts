@@ -9,7 +9,7 @@
 import { hexDigestToBytes, IncrementalSha256, sha256Hex } from "../checksum.ts";
 import type { ChunkInfo, Source } from "../contracts/domain.ts";
 import { SyncError } from "../errors.ts";
-import { concat, type PayloadChunk } from "./chunker.ts";
+import { assertPiece, concat, type PayloadChunk } from "./chunker.ts";
 import { chunkUnits, type PayloadUnits } from "./payload.ts";
 import type { UploadStart } from "./upload.ts";
 
@@ -61,9 +61,13 @@ export async function matchBase(
   infos: readonly ChunkInfo[],
   chunkSize: number,
 ): Promise<PlannedExtension | undefined> {
+  // Pieces of a producer are copied as they are taken (it may reuse their memory); the
+  // caller's one Uint8Array and encoded lines are the client's own already.
   const reader = units.format === "bytes"
-    ? new PieceReader(units.pieces instanceof Uint8Array ? [units.pieces] : units.pieces)
-    : new PieceReader(units.lines);
+    ? units.pieces instanceof Uint8Array
+      ? new PieceReader([units.pieces], false)
+      : new PieceReader(units.pieces, true)
+    : new PieceReader(units.lines, false);
   let matched = false;
   // Up to HASH_WINDOW digests in flight: Web Crypto hashes them on other threads.
   const pending: Promise<boolean>[] = [];
@@ -100,10 +104,13 @@ export async function matchBase(
 /** Pulls exact byte counts, or whole pieces, from a sequence of pieces; then the rest. */
 class PieceReader {
   readonly #iterator: AsyncIterator<Uint8Array> | Iterator<Uint8Array>;
+  readonly #copy: boolean;
   #current: Uint8Array | undefined;
   #offset = 0;
+  #pieces = 0;
 
-  constructor(pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>) {
+  constructor(pieces: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, copy: boolean) {
+    this.#copy = copy;
     this.#iterator = Symbol.asyncIterator in pieces
       ? (pieces as AsyncIterable<Uint8Array>)[Symbol.asyncIterator]()
       : (pieces as Iterable<Uint8Array>)[Symbol.iterator]();
@@ -113,7 +120,8 @@ class PieceReader {
     while (!this.#current || this.#offset >= this.#current.length) {
       const next = await this.#iterator.next();
       if (next.done) return undefined;
-      this.#current = next.value;
+      assertPiece(next.value, this.#pieces++);
+      this.#current = this.#copy ? new Uint8Array(next.value) : next.value;
       this.#offset = 0;
     }
     return this.#current;

@@ -9,7 +9,9 @@ import type { JsonValue } from "../contracts/domain.ts";
 import { systemClock } from "../clock.ts";
 import { SyncError } from "../errors.ts";
 import type { RandomSource } from "../policy/backoff.ts";
-import { resolvePolicy, type RetryPolicy } from "../policy/policy.ts";
+import { DEFAULT_POLICY, type Limits, resolvePolicy, type RetryPolicy } from "../policy/policy.ts";
+import { checkIdLengths, parseInput, snapshotJson } from "../policy/validation.ts";
+import { createSourceInputSchema, MAX_TIMEOUT_MS } from "../contracts/inputs.ts";
 import { assertChunkSize } from "./chunker.ts";
 import { assertPayload, type PayloadFormat, type SyncPayload } from "./payload.ts";
 import type { SyncProgressEvent } from "./progress.ts";
@@ -86,6 +88,8 @@ export interface ResolvedSyncOptions {
   signal?: AbortSignal;
   onProgress: (event: SyncProgressEvent) => void;
   waitTimeoutMs?: number;
+  /** The adapter's limits (or the defaults), enforced before anything is uploaded. */
+  limits: Readonly<Limits>;
   extend: boolean;
   appendTo?: string;
 }
@@ -100,18 +104,53 @@ function requireText(field: string, value: unknown): void {
   }
 }
 
-/** Applies the defaults; throws `E_SYNC_INVALID_ARGUMENT` for a malformed option. */
+/** What the client must know of the adapter to refuse what its engine would refuse. */
+export interface AdapterLimits {
+  maxChunkBytes?: number;
+  limits?: Readonly<Limits>;
+}
+
+/**
+ * Applies the defaults; throws `E_SYNC_INVALID_ARGUMENT` for a malformed option and
+ * `E_SYNC_LIMIT_EXCEEDED` for one the adapter's engine would refuse, by the engine's own
+ * rules (ids, metadata, manifest data, timeout) and its limits, before anything is sent.
+ */
 export function resolveSyncOptions(
   options: SyncConversationOptions,
-  adapterMaxChunkBytes: number = Infinity,
+  adapter: AdapterLimits = {},
 ): ResolvedSyncOptions {
   if (typeof options !== "object" || options === null) {
     throw invalid("options", "must be an object");
   }
+  const limits = adapter.limits ?? DEFAULT_POLICY.limits;
+  const adapterMaxChunkBytes = adapter.maxChunkBytes ?? limits.maxChunkBytes;
   requireText("scope", options.scope);
   requireText("conversationId", options.conversationId);
   if (options.sourceId !== undefined) requireText("sourceId", options.sourceId);
   if (options.appendTo !== undefined) requireText("appendTo", options.appendTo);
+  // The engine's rules for what a source is created with, applied here first.
+  const created = parseInput(createSourceInputSchema, {
+    scope: options.scope,
+    conversationId: options.conversationId,
+    ...(options.sourceId === undefined ? {} : { sourceId: options.sourceId }),
+    ...(options.appendTo === undefined ? {} : { baseSourceId: options.appendTo }),
+  }, "syncConversation");
+  checkIdLengths(limits, "syncConversation", {
+    scope: created.scope,
+    conversationId: created.conversationId,
+    sourceId: created.sourceId,
+    appendTo: created.baseSourceId,
+  });
+  const metadata = options.metadata === undefined
+    ? undefined
+    : snapshotJson("syncConversation", "metadata", options.metadata, limits.maxMetadataBytes)
+      .value;
+  const manifestData = options.manifestData === undefined ? undefined : snapshotJson(
+    "syncConversation",
+    "manifestData",
+    options.manifestData,
+    limits.maxManifestDataBytes,
+  ).value;
   if (options.extend !== undefined && typeof options.extend !== "boolean") {
     throw invalid("extend", "must be a boolean");
   }
@@ -136,8 +175,11 @@ export function resolveSyncOptions(
     throw invalid("concurrency", "must be a positive integer");
   }
   const { waitTimeoutMs, onProgress, random } = options;
-  if (waitTimeoutMs !== undefined && !(typeof waitTimeoutMs === "number" && waitTimeoutMs >= 0)) {
-    throw invalid("waitTimeoutMs", "must be a non-negative number");
+  if (
+    waitTimeoutMs !== undefined &&
+    !(typeof waitTimeoutMs === "number" && waitTimeoutMs >= 0 && waitTimeoutMs <= MAX_TIMEOUT_MS)
+  ) {
+    throw invalid("waitTimeoutMs", `must be a number of ms from 0 to ${MAX_TIMEOUT_MS}`);
   }
   if (onProgress !== undefined && typeof onProgress !== "function") {
     throw invalid("onProgress", "must be a function");
@@ -151,9 +193,10 @@ export function resolveSyncOptions(
     payload: options.payload,
     format: options.format,
     sourceId: options.sourceId,
-    metadata: options.metadata,
-    manifestData: options.manifestData,
+    metadata,
+    manifestData,
     chunkSize,
+    limits,
     concurrency,
     retry: {
       policy: resolvePolicy({ retry: options.retry }).retry,

@@ -30,6 +30,7 @@ import { type TransferCount, TransferTally } from "./progress.ts";
 import { withRetry } from "./retry.ts";
 import { peekSmallPayload } from "./small_payload.ts";
 import { uploadChunks, type UploadStart, type UploadTotals } from "./upload.ts";
+import { chunkIndexRefusal, sourceBytesRefusal } from "../policy/validation.ts";
 
 /** What a successful sync did. */
 export interface SyncConversationResult {
@@ -62,7 +63,7 @@ export async function syncConversation(
   options: SyncConversationOptions,
 ): Promise<SyncConversationResult> {
   try {
-    const resolved = resolveSyncOptions(options, adapter?.maxChunkBytes);
+    const resolved = resolveSyncOptions(options, adapter ?? {});
     const abort = linkAbort(resolved.signal, abortedError);
     try {
       return await runSync(adapter, resolved, abort.signal);
@@ -80,6 +81,17 @@ async function runSync(
   signal: AbortSignal,
 ): Promise<SyncConversationResult> {
   if (signal.aborted) throw signal.reason;
+  const { payload, limits } = options;
+  if (payload instanceof Uint8Array && options.appendTo === undefined) {
+    // A known length: refused before anything is sent.
+    const refusal = sourceBytesRefusal(limits, "syncConversation", payload.length) ??
+      chunkIndexRefusal(
+        limits,
+        "syncConversation",
+        Math.ceil(payload.length / options.chunkSize) - 1,
+      );
+    if (refusal) throw refusal;
+  }
   const extension = await planExtension(adapter, options, signal);
   if (extension) {
     try {
@@ -283,10 +295,11 @@ async function uploadInChunks(
       target,
       (operation) => callBackend(operation, options, openSignal),
     );
-  const totals = await uploadChunks(chunks, {
+  const uploading = uploadChunks(chunks, {
     concurrency: options.concurrency,
     signal,
     start: extension?.start,
+    limits: options.limits,
     store: async (chunk, sha256, uploadSignal) => {
       const opened = await open(uploadSignal);
       const { sourceId } = opened.source;
@@ -307,6 +320,12 @@ async function uploadInChunks(
       onProgress(tally.record(sourceId, chunk, skip));
     },
   });
+  const totals = await uploading.catch(async (error: SyncError) => {
+    // A payload that can never be sealed (too large, a bad record): discard its source
+    // now rather than leave it to expire. An abort or a backend failure keeps it resumable.
+    if (opening && isPayloadFault(error)) await abandon(adapter, opening, scope);
+    throw error;
+  });
   const { source } = await open(signal);
   const manifest = manifestOf(totals, options);
   const sealed = await callBackend(
@@ -315,6 +334,28 @@ async function uploadInChunks(
     signal,
   );
   return { sealed, manifest };
+}
+
+/** True for an error of the payload itself, which no retry or resume can cure. */
+function isPayloadFault(error: SyncError): boolean {
+  return error.code === "E_SYNC_LIMIT_EXCEEDED" ||
+    (error.code === "E_SYNC_INVALID_ARGUMENT" &&
+      (error.details?.recordIndex !== undefined || error.details?.pieceIndex !== undefined));
+}
+
+/** Best effort: the adapter expires the source the sync opened (when it can). */
+async function abandon(
+  adapter: SyncAdapter,
+  opening: Promise<OpenedSource>,
+  scope: string,
+): Promise<void> {
+  try {
+    const opened = await opening;
+    if (opened.sealed || !adapter.abandonSource) return;
+    await adapter.abandonSource({ scope, sourceId: opened.source.sourceId });
+  } catch {
+    // The sync's own error is what the caller needs; the source expires by its TTL.
+  }
 }
 
 /**

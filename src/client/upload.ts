@@ -9,6 +9,8 @@ import { SyncError, toSyncError } from "../errors.ts";
 import { linkAbort, raceSignal } from "./abort.ts";
 import type { PayloadChunk } from "./chunker.ts";
 import { OrderedCompositeDigest } from "./ordered_digest.ts";
+import type { Limits } from "../policy/policy.ts";
+import { chunkIndexRefusal, sourceBytesRefusal } from "../policy/validation.ts";
 
 /** Stores one hashed chunk; `signal` aborts when the upload as a whole stops. */
 export type StoreChunk = (
@@ -26,6 +28,8 @@ export interface UploadChunksOptions {
   store: StoreChunk;
   /** Chunks already in the source before these (an extension's reused chunks). */
   start?: UploadStart;
+  /** The adapter's limits: a chunk past them is refused before it is stored. */
+  limits?: Readonly<Limits>;
 }
 
 /** The chunks a source holds before the uploaded ones: indexes `0..chunkCount-1`. */
@@ -92,6 +96,15 @@ export async function uploadChunks(
           "E_SYNC_INTERNAL",
           `chunk ${chunk.index} arrived where chunk ${totals.chunkCount} was expected`,
         );
+      }
+      if (options.limits) {
+        const refusal = chunkIndexRefusal(options.limits, "syncConversation", chunk.index) ??
+          sourceBytesRefusal(
+            options.limits,
+            "syncConversation",
+            totals.byteCount + chunk.bytes.length,
+          );
+        if (refusal) throw refusal;
       }
       totals.chunkCount++;
       totals.byteCount += chunk.bytes.length;

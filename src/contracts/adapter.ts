@@ -15,7 +15,9 @@ import type {
   Source,
   UploadSourceResult,
 } from "./domain.ts";
+import type { Limits } from "../policy/policy.ts";
 import type {
+  AbandonSourceInput,
   AppendChunkInput,
   CancelJobInput,
   CreateSourceInput,
@@ -77,10 +79,29 @@ export interface ConversationLookup {
   getLatestSource(input: GetLatestSourceInput): Promise<Source | null>;
 }
 
+/** Discarding an upload that will never be sealed (a client that gave up on it). */
+export interface SourceAbandon {
+  /**
+   * Expires a collecting source at once, deleting its chunks (an extension keeps its
+   * base's); an expired one is returned as it is; a sealed or failed one is
+   * `E_SYNC_SOURCE_NOT_COLLECTING`.
+   */
+  abandonSource(input: AbandonSourceInput): Promise<Source>;
+}
+
 /** A backend adapter: the operations plus what the backend can guarantee. */
 export interface SyncAdapter
-  extends SyncOperations, Partial<OneCallUpload>, Partial<ConversationLookup> {
+  extends
+    SyncOperations,
+    Partial<OneCallUpload>,
+    Partial<ConversationLookup>,
+    Partial<SourceAbandon> {
   readonly capabilities: readonly Capability[];
   /** The largest chunk `appendChunk` accepts; clients size their chunks to fit. */
   readonly maxChunkBytes?: number;
+  /**
+   * The limits the adapter's engine enforces, so a client refuses what would be refused
+   * before it uploads anything (defaults assumed when absent).
+   */
+  readonly limits?: Readonly<Limits>;
 }

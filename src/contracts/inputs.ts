@@ -68,6 +68,12 @@ export interface UploadSourceInput {
   manifest: Manifest;
 }
 
+/** Input of `abandonSource`. */
+export interface AbandonSourceInput {
+  scope: string;
+  sourceId: string;
+}
+
 /** Input of `getLatestSource`. */
 export interface GetLatestSourceInput {
   scope: string;
@@ -109,6 +115,9 @@ export interface CancelJobInput {
   jobId: string;
   reason?: string;
 }
+
+/** The longest wait a `waitForTerminal` may ask for (the largest timer delay). */
+export const MAX_TIMEOUT_MS = 2_147_483_647;
 
 /** Input of `waitForTerminal`. */
 export interface WaitForTerminalInput {
@@ -203,6 +212,12 @@ export const getSourceInputSchema: z.ZodType<GetSourceInput> = z.strictObject({
   sourceId: text,
 });
 
+/** Schema of {@link AbandonSourceInput}. */
+export const abandonSourceInputSchema: z.ZodType<AbandonSourceInput> = z.strictObject({
+  scope: text,
+  sourceId: text,
+});
+
 /** Schema of {@link GetLatestSourceInput}. */
 export const getLatestSourceInputSchema: z.ZodType<GetLatestSourceInput> = z.strictObject({
   scope: text,
@@ -243,7 +258,7 @@ export const cancelJobInputSchema: z.ZodType<CancelJobInput> = z.strictObject({
 export const waitForTerminalInputSchema: z.ZodType<WaitForTerminalInput> = z.strictObject({
   scope: text,
   jobId: text,
-  timeoutMs: z.number().min(0).max(2_147_483_647).optional(),
+  timeoutMs: z.number().min(0).max(MAX_TIMEOUT_MS).optional(),
   signal: z.custom<AbortSignal>((value) => value instanceof AbortSignal, {
     message: "expected an AbortSignal",
   }).optional(),

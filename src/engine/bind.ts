@@ -5,18 +5,29 @@
  * @module
  */
 
-import type { ConversationLookup, OneCallUpload, SyncOperations } from "../contracts/adapter.ts";
+import type {
+  ConversationLookup,
+  OneCallUpload,
+  SourceAbandon,
+  SyncOperations,
+} from "../contracts/adapter.ts";
 
 /** Everything an engine-backed adapter exposes. */
-export type BoundOperations = SyncOperations & OneCallUpload & ConversationLookup;
+export type BoundOperations =
+  & SyncOperations
+  & OneCallUpload
+  & ConversationLookup
+  & SourceAbandon;
 
 /**
  * `engine`'s operations, bound, ready to spread into an adapter object (which then
- * declares the `one-call-upload` and `extensions` capabilities).
+ * declares the `one-call-upload` and `extensions` capabilities). It also carries
+ * `abandonSource`.
  */
 export function bindOperations(engine: BoundOperations): BoundOperations {
   return {
     getLatestSource: (input) => engine.getLatestSource(input),
+    abandonSource: (input) => engine.abandonSource(input),
     uploadSource: (input) => engine.uploadSource(input),
     createSource: (input) => engine.createSource(input),
     appendChunk: (input) => engine.appendChunk(input),

@@ -5,7 +5,12 @@
  * @module
  */
 
-import type { ConversationLookup, OneCallUpload, SyncOperations } from "../contracts/adapter.ts";
+import type {
+  ConversationLookup,
+  OneCallUpload,
+  SourceAbandon,
+  SyncOperations,
+} from "../contracts/adapter.ts";
 import type { Clock } from "../contracts/clock.ts";
 import type {
   AppendResult,
@@ -19,6 +24,7 @@ import type {
 } from "../contracts/domain.ts";
 import type { SyncHandler } from "../contracts/handler.ts";
 import type {
+  AbandonSourceInput,
   AppendChunkInput,
   CancelJobInput,
   CreateSourceInput,
@@ -61,7 +67,7 @@ export interface SyncEngineOptions<TExtras extends object> {
 
 /** The lifecycle, written once over an adapter's store primitives. */
 export class SyncEngine<TExtras extends object = Record<never, never>>
-  implements SyncOperations, OneCallUpload, ConversationLookup {
+  implements SyncOperations, OneCallUpload, ConversationLookup, SourceAbandon {
   /** The resolved policy. */
   readonly policy: SyncPolicy;
   /** The clock the engine runs on. */
@@ -106,6 +112,10 @@ export class SyncEngine<TExtras extends object = Record<never, never>>
 
   uploadSource(input: UploadSourceInput): Promise<UploadSourceResult> {
     return this.#operations.uploadSource(input);
+  }
+
+  abandonSource(input: AbandonSourceInput): Promise<Source> {
+    return this.#operations.abandonSource(input);
   }
 
   getLatestSource(input: GetLatestSourceInput): Promise<Source | null> {

@@ -25,6 +25,8 @@ import type {
   UploadSourceResult,
 } from "../contracts/domain.ts";
 import {
+  type AbandonSourceInput,
+  abandonSourceInputSchema,
   type AppendChunkInput,
   appendChunkInputSchema,
   type CancelJobInput,
@@ -51,7 +53,14 @@ import {
 } from "../contracts/inputs.ts";
 import type { StoreTransaction } from "../contracts/store.ts";
 import { SyncError } from "../errors.ts";
-import { canonicalJson, checkIdLengths, parseInput, snapshotJson } from "../policy/validation.ts";
+import {
+  canonicalJson,
+  checkIdLengths,
+  chunkIndexRefusal,
+  parseInput,
+  snapshotJson,
+  sourceBytesRefusal,
+} from "../policy/validation.ts";
 import { type JobStart, newJob, transitionJob } from "../state/job.ts";
 import { type CheckedPrefix, ManifestCheck } from "../state/manifest.ts";
 import {
@@ -343,6 +352,26 @@ export class SourceOperations<TExtras extends object> {
     });
   }
 
+  /** Expires a collecting source now (its chunks deleted); see `SourceAbandon`. */
+  async abandonSource(input: AbandonSourceInput): Promise<Source> {
+    const op = "abandonSource";
+    const args = parseInput(abandonSourceInputSchema, input, op);
+    checkIdLengths(this.#ctx.policy.limits, op, { scope: args.scope, sourceId: args.sourceId });
+    const now = this.#ctx.clock.now();
+    return await commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<Source>> => {
+      const source = await tx.lockSource(args.scope, args.sourceId);
+      if (!source) return { error: sourceNotFound(args.sourceId) };
+      if (source.state === "expired") return { value: source };
+      const refusal = await this.#refuseUnlessCollecting(tx, source, now);
+      if (refusal?.code === "E_SYNC_SOURCE_EXPIRED") {
+        return { value: (await tx.getSource(args.scope, args.sourceId)) ?? source };
+      }
+      if (refusal) return { error: refusal };
+      await this.#expire(tx, source, now);
+      return { value: (await tx.getSource(args.scope, args.sourceId)) ?? source };
+    });
+  }
+
   /** Reads a source. */
   async getSource(input: GetSourceInput): Promise<Source> {
     const args = parseInput(getSourceInputSchema, input, "getSource");
@@ -472,13 +501,8 @@ export class SourceOperations<TExtras extends object> {
         { details: { limit: limits.maxChunkBytes, actual: input.bytes.length } },
       );
     }
-    if (input.index >= limits.maxChunksPerSource) {
-      throw new SyncError(
-        "E_SYNC_LIMIT_EXCEEDED",
-        `${op}: index ${input.index} is beyond the limit of ${limits.maxChunksPerSource} chunks`,
-        { details: { limit: limits.maxChunksPerSource, index: input.index } },
-      );
-    }
+    const beyond = chunkIndexRefusal(limits, op, input.index);
+    if (beyond) throw beyond;
     // Own copy, a plain Uint8Array: the caller may reuse its buffer once the promise
     // settles, and `slice` of a subclass (a Node Buffer) is a view of the same memory.
     const bytes = new Uint8Array(input.bytes);
@@ -652,15 +676,8 @@ export class SourceOperations<TExtras extends object> {
       if (conflict) return { error: conflict };
       return { value: { appended: false, chunk: chunkInfo(existing), source } };
     }
-    if (source.received.byteCount + chunk.byteLength > limits.maxSourceBytes) {
-      return {
-        error: new SyncError(
-          "E_SYNC_LIMIT_EXCEEDED",
-          `${op}: source would exceed the limit of ${limits.maxSourceBytes} bytes`,
-          { details: { limit: limits.maxSourceBytes } },
-        ),
-      };
-    }
+    const tooLarge = sourceBytesRefusal(limits, op, source.received.byteCount + chunk.byteLength);
+    if (tooLarge) return { error: tooLarge };
     if (source.base && chunk.index < source.base.chunkCount) {
       throw new SyncError("E_SYNC_INTERNAL", `reused chunk ${chunk.index} is missing`);
     }
@@ -735,13 +752,8 @@ export class SourceOperations<TExtras extends object> {
       appended.push(true);
       source = recordAppend(source, chunk.byteLength, now);
     }
-    if (source.received.byteCount > limits.maxSourceBytes) {
-      throw new SyncError(
-        "E_SYNC_LIMIT_EXCEEDED",
-        `uploadSource: source would exceed the limit of ${limits.maxSourceBytes} bytes`,
-        { details: { limit: limits.maxSourceBytes } },
-      );
-    }
+    const tooLarge = sourceBytesRefusal(limits, "uploadSource", source.received.byteCount);
+    if (tooLarge) throw tooLarge;
     const check = new ManifestCheck(manifest, prefixOf(source));
     for (const chunk of [...fresh].sort((a, b) => a.index - b.index)) check.add(chunk);
     const checked = { mismatch: check.finish(), digestState: check.digestState };

@@ -34,6 +34,34 @@ export function parseInput<T>(schema: z.ZodType<T>, input: unknown, operation: s
   });
 }
 
+/** Why a chunk at `index` may not be stored (`E_SYNC_LIMIT_EXCEEDED`), or undefined. */
+export function chunkIndexRefusal(
+  limits: Limits,
+  operation: string,
+  index: number,
+): SyncError | undefined {
+  if (index < limits.maxChunksPerSource) return undefined;
+  return new SyncError(
+    "E_SYNC_LIMIT_EXCEEDED",
+    `${operation}: index ${index} is beyond the limit of ${limits.maxChunksPerSource} chunks`,
+    { details: { limit: limits.maxChunksPerSource, index } },
+  );
+}
+
+/** Why a source may not hold `byteCount` bytes (`E_SYNC_LIMIT_EXCEEDED`), or undefined. */
+export function sourceBytesRefusal(
+  limits: Limits,
+  operation: string,
+  byteCount: number,
+): SyncError | undefined {
+  if (byteCount <= limits.maxSourceBytes) return undefined;
+  return new SyncError(
+    "E_SYNC_LIMIT_EXCEEDED",
+    `${operation}: source would exceed the limit of ${limits.maxSourceBytes} bytes`,
+    { details: { limit: limits.maxSourceBytes } },
+  );
+}
+
 /** Throws `E_SYNC_LIMIT_EXCEEDED` when an id or scope is longer than the limit. */
 export function checkIdLengths(
   limits: Limits,
