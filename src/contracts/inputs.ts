@@ -134,6 +134,7 @@ export interface GcInput {
 }
 
 /** A NUL or a lone surrogate: no id may hold one (every backend stores ids as text). */
+// deno-lint-ignore no-control-regex
 const UNSTORABLE_TEXT =
   /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /**
