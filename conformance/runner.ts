@@ -19,6 +19,24 @@ export interface SuiteTarget {
   hooks?: readonly HarnessHook[];
   /** Run only cases whose name includes one of these strings. */
   only?: readonly string[];
+  /**
+   * Real-time bound of one case, harness setup and teardown included (default
+   * {@link DEFAULT_CASE_TIMEOUT_MS}): a case whose adapter never settles an operation
+   * fails with its name instead of hanging the run. Generous on purpose — it is a guard,
+   * never a wait; the suite's clock is manual.
+   */
+  caseTimeoutMs?: number;
+}
+
+/** Default real-time bound of one case: one minute. */
+export const DEFAULT_CASE_TIMEOUT_MS = 60_000;
+
+/** Thrown when a case (or its harness setup or teardown) outlives its deadline. */
+export class ConformanceTimeoutError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConformanceTimeoutError";
+  }
 }
 
 /** A case planned for a target: run it, or skip it with the reason. */
@@ -50,13 +68,67 @@ function skipReason(entry: ConformanceCase, target: SuiteTarget): string | undef
   return undefined;
 }
 
-async function runCase(entry: ConformanceCase, factory: ConformanceFactory): Promise<void> {
-  const context = await CaseContext.create(factory);
-  try {
-    await entry.run(context);
-  } finally {
-    await context.harness.close();
+/** The case deadline of `target`, checked. */
+function caseTimeout(target: SuiteTarget): number {
+  const ms = target.caseTimeoutMs ?? DEFAULT_CASE_TIMEOUT_MS;
+  if (!(typeof ms === "number" && Number.isFinite(ms) && ms > 0)) {
+    throw new RangeError(`caseTimeoutMs must be a positive number of ms, got ${ms}`);
   }
+  return ms;
+}
+
+/**
+ * Settles like `promise`, or rejects with a {@link ConformanceTimeoutError} naming
+ * `what` once `ms` of real time passed. The timer is cleared as soon as `promise`
+ * settles, so a passing case never waits for it.
+ */
+async function bounded<T>(promise: Promise<T>, ms: number, what: () => string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new ConformanceTimeoutError(what())), ms);
+  });
+  try {
+    return await Promise.race([promise, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+async function runCase(
+  entry: ConformanceCase,
+  factory: ConformanceFactory,
+  timeoutMs: number,
+): Promise<void> {
+  const name = JSON.stringify(entry.name);
+  const context = await bounded(
+    CaseContext.create(factory),
+    timeoutMs,
+    () => `case ${name}: the factory did not build a harness within ${timeoutMs} ms`,
+  );
+  let failure: { error: unknown } | undefined;
+  try {
+    await bounded(
+      entry.run(context),
+      timeoutMs,
+      () =>
+        `case ${name} did not finish within ${timeoutMs} ms (caseTimeoutMs): an adapter ` +
+        "operation, drain or notification never settled",
+    );
+  } catch (error) {
+    failure = { error };
+  }
+  // A case that timed out may leave work running: closing is bounded too, and the
+  // case's own failure wins over the teardown's.
+  try {
+    await bounded(
+      context.harness.close(),
+      timeoutMs,
+      () => `case ${name}: harness.close() did not settle within ${timeoutMs} ms`,
+    );
+  } catch (error) {
+    failure ??= { error };
+  }
+  if (failure) throw failure.error;
 }
 
 /**
@@ -90,13 +162,17 @@ export function planConformance(
   const selected = (name: string) =>
     !target.only || target.only.some((part) => name.includes(part));
   const planned: PlannedCase[] = [];
+  const timeoutMs = caseTimeout(target);
   if (selected(CAPABILITY_CHECK)) {
     const check = capabilityCheck(target);
-    planned.push({ name: check.name, run: () => runCase(check, target.factory) });
+    planned.push({ name: check.name, run: () => runCase(check, target.factory, timeoutMs) });
   }
   for (const entry of cases) {
     if (!selected(entry.name)) continue;
-    const next: PlannedCase = { name: entry.name, run: () => runCase(entry, target.factory) };
+    const next: PlannedCase = {
+      name: entry.name,
+      run: () => runCase(entry, target.factory, timeoutMs),
+    };
     const skip = skipReason(entry, target);
     if (skip) next.skip = skip;
     planned.push(next);

@@ -7,7 +7,7 @@
 import type { SyncAdapter } from "../src/contracts/adapter.ts";
 import type { Capability } from "../src/contracts/capabilities.ts";
 import type { Chunk, Job, Source } from "../src/contracts/domain.ts";
-import type { SyncHandler } from "../src/contracts/handler.ts";
+import type { ApplyContext, SyncHandler, VerifyContext } from "../src/contracts/handler.ts";
 import type { ManualClock } from "../src/clock.ts";
 import type { RandomSource } from "../src/policy/backoff.ts";
 import type { PolicyOverrides } from "../src/policy/policy.ts";
@@ -36,6 +36,38 @@ export interface ConformanceOracle {
   readJob?(scope: string, jobId: string): Promise<Job | undefined>;
 }
 
+/**
+ * Another adapter instance over the same storage, as another process would open it: its
+ * own engine, connections, caches and notifications (`ConformanceHarness.peer`).
+ */
+export interface ConformancePeer {
+  /** The other instance's adapter. */
+  adapter: SyncAdapter;
+  /** A worker of the other instance (adapters with concurrent workers). */
+  worker?: ConformanceWorker;
+  /** Closes the other instance (the harness's own adapter stays open). */
+  close(): Promise<void>;
+}
+
+/**
+ * Effects the suite's handler writes through the handler's context, in the backend's
+ * transaction where the adapter applies in one (`transactional-apply`), and reads back
+ * as committed. Proves exactly-once effects: a write whose attempt failed must vanish.
+ */
+export interface ConformanceEffects {
+  /**
+   * Writes `effect` through what the adapter spread into `context` (for example an
+   * insert through `ctx.sql`, or `ctx.db` in a Convex mutation). Called from `apply`
+   * or `verify`; must not wait for anything but that write.
+   */
+  write(
+    context: (ApplyContext | VerifyContext) & Record<string, unknown>,
+    effect: string,
+  ): Promise<void>;
+  /** Every committed effect, in any order (duplicates included). */
+  read(): Promise<string[]>;
+}
+
 /** What a factory returns: the adapter under test plus the suite's hooks into it. */
 export interface ConformanceHarness {
   adapter: SyncAdapter;
@@ -46,6 +78,14 @@ export interface ConformanceHarness {
   /** Closes and reopens the adapter over the same storage (required by `durable`). */
   restart?(): Promise<SyncAdapter>;
   oracle?: ConformanceOracle;
+  /**
+   * Opens another adapter instance over the same storage (hook `peer`): cases check that
+   * a cancel or a claim made through it fences the first instance's worker, which must
+   * read the stored record, not what it remembers.
+   */
+  peer?(owner: string): Promise<ConformancePeer>;
+  /** Effects written through the handler's context (hook `effects`). */
+  effects?: ConformanceEffects;
   /**
    * Chunks of the `scale:` case's source (default {@link DEFAULT_SCALE_CHUNKS}). A test
    * double whose every query scans all documents (convex-test) may choose fewer: there
@@ -75,7 +115,12 @@ export interface ConformanceFactoryInput {
 export type ConformanceFactory = (input: ConformanceFactoryInput) => Promise<ConformanceHarness>;
 
 /** Hooks a case needs beyond the adapter itself. */
-export type HarnessHook = "newWorker" | "restart" | keyof ConformanceOracle;
+export type HarnessHook =
+  | "newWorker"
+  | "restart"
+  | "peer"
+  | "effects"
+  | keyof ConformanceOracle;
 
 /** One named case. */
 export interface ConformanceCase {

@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { runConformance } from "../conformance/mod.ts";
 import { memoryTarget } from "./support/memory_harness.ts";
-import { MUTANTS, mutantTarget } from "./support/mutants.ts";
+import { DURABLE_CONTROL, MUTANTS, mutantTarget } from "./support/mutants.ts";
 
 describe("conformance suite catches seeded bugs", () => {
   test("control: the unbroken memory adapter passes every case", async () => {
@@ -12,6 +12,14 @@ describe("conformance suite catches seeded bugs", () => {
     const failed = results.filter((result) => result.status === "failed");
     assert.deepEqual(failed.map((result) => `${result.name}: ${result.reason}`), []);
     assert.ok(results.filter((result) => result.status === "passed").length > 0);
+  });
+
+  test("control: the unbroken memory store with a restart hook passes every case", async () => {
+    const results = await runConformance(mutantTarget(DURABLE_CONTROL));
+    const failed = results.filter((result) => result.status === "failed");
+    assert.deepEqual(failed.map((result) => `${result.name}: ${result.reason}`), []);
+    const durable = results.filter((result) => result.name.includes("durability:"));
+    assert.ok(durable.length > 0 && durable.every((result) => result.status === "passed"));
   });
 
   for (const mutant of MUTANTS) {

@@ -9,7 +9,7 @@ import type { Source } from "../../src/contracts/domain.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { type CaseContext, expectSyncError, utf8 } from "../context.ts";
 import type { ConformanceCase } from "../types.ts";
-import { append, createSource, storedChunkCount } from "./sources.ts";
+import { append, createSource, storedChunkCount } from "./support.ts";
 
 /** The adapter's `abandonSource` (every adapter has it). */
 function abandon(t: CaseContext, sourceId: string, scope: string = t.scope): Promise<Source> {

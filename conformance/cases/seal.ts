@@ -1,27 +1,29 @@
 /**
- * Cases: sealing a source against its manifest (fail closed, durable failures,
- * idempotent re-seal, supersede), manifest limits and malformed seal inputs.
+ * Cases `seal:`: sealing a source against its manifest — fail closed with durable
+ * failures, idempotent re-seal, expiry, empty sources, racing seals. Supersede is in
+ * `supersede.ts`.
  *
  * @module
  */
 
 import { compositeDigest, sha256Hex } from "../../src/checksum.ts";
 import type { Manifest } from "../../src/contracts/domain.ts";
-import type { SealSourceInput } from "../../src/contracts/inputs.ts";
-import type { SyncErrorCode } from "../../src/errors.ts";
+import { type SyncErrorCode } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { type CaseContext, expectSyncError, manifestFor, utf8 } from "../context.ts";
-import { BAD_SEAL_INPUTS, EMPTY_COMPOSITE_DIGEST, KNOWN_DIGESTS } from "../fixtures.ts";
-import type { ConformanceCase } from "../types.ts";
+import { EMPTY_COMPOSITE_DIGEST, KNOWN_DIGESTS } from "../fixtures.ts";
+import { type ConformanceCase } from "../types.ts";
 import {
   append,
+  chunkCount,
   createSource,
+  ids,
+  indexes,
   jobsOf,
-  LIMITS,
   SOURCE_TTL_MS,
   storedChunkCount,
   storedSource,
-} from "./sources.ts";
+} from "./support.ts";
 
 const ABC = ["a", "b", "c"].map(utf8);
 
@@ -183,6 +185,9 @@ const failureCases: ConformanceCase[] = SEAL_FAILURES.map((failure) => ({
     assertEquals(await jobsOf(t, conversationId), [], "still no job");
   },
 }));
+
+// ---------------------------------------------------------------------------------------
+// seal
 
 const sealCasesList: ConformanceCase[] = [
   {
@@ -459,109 +464,6 @@ const sealCasesList: ConformanceCase[] = [
     },
   },
   {
-    name: "seal: a newer source of the same conversation supersedes the older queued job",
-    async run(t) {
-      const conversationId = t.newConversationId();
-      const older = await t.uploadAndSeal([utf8("older")], { conversationId });
-      assertEquals(older.job.state, "queued", "older job queued");
-      t.clock.advance(20);
-      const newer = await t.uploadAndSeal([utf8("newer"), utf8("!")], { conversationId });
-      assertEquals(newer.job.state, "queued", "newer job queued");
-      const superseded = await t.job(older.job.jobId);
-      assertEquals(superseded.state, "cancelled", "older job state");
-      assertEquals(superseded.error?.code, "E_SYNC_JOB_SUPERSEDED", "older job error");
-      assertEquals(superseded.error?.retryable, false, "supersede is not retryable");
-      assertEquals(superseded.completedAt, t.clock.now(), "completedAt");
-      assertEquals((await t.job(newer.job.jobId)).state, "queued", "newer job still queued");
-      assertEquals(
-        (await t.adapter.getSource({ scope: t.scope, sourceId: older.source.sourceId })).state,
-        "sealed",
-        "older source stays sealed",
-      );
-      const states = (await jobsOf(t, conversationId)).map((j) => [j.jobId, j.state]);
-      assertEquals(
-        states.sort(),
-        [[older.job.jobId, "cancelled"], [newer.job.jobId, "queued"]].sort(),
-        "jobs of the conversation",
-      );
-      const done = await t.runToTerminal(newer.job.jobId);
-      assertEquals(done.state, "succeeded", "newer job runs");
-      assertEquals(
-        [...new Set(t.handler.calls.map((c) => c.jobId))],
-        [newer.job.jobId],
-        "only the newer job was applied",
-      );
-      assertEquals((await t.job(older.job.jobId)).state, "cancelled", "older job stays cancelled");
-    },
-  },
-  {
-    name: "seal: supersede also cancels an older job waiting to retry",
-    async run(t) {
-      const conversationId = t.newConversationId();
-      t.handler.onApply(() => {
-        throw new Error("transient");
-      });
-      const older = await t.uploadAndSeal([utf8("older")], { conversationId });
-      await t.harness.drain();
-      const waiting = await t.job(older.job.jobId);
-      assertEquals(waiting.state, "retry_wait", "older job waits to retry");
-      t.handler.onApply(undefined);
-      const newer = await t.uploadAndSeal([utf8("newer")], { conversationId });
-      const superseded = await t.job(older.job.jobId);
-      assertEquals(superseded.state, "cancelled", "older job state");
-      assertEquals(superseded.error?.code, "E_SYNC_JOB_SUPERSEDED", "older job error");
-      t.clock.set(waiting.runAt + 1);
-      assertEquals((await t.runToTerminal(newer.job.jobId)).state, "succeeded", "newer job");
-      assertEquals((await t.job(older.job.jobId)).state, "cancelled", "older stays cancelled");
-      assertEquals(
-        t.handler.applied.map((c) => c.jobId),
-        [newer.job.jobId],
-        "older job never applied again",
-      );
-    },
-  },
-  {
-    name: "seal: jobs of another conversation or another scope are not superseded",
-    async run(t) {
-      const conversationId = t.newConversationId();
-      const otherConversation = await t.uploadAndSeal([utf8("other conversation")]);
-      const otherScope = await t.uploadAndSeal([utf8("other scope")], {
-        scope: t.otherScope,
-        conversationId,
-      });
-      const before = [
-        await t.job(otherConversation.job.jobId),
-        await t.job(otherScope.job.jobId, t.otherScope),
-      ];
-      const sealed = await t.uploadAndSeal([utf8("mine")], { conversationId });
-      assertEquals(sealed.job.state, "queued", "new job");
-      assertEquals(
-        [await t.job(otherConversation.job.jobId), await t.job(otherScope.job.jobId, t.otherScope)],
-        before,
-        "jobs of another conversation and another scope",
-      );
-    },
-  },
-  {
-    name: "seal: a terminal job is not changed by a later seal of its conversation",
-    async run(t) {
-      const conversationId = t.newConversationId();
-      const first = await t.uploadAndSeal([utf8("first")], { conversationId });
-      const done = await t.runToTerminal(first.job.jobId);
-      assertEquals(done.state, "succeeded", "first job");
-      t.clock.advance(1_000);
-      const second = await t.uploadAndSeal([utf8("second")], { conversationId });
-      assertEquals(second.job.state, "queued", "second job");
-      assertEquals(await t.job(first.job.jobId), done, "the succeeded job is unchanged");
-      // A cancelled job is terminal too.
-      const cancelled = await t.adapter.cancelJob({ scope: t.scope, jobId: second.job.jobId });
-      t.clock.advance(1_000);
-      await t.uploadAndSeal([utf8("third")], { conversationId });
-      assertEquals(await t.job(second.job.jobId), cancelled, "the cancelled job is unchanged");
-      assertEquals(cancelled.error?.code, "E_SYNC_JOB_CANCELLED", "cancel is not a supersede");
-    },
-  },
-  {
     name: "seal: racing seals of one source with one manifest create one job",
     async run(t) {
       const { source, manifest } = await t.upload([utf8("race"), utf8("seal")]);
@@ -603,69 +505,7 @@ const sealCasesList: ConformanceCase[] = [
       );
     },
   },
-  {
-    name: "limits: manifest data over maxManifestDataBytes is refused; source stays collecting",
-    async run(t) {
-      const { source, manifest } = await t.upload([utf8("payload")]);
-      const before = await t.adapter.getSource({ scope: t.scope, sourceId: source.sourceId });
-      // {"k":"…"} is 8 bytes plus the string.
-      const over = { k: "x".repeat(LIMITS.maxManifestDataBytes - 7) };
-      const overInBytes = { k: "ß".repeat(LIMITS.maxManifestDataBytes / 2 - 2) };
-      for (const data of [over, overInBytes]) {
-        await expectSyncError(
-          () =>
-            t.adapter.sealSource({
-              scope: t.scope,
-              sourceId: source.sourceId,
-              manifest: { ...manifest, data },
-            }),
-          "E_SYNC_LIMIT_EXCEEDED",
-        );
-      }
-      assertEquals(
-        await t.adapter.getSource({ scope: t.scope, sourceId: source.sourceId }),
-        before,
-        "source after the refused seals",
-      );
-      assertEquals(await jobsOf(t, source.conversationId), [], "jobs");
-      const fits = { k: "x".repeat(LIMITS.maxManifestDataBytes - 8) };
-      const sealed = await t.adapter.sealSource({
-        scope: t.scope,
-        sourceId: source.sourceId,
-        manifest: { ...manifest, data: fits },
-      });
-      assertEquals(sealed.source.manifest?.data, fits, "data of exactly the limit is accepted");
-    },
-  },
-  {
-    name: "input: sealSource refuses every malformed input; the source stays collecting",
-    async run(t) {
-      const { source, manifest } = await t.upload([utf8("one"), utf8("two")]);
-      const valid: SealSourceInput = { scope: t.scope, sourceId: source.sourceId, manifest };
-      const before = await t.adapter.getSource({ scope: t.scope, sourceId: source.sourceId });
-      for (const entry of BAD_SEAL_INPUTS) {
-        try {
-          await expectSyncError(
-            () => t.adapter.sealSource(entry.input(valid) as SealSourceInput),
-            "E_SYNC_INVALID_ARGUMENT",
-          );
-          const after = await t.adapter.getSource({ scope: t.scope, sourceId: source.sourceId });
-          assertEquals(after.state, "collecting", "state");
-        } catch (error) {
-          throw new Error(`${entry.name}: ${(error as Error).message}`, { cause: error });
-        }
-      }
-      assertEquals(
-        await t.adapter.getSource({ scope: t.scope, sourceId: source.sourceId }),
-        before,
-        "source after the malformed seals",
-      );
-      assertEquals(await jobsOf(t, source.conversationId), [], "jobs");
-      const sealed = await t.adapter.sealSource(valid);
-      assertEquals(sealed.source.state, "sealed", "the valid input still seals");
-    },
-  },
 ];
 
-/** Seal cases. */
+/** Seal cases (the failures last). */
 export const sealCases: readonly ConformanceCase[] = [...sealCasesList, ...failureCases];

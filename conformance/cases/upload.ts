@@ -1,20 +1,20 @@
 /**
- * Cases: the one-call upload (`uploadSource`: create, append and seal at once, for
- * adapters declaring `one-call-upload`), and short jobs (one chunk), which a backend may
- * claim, apply and finish in one transaction.
+ * Cases `upload:` and `short job:`: the one-call upload (`uploadSource`: create, append
+ * and seal at once, for adapters declaring `one-call-upload`), and short jobs (one chunk),
+ * which a backend may claim, apply and finish in one transaction.
  *
  * @module
  */
 
 import { sha256Hex } from "../../src/checksum.ts";
 import { Capability } from "../../src/contracts/capabilities.ts";
-import type { Manifest, UploadSourceResult } from "../../src/contracts/domain.ts";
+import type { Chunk, Manifest, UploadSourceResult } from "../../src/contracts/domain.ts";
 import type { UploadChunkInput, UploadSourceInput } from "../../src/contracts/inputs.ts";
-import type { SyncErrorCode } from "../../src/errors.ts";
+import { type SyncErrorCode } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { type CaseContext, expectSyncError, manifestFor, utf8 } from "../context.ts";
-import type { ConformanceCase } from "../types.ts";
-import { append, createSource, jobsOf, LIMITS } from "./sources.ts";
+import { type ConformanceCase } from "../types.ts";
+import { append, chunkCount, createSource, indexes, jobsOf, LIMITS } from "./support.ts";
 
 const ABC = ["a", "b", "c"].map(utf8);
 
@@ -136,6 +136,9 @@ const BAD_UPLOADS: readonly BadUpload[] = [
     },
   },
 ];
+
+// ---------------------------------------------------------------------------------------
+// one-call upload
 
 const oneCallUploadCases: ConformanceCase[] = [
   {
@@ -290,6 +293,9 @@ const oneCallUploadCases: ConformanceCase[] = [
   })),
 ];
 
+// ---------------------------------------------------------------------------------------
+// short jobs
+
 const shortJobCases: ConformanceCase[] = [
   {
     name: "short job: a failing one-chunk job records one attempt per handler call, then succeeds",
@@ -342,4 +348,7 @@ const shortJobCases: ConformanceCase[] = [
 ];
 
 /** The one-call upload and short-job cases. */
-export const uploadCases: readonly ConformanceCase[] = [...oneCallUploadCases, ...shortJobCases];
+export const uploadCases: readonly ConformanceCase[] = [
+  ...oneCallUploadCases,
+  ...shortJobCases,
+];

@@ -7,10 +7,12 @@
 
 import {
   type Job,
+  type JobBase,
   type JsonValue,
   type Manifest,
   type RecordedError,
   type Source,
+  type SourceBase,
   SyncError,
   type SyncErrorCode,
   syncErrorFromJSON,
@@ -82,6 +84,34 @@ export function recordedErrorFromWire(wire: RecordedErrorWire): RecordedError {
   return error;
 }
 
+/** A copy of an extension's base (the same shape on both sides). */
+function sourceBaseCopy(base: SourceBase): SourceBase {
+  const copy: SourceBase = {
+    sourceId: base.sourceId,
+    chunkCount: base.chunkCount,
+    byteCount: base.byteCount,
+  };
+  if (base.itemCount !== undefined) copy.itemCount = base.itemCount;
+  return copy;
+}
+
+/** A copy of a job's base (the same shape on both sides). */
+function jobBaseCopy(base: JobBase): JobBase {
+  return { sourceId: base.sourceId, jobId: base.jobId, chunkCount: base.chunkCount };
+}
+
+/**
+ * The extension fields of a source, copied from `from` onto `to` (absent ones stay
+ * absent). Wire and record spell them alike.
+ */
+function copyExtensionFields(from: Source | SourceWire, to: Source | SourceWire): void {
+  if (from.base !== undefined) to.base = sourceBaseCopy(from.base);
+  if (from.chunkHome !== undefined) to.chunkHome = from.chunkHome;
+  if (from.extendedBy !== undefined) to.extendedBy = from.extendedBy;
+  if (from.homeRefs !== undefined) to.homeRefs = from.homeRefs;
+  if (from.digestState !== undefined) to.digestState = from.digestState;
+}
+
 /** A source as it travels. */
 export function sourceToWire(source: Source): SourceWire {
   const wire: SourceWire = {
@@ -100,6 +130,7 @@ export function sourceToWire(source: Source): SourceWire {
   if (source.metadata !== undefined) wire.metadataJson = JSON.stringify(source.metadata);
   if (source.sealedAt !== undefined) wire.sealedAt = source.sealedAt;
   if (source.chunksPurgedAt !== undefined) wire.chunksPurgedAt = source.chunksPurgedAt;
+  copyExtensionFields(source, wire);
   return wire;
 }
 
@@ -123,6 +154,7 @@ export function sourceFromWire(wire: SourceWire): Source {
   }
   if (wire.sealedAt !== undefined) source.sealedAt = wire.sealedAt;
   if (wire.chunksPurgedAt !== undefined) source.chunksPurgedAt = wire.chunksPurgedAt;
+  copyExtensionFields(wire, source);
   return source;
 }
 
@@ -150,6 +182,7 @@ export function jobToWire(job: Job): JobWire {
   if (job.error !== undefined) wire.error = recordedErrorToWire(job.error);
   if (job.startedAt !== undefined) wire.startedAt = job.startedAt;
   if (job.completedAt !== undefined) wire.completedAt = job.completedAt;
+  if (job.base !== undefined) wire.base = jobBaseCopy(job.base);
   return wire;
 }
 
@@ -181,6 +214,7 @@ export function jobFromWire(wire: JobWire): Job {
   if (wire.error !== undefined) job.error = recordedErrorFromWire(wire.error);
   if (wire.startedAt !== undefined) job.startedAt = wire.startedAt;
   if (wire.completedAt !== undefined) job.completedAt = wire.completedAt;
+  if (wire.base !== undefined) job.base = jobBaseCopy(wire.base);
   return job;
 }
 

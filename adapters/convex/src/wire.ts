@@ -30,6 +30,21 @@ export type RecordedErrorWire = {
   detailsJson?: string;
 };
 
+/** An extension's base on the wire (`SourceBase`). */
+export type SourceBaseWire = {
+  sourceId: string;
+  chunkCount: number;
+  byteCount: number;
+  itemCount?: number;
+};
+
+/** A job's base on the wire (`JobBase`). */
+export type JobBaseWire = {
+  sourceId: string;
+  jobId: string;
+  chunkCount: number;
+};
+
 /** A source on the wire. */
 export type SourceWire = {
   sourceId: string;
@@ -47,6 +62,13 @@ export type SourceWire = {
   sealedAt?: number;
   expiresAt: number;
   chunksPurgedAt?: number;
+  /** An extension's base (the source whose chunks it reuses). */
+  base?: SourceBaseWire;
+  /** Engine bookkeeping of extensions, stored and returned as the engine wrote it. */
+  chunkHome?: string;
+  extendedBy?: string;
+  homeRefs?: number;
+  digestState?: string;
 };
 
 /** A job on the wire. */
@@ -69,6 +91,8 @@ export type JobWire = {
   updatedAt: number;
   startedAt?: number;
   completedAt?: number;
+  /** The base's applied job an extension's job builds on. */
+  base?: JobBaseWire;
 };
 
 /** What `appendChunk` returns. */
@@ -119,6 +143,8 @@ export type CreateSourceArgs = {
   conversationId: string;
   sourceId?: string;
   metadataJson?: string;
+  /** Makes the source an extension of this sealed source. */
+  baseSourceId?: string;
 };
 
 /** Arguments of `appendChunk`: the chunk's bytes as an `ArrayBuffer` (`v.bytes()`). */
@@ -155,6 +181,8 @@ export type UploadSourceArgs = {
   conversationId: string;
   sourceId?: string;
   metadataJson?: string;
+  /** Makes the source an extension of this sealed source (chunks from its count on). */
+  baseSourceId?: string;
   chunks: UploadChunkWire[];
   manifest: ManifestWire;
 };
@@ -163,6 +191,12 @@ export type UploadSourceArgs = {
 export type GetSourceArgs = {
   scope: string;
   sourceId: string;
+};
+
+/** Arguments of `getLatestSource`. */
+export type GetLatestSourceArgs = {
+  scope: string;
+  conversationId: string;
 };
 
 /** Arguments of `listChunks`. */
@@ -186,6 +220,12 @@ export type ListJobsArgs = {
   state?: JobState;
   cursor?: string;
   limit?: number;
+};
+
+/** Arguments of `abandonSource`. */
+export type AbandonSourceArgs = {
+  scope: string;
+  sourceId: string;
 };
 
 /** Arguments of `cancelJob`. */

@@ -10,6 +10,7 @@ import {
   bindOperations,
   Capability,
   type Clock,
+  type ConversationLookup,
   type OneCallUpload,
   type PolicyOverrides,
   type RandomSource,
@@ -74,6 +75,8 @@ export interface PostgresAdapterOptions extends TableLocation {
 export interface PostgresAdapter extends SyncAdapter {
   /** Always present: this adapter declares `one-call-upload`. */
   uploadSource: OneCallUpload["uploadSource"];
+  /** Always present: this adapter declares `extensions`. */
+  getLatestSource: ConversationLookup["getLatestSource"];
   /** The largest chunk `appendChunk` accepts (the policy's limit). */
   readonly maxChunkBytes: number;
   /** The engine behind the adapter (`claimNextJob`, `runClaimedJob`, `runDueJobs`). */
@@ -99,6 +102,7 @@ const CAPABILITIES = [
   Capability.concurrentWorkers,
   Capability.transactionalApply,
   Capability.oneCallUpload,
+  Capability.extensions,
 ] as const;
 
 function invalid(message: string): SyncError {
@@ -203,6 +207,7 @@ export async function createPostgresAdapter(
   return {
     capabilities: CAPABILITIES,
     maxChunkBytes: engine.policy.limits.maxChunkBytes,
+    limits: engine.policy.limits,
     engine,
     store,
     driver,

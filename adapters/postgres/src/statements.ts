@@ -30,6 +30,8 @@ export interface StoreStatements {
   insertChunk: string;
   listChunkInfos: string;
   deleteChunks: string;
+  /** Deletes the chunks of a source from an index on (`idx >= $3`), on the primary key. */
+  deleteChunksFrom: string;
   getJob: string;
   lockJob: string;
   insertJob: string;
@@ -77,6 +79,9 @@ export function storeStatements(t: TableNames): StoreStatements {
       WHERE ${sourceKey} AND idx > $3::bigint ORDER BY idx LIMIT $4::integer`,
     deleteChunks: `WITH deleted AS (
         DELETE FROM ${t.chunks} WHERE ${sourceKey} RETURNING 1
+      ) SELECT count(*)::integer AS deleted FROM deleted`,
+    deleteChunksFrom: `WITH deleted AS (
+        DELETE FROM ${t.chunks} WHERE ${sourceKey} AND idx >= $3::bigint RETURNING 1
       ) SELECT count(*)::integer AS deleted FROM deleted`,
     getJob,
     lockJob: `${getJob} FOR UPDATE`,

@@ -189,12 +189,15 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
     return rows.map(chunkInfoOf);
   }
 
-  async deleteChunks(scope: string, sourceId: string): Promise<number> {
-    const [row] = await this.#query(
-      "deleteChunks",
-      this.#sql.deleteChunks,
-      this.#sourceKey(scope, sourceId),
-    );
+  async deleteChunks(scope: string, sourceId: string, fromIndex?: number): Promise<number> {
+    const key = this.#sourceKey(scope, sourceId);
+    // Chunk indexes start at 0: deleting from 0 (or below) is deleting them all.
+    const [row] = fromIndex === undefined || fromIndex <= 0
+      ? await this.#query("deleteChunks", this.#sql.deleteChunks, key)
+      : await this.#query("deleteChunks", this.#sql.deleteChunksFrom, [
+        ...key,
+        Math.ceil(fromIndex),
+      ]);
     return Number(row.deleted);
   }
 

@@ -1,6 +1,6 @@
 // The adapter's own behaviour beyond the conformance suite, on an in-memory PGlite:
 // names, error mapping, migrations, index plans, transactional apply through ctx.sql,
-// storable keys, the auto-mode worker on the injected clock, options.
+// storable keys, the auto-mode worker on the injected clock, options, extension records.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
@@ -407,4 +407,63 @@ test("close: a closed adapter refuses calls; a caller-owned driver stays open", 
   } finally {
     await driver.close();
   }
+});
+
+test("extensions: the records keep their links, chunks live in the home, a range delete spares the base", async () => {
+  const clock = new ManualClock(Date.UTC(2026, 0, 1));
+  await withAdapter({ clock }, async (adapter) => {
+    assert.ok(adapter.capabilities.includes("extensions"));
+    const scope = "s";
+    const conversationId = "conv";
+    assert.equal(await adapter.getLatestSource({ scope, conversationId }), null);
+    const parts = ["a;", "b;", "c;", "d;"].map((part) => encoder.encode(part));
+    const digests = await Promise.all(parts.map((part) => sha256Hex(part)));
+    const chunk = (index: number) => ({ index, bytes: parts[index], sha256: digests[index] });
+    const manifest = (count: number) => ({
+      chunkCount: count,
+      byteCount: parts.slice(0, count).reduce((sum, part) => sum + part.length, 0),
+      digest: compositeDigest(digests.slice(0, count)),
+    });
+    const base = await adapter.uploadSource({
+      scope,
+      conversationId,
+      sourceId: "base",
+      chunks: [chunk(0), chunk(1)],
+      manifest: manifest(2),
+    });
+    await adapter.drain();
+    clock.advance(1);
+    const ext = await adapter.uploadSource({
+      scope,
+      conversationId,
+      sourceId: "ext",
+      baseSourceId: "base",
+      chunks: [chunk(2), chunk(3)],
+      manifest: manifest(4),
+    });
+    assert.deepEqual(ext.source.base, { sourceId: "base", chunkCount: 2, byteCount: 4 });
+    assert.deepEqual(ext.job.base, { sourceId: "base", jobId: base.job.jobId, chunkCount: 2 });
+    // The records come back as the engine wrote them (the JSON record column).
+    assert.deepEqual(await adapter.getSource({ scope, sourceId: "ext" }), ext.source);
+    assert.deepEqual(await adapter.getJob({ scope, jobId: ext.job.jobId }), ext.job);
+    const stored = await adapter.driver.query(
+      `SELECT source_id, idx FROM ${adapter.tables.chunks} ORDER BY source_id, idx`,
+    );
+    assert.deepEqual(
+      stored.map((row) => [row.source_id, Number(row.idx)]),
+      [["base", 0], ["base", 1], ["base", 2], ["base", 3]],
+      "the extension's chunks went to its base's home; nothing was copied",
+    );
+    assert.equal((await adapter.getLatestSource({ scope, conversationId }))?.sourceId, "ext");
+    await adapter.drain();
+    assert.equal((await adapter.getJob({ scope, jobId: ext.job.jobId })).state, "succeeded");
+
+    // The range primitive: only index >= fromIndex goes.
+    const deleted = await adapter.store.transaction((tx) => tx.deleteChunks(scope, "base", 2));
+    assert.equal(deleted, 2);
+    const listed = await adapter.listChunks({ scope, sourceId: "base" });
+    assert.deepEqual(listed.items.map((info) => info.index), [0, 1]);
+    assert.equal(await adapter.store.transaction((tx) => tx.deleteChunks(scope, "base", 2)), 0);
+    assert.equal(await adapter.store.transaction((tx) => tx.deleteChunks(scope, "base")), 2);
+  });
 });

@@ -1,5 +1,5 @@
-// The full conformance suite on the embedded driver (PGlite): a fresh data dir per case,
-// restart = close PGlite and reopen the same directory.
+// The full conformance suite on the embedded driver (PGlite): one database, a fresh
+// schema per case; restart = close PGlite and reopen the same directory.
 import { after, test } from "node:test";
 import { nodeTestRegistrar, registerConformance } from "@zakstam/codex-sync-engine/conformance";
 import { PGliteTarget } from "./support/harness.ts";

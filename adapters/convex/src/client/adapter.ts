@@ -23,12 +23,14 @@ import {
 import type { DefaultFunctionArgs, FunctionReference } from "convex/server";
 import { jobFromWire, sourceFromWire, syncErrorFromWire } from "../codec.ts";
 import type {
+  AbandonSourceArgs,
   AppendChunkArgs,
   AppendResultWire,
   CancelJobArgs,
   CreateSourceArgs,
   GcArgs,
   GetJobArgs,
+  GetLatestSourceArgs,
   GetSourceArgs,
   JobWire,
   ListChunksArgs,
@@ -42,11 +44,13 @@ import type {
   UploadSourceResultWire,
 } from "../wire.ts";
 import {
+  abandonSourceArgs,
   appendChunkArgs,
   cancelJobArgs,
   createSourceArgs,
   gcArgs,
   getJobArgs,
+  getLatestSourceArgs,
   getSourceArgs,
   listChunksArgs,
   listJobsArgs,
@@ -76,8 +80,10 @@ export interface ConvexSyncFunctionReferences {
   appendChunk: Mutation<AppendChunkArgs, AppendResultWire>;
   sealSource: Mutation<SealSourceArgs, SealResultWire>;
   cancelJob: Mutation<CancelJobArgs, JobWire>;
+  abandonSource: Mutation<AbandonSourceArgs, SourceWire>;
   gc: Mutation<GcArgs, GcReport>;
   getSource: Query<GetSourceArgs, SourceWire>;
+  getLatestSource: Query<GetLatestSourceArgs, SourceWire | null>;
   listChunks: Query<ListChunksArgs, PageWire<ChunkInfo>>;
   getJob: Query<GetJobArgs, JobWire>;
   listJobs: Query<ListJobsArgs, PageWire<JobWire>>;
@@ -116,6 +122,7 @@ export const DEFAULT_POLL_INTERVAL_MS = 1_000;
 const CAPABILITIES: readonly Capability[] = [
   Capability.durable,
   Capability.transactionalApply,
+  Capability.extensions,
 ];
 
 const CAPABILITIES_WITH_UPLOAD: readonly Capability[] = [
@@ -197,6 +204,10 @@ export function createConvexSyncAdapter(options: ConvexSyncAdapterOptions): Sync
     async getSource(input): Promise<Source> {
       return sourceFromWire(await read(functions.getSource, getSourceArgs(input)));
     },
+    async getLatestSource(input): Promise<Source | null> {
+      const source = await read(functions.getLatestSource, getLatestSourceArgs(input));
+      return source === null ? null : sourceFromWire(source);
+    },
     async getJob(input): Promise<Job> {
       return jobFromWire(await read(functions.getJob, getJobArgs(input)));
     },
@@ -206,6 +217,9 @@ export function createConvexSyncAdapter(options: ConvexSyncAdapterOptions): Sync
     },
     async cancelJob(input): Promise<Job> {
       return jobFromWire(await mutate(functions.cancelJob, cancelJobArgs(input)));
+    },
+    async abandonSource(input): Promise<Source> {
+      return sourceFromWire(await mutate(functions.abandonSource, abandonSourceArgs(input)));
     },
     waitForTerminal(input): Promise<Job> {
       return waitForTerminal({

@@ -8,6 +8,8 @@
  */
 
 import {
+  type AbandonSourceInput,
+  abandonSourceInputSchema,
   type AppendChunkInput,
   appendChunkInputSchema,
   type CancelJobInput,
@@ -19,6 +21,8 @@ import {
   gcInputSchema,
   type GetJobInput,
   getJobInputSchema,
+  type GetLatestSourceInput,
+  getLatestSourceInputSchema,
   type GetSourceInput,
   getSourceInputSchema,
   type JsonValue,
@@ -38,11 +42,13 @@ import { toArrayBuffer } from "../bytes.ts";
 import { manifestToWire } from "../codec.ts";
 import { checkUploadChunkCount } from "../limits.ts";
 import type {
+  AbandonSourceArgs,
   AppendChunkArgs,
   CancelJobArgs,
   CreateSourceArgs,
   GcArgs,
   GetJobArgs,
+  GetLatestSourceArgs,
   GetSourceArgs,
   ListChunksArgs,
   ListJobsArgs,
@@ -118,6 +124,11 @@ export function getSourceArgs(input: GetSourceInput): GetSourceArgs {
   return defined(parseInput(getSourceInputSchema, input, "getSource"));
 }
 
+/** Arguments of `getLatestSource`. */
+export function getLatestSourceArgs(input: GetLatestSourceInput): GetLatestSourceArgs {
+  return defined(parseInput(getLatestSourceInputSchema, input, "getLatestSource"));
+}
+
 /** Arguments of `listChunks`. */
 export function listChunksArgs(input: ListChunksInput): ListChunksArgs {
   return defined(parseInput(listChunksInputSchema, input, "listChunks"));
@@ -131,6 +142,11 @@ export function getJobArgs(input: GetJobInput): GetJobArgs {
 /** Arguments of `listJobs`. */
 export function listJobsArgs(input: ListJobsInput): ListJobsArgs {
   return defined(parseInput(listJobsInputSchema, input, "listJobs"));
+}
+
+/** Arguments of `abandonSource`. */
+export function abandonSourceArgs(input: AbandonSourceInput): AbandonSourceArgs {
+  return defined(parseInput(abandonSourceInputSchema, input, "abandonSource"));
 }
 
 /** Arguments of `cancelJob`. */

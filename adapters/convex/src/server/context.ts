@@ -32,10 +32,12 @@ export type SyncOperationName =
   | "sealSource"
   | "uploadSource"
   | "getSource"
+  | "getLatestSource"
   | "listChunks"
   | "getJob"
   | "listJobs"
   | "cancelJob"
+  | "abandonSource"
   | "gc";
 
 /** One call to authorize: the operation and, except for `gc`, the scope it touches. */

@@ -37,6 +37,7 @@ import {
 } from "../codec.ts";
 import { checkUploadChunkCount, CONVEX_MAX_GC_SOURCES } from "../limits.ts";
 import type {
+  AbandonSourceArgs,
   AppendChunkArgs,
   AppendResultWire,
   CancelJobArgs,
@@ -44,6 +45,7 @@ import type {
   GcArgs,
   GcReport,
   GetJobArgs,
+  GetLatestSourceArgs,
   GetSourceArgs,
   JobWire,
   ListChunksArgs,
@@ -103,8 +105,16 @@ export interface SyncFunctions {
     Promise<MutationResult<UploadSourceResultWire>>
   >;
   cancelJob: RegisteredMutation<"public", CancelJobArgs, Promise<MutationResult<JobWire>>>;
+  /** Expires a collecting source at once (a client giving up on an upload). */
+  abandonSource: RegisteredMutation<
+    "public",
+    AbandonSourceArgs,
+    Promise<MutationResult<SourceWire>>
+  >;
   gc: RegisteredMutation<"public", GcArgs, Promise<MutationResult<GcReport>>>;
   getSource: RegisteredQuery<"public", GetSourceArgs, Promise<SourceWire>>;
+  /** The conversation's latest sealed source with its chunks, or null (capability `extensions`). */
+  getLatestSource: RegisteredQuery<"public", GetLatestSourceArgs, Promise<SourceWire | null>>;
   listChunks: RegisteredQuery<"public", ListChunksArgs, Promise<PageWire<ChunkInfo>>>;
   getJob: RegisteredQuery<"public", GetJobArgs, Promise<JobWire>>;
   listJobs: RegisteredQuery<"public", ListJobsArgs, Promise<PageWire<JobWire>>>;
@@ -187,8 +197,10 @@ function sealResultToWire(sealed: SealResult): SealResultWire {
  * folder, e.g. `convex/sync.ts`:
  *
  * ```ts
- * export const { createSource, appendChunk, sealSource, uploadSource, cancelJob, gc,
- *   getSource, listChunks, getJob, listJobs, worker } = defineSyncFunctions<DataModel>({
+ * export const { createSource, appendChunk, sealSource, uploadSource, cancelJob,
+ *   abandonSource, gc,
+ *   getSource, getLatestSource, listChunks, getJob, listJobs, worker } =
+ *   defineSyncFunctions<DataModel>({
  *   handler, authorize, worker: () => internal.sync.worker,
  * });
  * ```
@@ -214,6 +226,7 @@ export function defineSyncFunctions<DataModel extends GenericDataModel = Generic
         conversationId: v.string(),
         sourceId: v.optional(v.string()),
         metadataJson: v.optional(v.string()),
+        baseSourceId: v.optional(v.string()),
       },
       returns: mutationResultOf(sourceWire),
       handler: (ctx: GenericMutationCtx<DataModel>, args: CreateSourceArgs) =>
@@ -272,6 +285,7 @@ export function defineSyncFunctions<DataModel extends GenericDataModel = Generic
         conversationId: v.string(),
         sourceId: v.optional(v.string()),
         metadataJson: v.optional(v.string()),
+        baseSourceId: v.optional(v.string()),
         chunks: v.array(uploadChunkWire),
         manifest: manifestWire,
       },
@@ -291,6 +305,19 @@ export function defineSyncFunctions<DataModel extends GenericDataModel = Generic
             return uploaded;
           },
           (uploaded) => ({ ...sealResultToWire(uploaded), appended: uploaded.appended }),
+        ),
+    }),
+
+    abandonSource: mutationGeneric({
+      args: { scope: v.string(), sourceId: v.string() },
+      returns: mutationResultOf(sourceWire),
+      handler: (ctx: GenericMutationCtx<DataModel>, args: AbandonSourceArgs) =>
+        inMutation(
+          config,
+          ctx,
+          { operation: "abandonSource", scope: args.scope },
+          ({ engine }) => engine.abandonSource(args),
+          sourceToWire,
         ),
     }),
 
@@ -334,6 +361,19 @@ export function defineSyncFunctions<DataModel extends GenericDataModel = Generic
           { operation: "getSource", scope: args.scope },
           ({ engine }) => engine.getSource(args),
           sourceToWire,
+        ),
+    }),
+
+    getLatestSource: queryGeneric({
+      args: { scope: v.string(), conversationId: v.string() },
+      returns: v.union(sourceWire, v.null()),
+      handler: (ctx: GenericQueryCtx<DataModel>, args: GetLatestSourceArgs) =>
+        inQuery(
+          config,
+          ctx,
+          { operation: "getLatestSource", scope: args.scope },
+          ({ engine }) => engine.getLatestSource(args),
+          (source) => source === null ? null : sourceToWire(source),
         ),
     }),
 

@@ -1,7 +1,8 @@
 /**
  * Deleting chunk documents within a transaction's budget. What does not fit is left to
  * the background sweep (the worker's `sweep` task), which deletes the rest in further
- * transactions; until then the source's `purgePending` flag hides those chunks.
+ * transactions; until then the source's `purgePending` flag hides those chunks (all of
+ * them, or those from `purgeFrom` on: an expired extension's own chunks in a shared home).
  *
  * @module
  */
@@ -25,37 +26,54 @@ export function defaultDeleteBudget(): DeleteBudget {
 
 const PAGE = 64;
 
+/** What one {@link deleteChunkDocs} call did. */
+export interface DeletedChunkDocs {
+  /** No chunk document from `fromIndex` on is left. */
+  done: boolean;
+  /** Documents deleted with an index below `liveBelow` (the ones still counted live). */
+  live: number;
+  /** Every document left from `fromIndex` on has at least this index. */
+  next: number;
+}
+
 /**
- * Deletes the chunk documents (digests and bytes) of `source` while `budget` lasts;
- * true when none is left.
+ * Deletes the chunk documents (digests and bytes) of `source` with `index >= fromIndex`,
+ * lowest index first, while `budget` lasts. Documents at or above `liveBelow` were already
+ * deleted logically (an earlier deletion's pending rest); they are removed but not counted.
  */
 export async function deleteChunkDocs(
   db: SyncDbWriter,
   source: GenericId<"syncSources">,
   budget: DeleteBudget,
-): Promise<boolean> {
+  fromIndex = 0,
+  liveBelow = Number.POSITIVE_INFINITY,
+): Promise<DeletedChunkDocs> {
+  let live = 0;
+  let next = fromIndex;
   while (budget.chunks > 0 && budget.bytes > 0) {
     const page = await db.query("syncChunks")
-      .withIndex("by_source", (range) => range.eq("source", source))
+      .withIndex("by_source", (range) => range.eq("source", source).gte("index", next))
       .take(Math.min(PAGE, budget.chunks));
-    if (page.length === 0) return true;
+    if (page.length === 0) return { done: true, live, next };
     for (const chunk of page) {
       await db.delete(chunk.bytes);
       await db.delete(chunk._id);
+      if (chunk.index < liveBelow) live++;
+      next = chunk.index + 1;
       budget.chunks--;
       budget.bytes -= chunk.byteLength;
       if (budget.chunks <= 0 || budget.bytes <= 0) break;
     }
   }
   const left = await db.query("syncChunks")
-    .withIndex("by_source", (range) => range.eq("source", source))
+    .withIndex("by_source", (range) => range.eq("source", source).gte("index", next))
     .first();
-  return left === null;
+  return { done: left === null, live, next };
 }
 
 /**
  * One sweep step: deletes what the budget allows of the chunks of sources marked
- * `purgePending`; reports whether any remain.
+ * `purgePending` (those from the source's `purgeFrom` on); reports whether any remain.
  */
 export async function sweepPendingChunks(
   db: SyncDbWriter,
@@ -67,8 +85,10 @@ export async function sweepPendingChunks(
       .first();
   let source = await pending();
   while (source !== null && budget.chunks > 0 && budget.bytes > 0) {
-    if (!await deleteChunkDocs(db, source._id, budget)) return { remaining: true };
-    await db.patch(source._id, { purgePending: false });
+    const { done } = await deleteChunkDocs(db, source._id, budget, source.purgeFrom ?? 0);
+    if (!done) return { remaining: true };
+    // `undefined` removes the field.
+    await db.patch(source._id, { purgePending: false, purgeFrom: undefined });
     source = await pending();
   }
   return { remaining: source !== null };

@@ -18,7 +18,7 @@ import type { ChunkDoc, JobDoc, SourceDoc } from "./schema.ts";
 /** The bookkeeping fields of a stored source. */
 export type SourceBookkeeping = Pick<
   SourceDoc,
-  "storedChunks" | "purgePending" | "purgeable" | "purgeAt"
+  "storedChunks" | "purgePending" | "purgeFrom" | "purgeable" | "purgeAt"
 >;
 
 /** Bookkeeping of a source that was just created. */
@@ -57,6 +57,7 @@ export function sourceFields(
     ...sourceToWire(source),
     storedChunks: bookkeeping.storedChunks,
     purgePending: bookkeeping.purgePending,
+    ...(bookkeeping.purgeFrom === undefined ? {} : { purgeFrom: bookkeeping.purgeFrom }),
     ...purgeWindow(source, bookkeeping),
   };
 }

@@ -30,6 +30,11 @@ const sources = defineTable({
   storedChunks: v.number(),
   /** Chunks deleted logically; some documents still wait for the background sweep. */
   purgePending: v.boolean(),
+  /**
+   * With `purgePending`: only the chunks from this index on are deleted (absent: all). No
+   * chunk is stored there again until the sweep (or the insert itself) has removed them.
+   */
+  purgeFrom: v.optional(v.number()),
   /** Whether retention may purge the chunks, and from when (`purgeAt`). */
   purgeable: v.boolean(),
   purgeAt: v.number(),

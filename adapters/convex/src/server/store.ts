@@ -41,7 +41,18 @@ export interface ConvexStoreOptions {
   requestSweep?: () => Promise<void>;
   /** Chunks this invocation may delete at once (default {@link defaultDeleteBudget}). */
   deleteBudget?: DeleteBudget;
+  /**
+   * Chunk documents this invocation may read to count what a partial deletion left to the
+   * sweep (default {@link COUNT_BUDGET}).
+   */
+  countBudget?: number;
 }
+
+/**
+ * Default of {@link ConvexStoreOptions.countBudget}: a quarter of the 32 000 documents a
+ * Convex transaction reads.
+ */
+export const COUNT_BUDGET = 8192;
 
 // Non-terminal jobs of one conversation: with supersede (the default) each seal leaves
 // one, so this bound is never reached in practice.
@@ -51,6 +62,14 @@ const keyOf = (scope: string, id: string): string => `${scope.length}:${scope}:$
 
 function missing(what: string): SyncError {
   return new SyncError("E_SYNC_INTERNAL", `${what} is not stored`);
+}
+
+/**
+ * The index up to which a source's chunk documents are readable: the chunks from its
+ * pending deletion's `purgeFrom` on (all while a whole deletion is pending) are hidden.
+ */
+function readableEnd(doc: SourceDoc): number {
+  return doc.purgePending ? doc.purgeFrom ?? 0 : Number.POSITIVE_INFINITY;
 }
 
 /** One transaction's view; `wrote` records whether it changed anything. */
@@ -65,6 +84,7 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
   readonly #extras: TExtras;
   readonly #options: ConvexStoreOptions;
   readonly #budget: DeleteBudget;
+  #countBudget: number;
   // Documents read or written by this invocation: all its transactions are one Convex
   // transaction, so a cached document is current until this store changes it.
   readonly #sources = new Map<string, SourceDoc | null>();
@@ -79,6 +99,7 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
     this.#extras = extras;
     this.#options = options;
     this.#budget = options.deleteBudget ?? defaultDeleteBudget();
+    this.#countBudget = options.countBudget ?? COUNT_BUDGET;
   }
 
   /** Set when a transaction body threw after writing: the invocation must roll back. */
@@ -142,15 +163,9 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
     return doc;
   }
 
-  /** The source's document when its chunks are readable (not deleted, even logically). */
-  async #chunkOwner(scope: string, sourceId: string): Promise<SourceDoc | undefined> {
-    const doc = await this.#sourceDoc(scope, sourceId);
-    return doc && !doc.purgePending ? doc : undefined;
-  }
-
   async #chunkDoc(scope: string, sourceId: string, index: number): Promise<ChunkDoc | null> {
-    const owner = await this.#chunkOwner(scope, sourceId);
-    if (!owner) return null;
+    const owner = await this.#sourceDoc(scope, sourceId);
+    if (!owner || index >= readableEnd(owner)) return null;
     return await this.#db.query("syncChunks")
       .withIndex("by_source", (range) => range.eq("source", owner._id).eq("index", index))
       .unique();
@@ -175,7 +190,12 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
     patch: Partial<SourceBookkeeping>,
   ): Promise<void> {
     const { _id: _, _creationTime: __, ...fields } = doc;
-    await this.#putSource(state, doc, { ...fields, ...patch });
+    const next = { ...fields, ...patch };
+    // A field patched to `undefined` is dropped (a replaced document has no undefined).
+    for (const key of Object.keys(patch) as (keyof typeof patch)[]) {
+      if (patch[key] === undefined) delete next[key];
+    }
+    await this.#putSource(state, doc, next);
   }
 
   /** A sealed source's chunks become purgeable when its job ends. */
@@ -191,6 +211,44 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
       purgeable: true,
       purgeAt: job.completedAt ?? job.updatedAt,
     });
+  }
+
+  /**
+   * Finishes the pending deletion of `owner`'s chunks before a chunk is stored where they
+   * were, so that the sweep cannot delete the new one. What does not fit this transaction's
+   * budget is refused (retryable): the sweep, requested by the deletion, runs at once, and a
+   * retry then succeeds.
+   */
+  async #clearPendingRange(state: TransactionState, owner: SourceDoc): Promise<SourceDoc> {
+    const from = owner.purgeFrom ?? 0;
+    const { done } = await deleteChunkDocs(this.#writer(state), owner._id, this.#budget, from);
+    if (!done) {
+      // Thrown after writing: the mutation rolls back; the sweep already requested goes on.
+      throw new SyncError(
+        "E_SYNC_BACKEND_UNAVAILABLE",
+        `chunks of ${owner.sourceId} from index ${from} are still being deleted; retry shortly`,
+        { retryable: true, details: { sourceId: owner.sourceId, fromIndex: from } },
+      );
+    }
+    await this.#patchBookkeeping(state, owner, { purgePending: false, purgeFrom: undefined });
+    return (await this.#sourceDoc(owner.scope, owner.sourceId))!;
+  }
+
+  /**
+   * Live chunk documents of `owner` with `next <= index < end`, read within the count
+   * budget; undefined when there are more than it allows.
+   */
+  async #countLive(owner: SourceDoc, next: number, end: number): Promise<number | undefined> {
+    if (next >= end) return 0;
+    const docs = await this.#db.query("syncChunks")
+      .withIndex("by_source", (range) => {
+        const from = range.eq("source", owner._id).gte("index", next);
+        return end === Number.POSITIVE_INFINITY ? from : from.lt("index", end);
+      })
+      .take(this.#countBudget + 1);
+    if (docs.length > this.#countBudget) return undefined;
+    this.#countBudget -= docs.length;
+    return docs.length;
   }
 
   async #requestSweep(): Promise<void> {
@@ -237,8 +295,9 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
         return { ...chunkInfoOf(doc), bytes: new Uint8Array(stored.bytes) };
       },
       insertChunk: async (scope, sourceId, chunk) => {
-        const owner = await this.#sourceDoc(scope, sourceId);
+        let owner = await this.#sourceDoc(scope, sourceId);
         if (!owner) throw missing(`source ${sourceId}`);
+        if (chunk.index >= readableEnd(owner)) owner = await this.#clearPendingRange(state, owner);
         const db = this.#writer(state);
         const bytes = await db.insert("syncChunkBytes", { bytes: toArrayBuffer(chunk.bytes) });
         await db.insert("syncChunks", {
@@ -252,20 +311,50 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
         await this.#patchBookkeeping(state, owner, { storedChunks: owner.storedChunks + 1 });
       },
       listChunkInfos: async (scope, sourceId, afterIndex, limit): Promise<ChunkInfo[]> => {
-        const owner = await this.#chunkOwner(scope, sourceId);
+        const owner = await this.#sourceDoc(scope, sourceId);
         if (!owner) return [];
+        const end = readableEnd(owner);
+        if (afterIndex + 1 >= end) return [];
         const docs = await this.#db.query("syncChunks")
-          .withIndex("by_source", (range) => range.eq("source", owner._id).gt("index", afterIndex))
+          .withIndex("by_source", (range) => {
+            const after = range.eq("source", owner._id).gt("index", afterIndex);
+            return end === Number.POSITIVE_INFINITY ? after : after.lt("index", end);
+          })
           .take(limit);
         return docs.map(chunkInfoOf);
       },
-      deleteChunks: async (scope, sourceId) => {
+      deleteChunks: async (scope, sourceId, fromIndex) => {
         const owner = await this.#sourceDoc(scope, sourceId);
-        if (!owner || (owner.storedChunks === 0 && !owner.purgePending)) return 0;
-        const deleted = owner.storedChunks;
-        const done = await deleteChunkDocs(this.#writer(state), owner._id, this.#budget);
-        await this.#patchBookkeeping(state, owner, { storedChunks: 0, purgePending: !done });
-        if (!done) await this.#requestSweep();
+        if (!owner) return 0;
+        const from = fromIndex === undefined ? 0 : Math.max(0, Math.ceil(fromIndex));
+        // Chunks from `end` on are deleted already (logically): only those below count.
+        const end = readableEnd(owner);
+        if (from >= end || (owner.storedChunks === 0 && !owner.purgePending)) return 0;
+        const result = await deleteChunkDocs(
+          this.#writer(state),
+          owner._id,
+          this.#budget,
+          from,
+          end,
+        );
+        let deleted: number;
+        if (from === 0) deleted = owner.storedChunks;
+        else if (result.done) deleted = result.live;
+        else {
+          const rest = await this.#countLive(owner, result.next, end);
+          // Past the count budget: the chunks below `from` are taken as all stored, as they
+          // are in a chunk home (the sealed sources an extension reuses).
+          deleted = rest === undefined
+            ? Math.min(owner.storedChunks, Math.max(result.live, owner.storedChunks - from))
+            : result.live + rest;
+        }
+        const patch: Partial<SourceBookkeeping> = {
+          storedChunks: owner.storedChunks - deleted,
+          purgePending: !result.done,
+          purgeFrom: result.done || from === 0 ? undefined : from,
+        };
+        await this.#patchBookkeeping(state, owner, patch);
+        if (!result.done) await this.#requestSweep();
         return deleted;
       },
 

@@ -9,10 +9,12 @@
 import { type GenericValidator, v, type Validator } from "convex/values";
 import type {
   AppendResultWire,
+  JobBaseWire,
   JobWire,
   ManifestWire,
   RecordedErrorWire,
   SealResultWire,
+  SourceBaseWire,
   SourceWire,
   SyncErrorWire,
   UploadChunkWire,
@@ -59,6 +61,19 @@ const recordedErrorWire: V<RecordedErrorWire> = v.object({
   detailsJson: v.optional(v.string()),
 });
 
+const sourceBase: V<SourceBaseWire> = v.object({
+  sourceId: v.string(),
+  chunkCount: v.number(),
+  byteCount: v.number(),
+  itemCount: v.optional(v.number()),
+});
+
+const jobBase: V<JobBaseWire> = v.object({
+  sourceId: v.string(),
+  jobId: v.string(),
+  chunkCount: v.number(),
+});
+
 /** The fields of {@link SourceWire}. */
 export const sourceWireFields = {
   sourceId: v.string(),
@@ -75,6 +90,11 @@ export const sourceWireFields = {
   sealedAt: v.optional(v.number()),
   expiresAt: v.number(),
   chunksPurgedAt: v.optional(v.number()),
+  base: v.optional(sourceBase),
+  chunkHome: v.optional(v.string()),
+  extendedBy: v.optional(v.string()),
+  homeRefs: v.optional(v.number()),
+  digestState: v.optional(v.string()),
 };
 
 /** The fields of {@link JobWire}. */
@@ -97,6 +117,7 @@ export const jobWireFields = {
   updatedAt: v.number(),
   startedAt: v.optional(v.number()),
   completedAt: v.optional(v.number()),
+  base: v.optional(jobBase),
 };
 
 /** Validator of {@link SourceWire}. */

@@ -43,6 +43,7 @@ export const CONVEX_CAPABILITIES = [
   Capability.durable,
   Capability.transactionalApply,
   Capability.oneCallUpload,
+  Capability.extensions,
 ] as const;
 
 /** Reads (and damages) the sync tables directly. */

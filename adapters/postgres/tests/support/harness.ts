@@ -106,6 +106,8 @@ interface CaseStorage {
   oracleDb(adapter: PostgresAdapter): SqlExecutor;
   /** Releases the case's storage after its adapter closed. */
   dispose(): Promise<void>;
+  /** Restarts the database process itself, between the adapter's close and reopen. */
+  restart?(): Promise<void>;
 }
 
 function harnessOver(
@@ -132,6 +134,7 @@ function harnessOver(
       },
       restart: async () => {
         await adapter.close();
+        await storage.restart?.();
         adapter = await open();
         return adapter;
       },
@@ -175,13 +178,16 @@ async function removeDir(dir: string): Promise<void> {
 }
 
 /**
- * PGlite: a template data dir initialised once, copied for each case, and the
- * WebAssembly module compiled once (opening then takes a fraction of the time).
+ * PGlite: one database for the whole suite, a fresh schema per case (opening PGlite
+ * costs about a second; a schema a few milliseconds), the WebAssembly module compiled
+ * once. Restart closes PGlite itself and reopens the same data dir, so durability is
+ * still that of PGlite's files.
  */
 export class PGliteTarget {
   readonly #root: string;
   readonly #options: PGliteOptions;
   #template: Promise<string> | undefined;
+  #shared: Promise<{ dataDir: string; driver: PostgresDriver }> | undefined;
   #cases = 0;
 
   private constructor(root: string, options: PGliteOptions) {
@@ -214,25 +220,51 @@ export class PGliteTarget {
     return dir;
   }
 
+  /** The suite's one PGlite database (opened on first use, reopened by restarts). */
+  #database(): Promise<{ dataDir: string; driver: PostgresDriver }> {
+    return this.#shared ??= this.freshDataDir().then(async (dataDir) => ({
+      dataDir,
+      driver: await createPGliteDriver({ dataDir, options: this.#options }),
+    }));
+  }
+
   readonly factory: ConformanceFactory = async (input) => {
-    const dataDir = await this.freshDataDir();
+    let { driver } = await this.#database();
+    const schema = `case_${++this.#cases}`;
     return await harnessOver(input, {
-      options: () => ({ dataDir, pgliteOptions: this.#options }),
+      options: () => ({ driver, schema, tablePrefix: "sync_" }),
       // PGlite serves one caller at a time: the oracle shares the adapter's instance.
       oracleDb: (adapter) => adapter.driver,
-      dispose: () => removeDir(dataDir),
+      dispose: async () => {
+        await driver.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      },
+      restart: async () => {
+        const { dataDir } = await this.#database();
+        await driver.close();
+        const reopened = createPGliteDriver({ dataDir, options: this.#options });
+        this.#shared = reopened.then((next) => ({ dataDir, driver: next }));
+        driver = await reopened;
+      },
     });
   };
 
   target(): SuiteTarget {
     return {
       factory: this.factory,
-      capabilities: ["durable", "concurrent-workers", "transactional-apply", "one-call-upload"],
+      capabilities: [
+        "durable",
+        "concurrent-workers",
+        "transactional-apply",
+        "one-call-upload",
+        "extensions",
+      ],
       hooks: POSTGRES_HOOKS,
     };
   }
 
   async dispose(): Promise<void> {
+    const shared = await this.#shared?.catch(() => undefined);
+    await shared?.driver.close().catch(() => {});
     await removeDir(this.#root).catch(() => {});
   }
 }
@@ -267,7 +299,13 @@ export class ServerTarget {
   target(): SuiteTarget {
     return {
       factory: this.factory,
-      capabilities: ["durable", "concurrent-workers", "transactional-apply", "one-call-upload"],
+      capabilities: [
+        "durable",
+        "concurrent-workers",
+        "transactional-apply",
+        "one-call-upload",
+        "extensions",
+      ],
       hooks: POSTGRES_HOOKS,
     };
   }

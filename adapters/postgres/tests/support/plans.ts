@@ -58,6 +58,7 @@ export function sampleStatements(tables: TableNames): Array<[string, string, unk
     ["getChunk", sql.getChunk, [...source, 0]],
     ["listChunkInfos", sql.listChunkInfos, [...source, -1, 1000]],
     ["deleteChunks", sql.deleteChunks, source],
+    ["deleteChunksFrom", sql.deleteChunksFrom, [...source, 3]],
     ["getJob", sql.getJob, job],
     ["lockJob", sql.lockJob, job],
     [
@@ -149,6 +150,12 @@ export async function planStatements(
 
 /** Indexes (without the prefix) of which one must serve each of these statements. */
 export const EXPECTED_INDEXES: Readonly<Record<string, readonly string[]>> = {
+  // The chunk key (scope, source_id, idx) serves every chunk statement, a range too.
+  getChunkInfo: ["chunks_pkey"],
+  getChunk: ["chunks_pkey"],
+  listChunkInfos: ["chunks_pkey"],
+  deleteChunks: ["chunks_pkey"],
+  deleteChunksFrom: ["chunks_pkey"],
   findClaimableJob: ["jobs_due"],
   nextRunAt: ["jobs_due"],
   listActiveJobs: ["jobs_active"],
@@ -163,6 +170,9 @@ export const EXPECTED_INDEXES: Readonly<Record<string, readonly string[]>> = {
   "listJobs(state)": ["jobs_state", "jobs_active"],
   "listJobs(state,after)": ["jobs_state", "jobs_active"],
 };
+
+/** Range statements whose index condition must bound `idx` too (not just the source). */
+const IDX_RANGES = new Set(["listChunkInfos", "deleteChunksFrom"]);
 
 /** Partial indexes: a scan of one without a condition still reads only live rows. */
 const PARTIAL_INDEXES = new Set([
@@ -189,6 +199,11 @@ export function planProblems(plans: readonly StatementPlan[], prefix: string): s
       ) {
         problems.push(`${plan.name}: reads all of index ${scan.index}`);
       }
+    }
+    if (IDX_RANGES.has(plan.name) && !plan.scans.some((scan) => /\bidx\b/.test(scan.cond ?? ""))) {
+      problems.push(
+        `${plan.name}: no index condition on idx, planned ${JSON.stringify(plan.scans)}`,
+      );
     }
     const expected = EXPECTED_INDEXES[plan.name]?.map((name) => `${prefix}${name}`);
     if (expected && !plan.scans.some((scan) => expected.includes(scan.index ?? ""))) {

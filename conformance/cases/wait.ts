@@ -1,0 +1,188 @@
+/**
+ * Cases `wait:`: `waitForTerminal` — woken by change notification, bounded by
+ * `timeoutMs` on the adapter's clock and by an `AbortSignal`, never changing the job.
+ *
+ * @module
+ */
+
+import type { JobState } from "../../src/contracts/domain.ts";
+import { nonRetryable } from "../../src/errors.ts";
+import { assert, assertEquals } from "../assert.ts";
+import { expectSyncError } from "../context.ts";
+import { textChunks } from "../payloads.ts";
+import { type ConformanceCase } from "../types.ts";
+import { settleWithin, track, turnsUntil } from "./support.ts";
+
+// ---------------------------------------------------------------------------------------
+// wait
+
+const waitList: ConformanceCase[] = [
+  {
+    name: "wait: resolves with the terminal snapshot once the job finishes",
+    async run(t) {
+      const sealed = await t.uploadAndSeal(textChunks(3, "wait"));
+      const waiting = track(t.adapter.waitForTerminal({ scope: t.scope, jobId: sealed.job.jobId }));
+      assert(!(await turnsUntil(() => waiting.settled, 5)), "resolved while the job is queued");
+      await t.harness.drain();
+      const done = await settleWithin(waiting.promise, "waitForTerminal after the job finished");
+      assertEquals(done.state, "succeeded", "state");
+      assertEquals(done, await t.job(sealed.job.jobId), "the stored terminal snapshot");
+    },
+  },
+  {
+    name: "wait: resolves at once for succeeded, failed and cancelled jobs",
+    async run(t) {
+      const ok = await t.uploadAndSeal(textChunks(1, "ok"));
+      const bad = await t.uploadAndSeal(textChunks(1, "bad"));
+      const stop = await t.uploadAndSeal(textChunks(1, "stop"));
+      await t.adapter.cancelJob({ scope: t.scope, jobId: stop.job.jobId });
+      t.handler.onApply((_chunk, context) => {
+        if (context.job.jobId === bad.job.jobId) throw nonRetryable(new Error("fatal"));
+      });
+      await t.harness.drain();
+      const expected: [string, JobState][] = [
+        [ok.job.jobId, "succeeded"],
+        [bad.job.jobId, "failed"],
+        [stop.job.jobId, "cancelled"],
+      ];
+      for (const [jobId, state] of expected) {
+        const stored = await t.job(jobId);
+        assertEquals(stored.state, state, `${state}: stored state`);
+        const waited = await settleWithin(
+          t.adapter.waitForTerminal({ scope: t.scope, jobId, timeoutMs: 1_000 }),
+          `waitForTerminal on a ${state} job`,
+        );
+        assertEquals(waited, stored, `${state}: waitForTerminal returns the snapshot`);
+      }
+    },
+  },
+  {
+    name: "wait: resolves when the job is cancelled or fails while waiting",
+    async run(t) {
+      const stop = await t.uploadAndSeal(textChunks(1, "stop"));
+      const waitingStop = track(
+        t.adapter.waitForTerminal({ scope: t.scope, jobId: stop.job.jobId }),
+      );
+      assert(!(await turnsUntil(() => waitingStop.settled, 5)), "resolved before cancel");
+      const cancelled = await t.adapter.cancelJob({ scope: t.scope, jobId: stop.job.jobId });
+      assertEquals(
+        await settleWithin(waitingStop.promise, "waitForTerminal after cancel"),
+        cancelled,
+        "the cancelled snapshot",
+      );
+      t.handler.onApply(() => {
+        throw new Error("keeps failing");
+      });
+      const bad = await t.uploadAndSeal(textChunks(1, "bad"));
+      const waitingBad = track(t.adapter.waitForTerminal({ scope: t.scope, jobId: bad.job.jobId }));
+      await t.harness.drain();
+      assert(!(await turnsUntil(() => waitingBad.settled, 5)), "resolved in retry_wait");
+      const failed = await t.runToTerminal(bad.job.jobId);
+      assertEquals(failed.state, "failed", "state");
+      assertEquals(
+        await settleWithin(waitingBad.promise, "waitForTerminal after failure"),
+        failed,
+        "the failed snapshot",
+      );
+    },
+  },
+  {
+    name: "wait: timeoutMs elapses on the adapter's clock with E_SYNC_TIMEOUT, job untouched",
+    async run(t) {
+      const sealed = await t.uploadAndSeal(textChunks(2, "timeout"));
+      const before = await t.job(sealed.job.jobId);
+      const timers = t.clock.pendingTimers;
+      const waiting = track(
+        t.adapter.waitForTerminal({ scope: t.scope, jobId: before.jobId, timeoutMs: 5_000 }),
+      );
+      // Let the adapter arm its timer on the suite's clock before time moves.
+      await turnsUntil(() => t.clock.pendingTimers > timers || waiting.settled, 50);
+      assert(!waiting.settled, "waitForTerminal settled before the timeout");
+      t.clock.advance(4_999);
+      assert(!(await turnsUntil(() => waiting.settled, 5)), "timed out before timeoutMs");
+      t.clock.advance(1);
+      await expectSyncError(
+        settleWithin(waiting.promise, "waitForTerminal after timeoutMs"),
+        "E_SYNC_TIMEOUT",
+      );
+      assertEquals(await t.job(before.jobId), before, "job untouched by the timeout");
+      await t.harness.drain();
+      assertEquals((await t.job(before.jobId)).state, "succeeded", "the job still runs");
+    },
+  },
+  {
+    name: "wait: an AbortSignal ends the wait with E_SYNC_ABORTED, job untouched",
+    async run(t) {
+      const sealed = await t.uploadAndSeal(textChunks(2, "abort"));
+      const before = await t.job(sealed.job.jobId);
+      const controller = new AbortController();
+      const waiting = track(
+        t.adapter.waitForTerminal({
+          scope: t.scope,
+          jobId: before.jobId,
+          signal: controller.signal,
+        }),
+      );
+      assert(!(await turnsUntil(() => waiting.settled, 5)), "settled before abort");
+      controller.abort();
+      await expectSyncError(
+        settleWithin(waiting.promise, "waitForTerminal after abort"),
+        "E_SYNC_ABORTED",
+      );
+      await expectSyncError(
+        t.adapter.waitForTerminal({
+          scope: t.scope,
+          jobId: before.jobId,
+          signal: AbortSignal.abort(),
+        }),
+        "E_SYNC_ABORTED",
+      );
+      assertEquals(await t.job(before.jobId), before, "job untouched by the aborts");
+      await t.harness.drain();
+      assertEquals((await t.job(before.jobId)).state, "succeeded", "the job still runs");
+    },
+  },
+  {
+    name: "wait: an unknown job or another scope's job is E_SYNC_JOB_NOT_FOUND",
+    async run(t) {
+      const sealed = await t.uploadAndSeal(textChunks(1, "scoped"));
+      await expectSyncError(
+        t.adapter.waitForTerminal({ scope: t.scope, jobId: "no-such-job", timeoutMs: 1_000 }),
+        "E_SYNC_JOB_NOT_FOUND",
+      );
+      await expectSyncError(
+        t.adapter.waitForTerminal({
+          scope: t.otherScope,
+          jobId: sealed.job.jobId,
+          timeoutMs: 1_000,
+        }),
+        "E_SYNC_JOB_NOT_FOUND",
+      );
+    },
+  },
+  {
+    name: "wait: malformed inputs are E_SYNC_INVALID_ARGUMENT",
+    async run(t) {
+      const sealed = await t.uploadAndSeal(textChunks(1, "bad-input"));
+      const jobId = sealed.job.jobId;
+      const bad: unknown[] = [
+        { scope: t.scope, jobId, timeoutMs: -1 },
+        { scope: t.scope, jobId, timeoutMs: Number.NaN },
+        { scope: t.scope, jobId: "" },
+        { scope: "", jobId },
+        { scope: t.scope, jobId, signal: "not a signal" },
+      ];
+      for (const input of bad) {
+        await expectSyncError(
+          () => t.adapter.waitForTerminal(input as Parameters<typeof t.adapter.waitForTerminal>[0]),
+          "E_SYNC_INVALID_ARGUMENT",
+        );
+      }
+    },
+  },
+];
+
+/** Wait cases. */
+export const waitCases: readonly ConformanceCase[] = [
+  ...waitList,
+];
