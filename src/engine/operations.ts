@@ -546,7 +546,7 @@ export class SourceOperations<TExtras extends object> {
     let source = this.#newSource(args, sourceId, now);
     let base: Source | undefined;
     if (args.baseSourceId !== undefined) {
-      const resolved = await this.#resolveBase(tx, args, args.baseSourceId, sourceId, op);
+      const resolved = await this.#resolveBase(tx, args, args.baseSourceId, sourceId, now, op);
       if ("error" in resolved) return resolved;
       base = resolved.value;
       source = extendSource(source, base, await this.#digestStateOf(tx, base));
@@ -568,6 +568,7 @@ export class SourceOperations<TExtras extends object> {
     args: { scope: string; conversationId: string },
     baseSourceId: string,
     sourceId: string,
+    now: number,
     op: string,
   ): Promise<Outcome<Source>> {
     const base = await tx.lockSource(args.scope, baseSourceId);
@@ -584,7 +585,7 @@ export class SourceOperations<TExtras extends object> {
     if (base.conversationId !== args.conversationId) {
       return refuse("E_SYNC_INVALID_ARGUMENT", "belongs to another conversation");
     }
-    if (base.state === "expired" || base.chunksPurgedAt !== undefined) {
+    if (base.state === "expired" || isPastTtl(base, now) || base.chunksPurgedAt !== undefined) {
       return refuse("E_SYNC_SOURCE_EXPIRED", "no longer has its chunks stored");
     }
     if (base.state !== "sealed" || !base.manifest) {
@@ -730,6 +731,7 @@ export class SourceOperations<TExtras extends object> {
         args,
         args.baseSourceId,
         sourceId,
+        now,
         "uploadSource",
       );
       if ("error" in resolved) return resolved;
@@ -781,7 +783,9 @@ export class SourceOperations<TExtras extends object> {
   ): Promise<Outcome<SealResult>> {
     const { mismatch } = checked;
     if (mismatch) {
-      await write(sealFailed(source, manifest, recordError(mismatch), now));
+      const failed = sealFailed(source, manifest, recordError(mismatch), now);
+      await write(failed);
+      if (failed.base) await this.#releaseBase(tx, failed, now);
       return { error: mismatch };
     }
     const jobId = this.#ctx.generateId();
@@ -858,13 +862,24 @@ export class SourceOperations<TExtras extends object> {
   async #expire(tx: StoreTransaction<TExtras>, source: Source, now: number): Promise<number> {
     const expired = expireSource(source, now);
     if (!source.base) return await this.#releaseHome(tx, expired);
-    const own = await tx.deleteChunks(source.scope, chunkHomeOf(source), source.base.chunkCount);
     await tx.updateSource(expired);
-    const base = await tx.lockSource(source.scope, source.base.sourceId);
-    if (base?.extendedBy === source.sourceId) {
+    return await this.#releaseBase(tx, expired, now);
+  }
+
+  /**
+   * An extension that will never be sealed (expired, or its seal failed), already
+   * written as such: its own chunks are deleted, its base may be extended again, and it
+   * stops using its chunk home. Returns how many chunks were deleted.
+   */
+  async #releaseBase(tx: StoreTransaction<TExtras>, ended: Source, now: number): Promise<number> {
+    const reused = ended.base!;
+    const own = await tx.deleteChunks(ended.scope, chunkHomeOf(ended), reused.chunkCount);
+    const base = await tx.lockSource(ended.scope, reused.sourceId);
+    if (base?.extendedBy === ended.sourceId) {
       await tx.updateSource(withoutField(base, "extendedBy"));
     }
-    return own + await this.#releaseHome(tx, expired);
+    const released = ended.chunksPurgedAt === undefined ? markChunksPurged(ended, now) : ended;
+    return own + await this.#releaseHome(tx, released);
   }
 
   async #checkAgainstManifest(
