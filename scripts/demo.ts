@@ -72,6 +72,8 @@ const result = await syncConversation(adapter, {
       );
     } else if (event.phase === "waiting") {
       console.log(`waiting for job ${event.job.jobId} (${event.job.state})`);
+    } else if (event.phase === "reused") {
+      console.log(`reusing ${event.chunks} chunks of source ${event.base.sourceId}`);
     } else {
       console.log(`done: job ${event.job.state}`);
     }
