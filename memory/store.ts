@@ -152,7 +152,7 @@ export class MemoryStore implements SyncStore {
           bytes += chunk.bytes.length;
         }
       }
-      return { chunks, bytes };
+      return { chunks, bytes, sources: this.#sources.size, jobs: this.#jobs.size };
     },
   };
 
@@ -341,6 +341,6 @@ export interface MemoryOracle {
   corruptChunk(scope: string, sourceId: string, index: number): boolean;
   source(scope: string, sourceId: string): Source | undefined;
   job(scope: string, jobId: string): Job | undefined;
-  /** Chunk rows stored in all, and their bytes. */
-  totals(): { chunks: number; bytes: number };
+  /** Records stored in all: chunk rows and their bytes, sources and jobs. */
+  totals(): { chunks: number; bytes: number; sources: number; jobs: number };
 }

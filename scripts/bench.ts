@@ -6,7 +6,7 @@
  * two timings taken side by side in the same run, or an amount against its target.
  *
  * Run: deno task bench [--md] [--quick]
- * [--only memory,client-memory,postgres,postgres-workers,extensions]
+ * [--only memory,client-memory,postgres,postgres-workers,extensions,http]
  * (or `deno task bench --from run.json` for the markdown table of a saved JSON run)
  *
  * - `memory` (scripts/bench_memory.ts): 1 checksum, 2 end to end 64 MiB, 3 per-chunk
@@ -18,6 +18,8 @@
  * - `extensions` (scripts/bench_extensions.ts): 8 one line appended to a 200 MiB
  *   conversation and re-synced ÷ a fresh one-line sync, 9 the 1000th extension ÷ the
  *   first, 10 bytes uploaded and stored per extension (memory and a PostgreSQL server)
+ * - `http` (scripts/bench_http.ts): 11 a 64 MiB sync through the HTTP transport on
+ *   loopback ÷ the same in-process
  *
  * The Postgres groups start a throwaway cluster of the machine's PostgreSQL (or use
  * `DATABASE_URL`). Output: one JSON document on stdout, or with `--md` a markdown table
@@ -48,6 +50,11 @@ const GROUPS: { name: string; script: string; flags: string[] }[] = [
   { name: "postgres", script: "scripts/bench_postgres.ts", flags: PG_FLAGS },
   { name: "postgres-workers", script: "scripts/bench_postgres_workers.ts", flags: PG_FLAGS },
   { name: "extensions", script: "scripts/bench_extensions.ts", flags: PG_FLAGS },
+  {
+    name: "http",
+    script: "scripts/bench_http.ts",
+    flags: ["--v8-flags=--expose-gc", "--allow-read", "--allow-run", "--allow-net=127.0.0.1"],
+  },
 ];
 
 interface GroupResult {

@@ -11,8 +11,9 @@
  * npm/package.json, copy README.md and LICENSE → verify the exports mirror →
  * `npm pack --dry-run` → the Node smoke test (`npm_smoke.ts`) unless `--no-smoke` → the
  * same for the workspace members that depend on it (`scripts/_build_member.ts`): the
- * Postgres adapter (`adapters/postgres/scripts/build_npm.ts`), then the CLI
- * (`cli/scripts/build_npm.ts`, with its `codex-sync` bin).
+ * Postgres adapter (`adapters/postgres/scripts/build_npm.ts`), the HTTP transport
+ * (`adapters/http/scripts/build_npm.ts`), then the CLI (`cli/scripts/build_npm.ts`, with
+ * its `codex-sync` bin).
  *
  * Usage: `deno task build:npm` (or `deno task build:npm --no-smoke`).
  *
@@ -41,6 +42,7 @@ import {
 } from "./_build_common.ts";
 import { smokeTest } from "./npm_smoke.ts";
 import { buildPostgresPackage } from "../adapters/postgres/scripts/build_npm.ts";
+import { buildHttpPackage } from "../adapters/http/scripts/build_npm.ts";
 import { buildCliPackage } from "../cli/scripts/build_npm.ts";
 
 const DESCRIPTION =
@@ -123,9 +125,11 @@ async function build(smoke: boolean): Promise<void> {
   // 7. Install the tarball into a scratch project and import every export under Node.
   if (smoke) await smokeTest(cfg);
 
-  // 8. The Postgres adapter's package (adapters/postgres/npm/), compiled against this one,
-  //    then the CLI's (cli/npm/), compiled against both.
+  // 8. The Postgres adapter's package (adapters/postgres/npm/) and the HTTP transport's
+  //    (adapters/http/npm/), compiled against this one, then the CLI's (cli/npm/),
+  //    compiled against the core and Postgres.
   await buildPostgresPackage(smoke);
+  await buildHttpPackage(smoke);
   await buildCliPackage(smoke);
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The full check, as run by `npm test` and CI (.ci/run): format, lint, type-check, the
 # tests under Deno and Bun from source, the Convex adapter's tests (convex-test, Deno), the
-# Postgres adapter's tests (PGlite and a throwaway PostgreSQL server), the npm build
+# Postgres adapter's tests (PGlite and a throwaway PostgreSQL server), the HTTP transport's
+# tests (conformance over HTTP, hostile clients, scale-out), the npm build
 # (+ Node smoke test), the CLI's npm bin under Node, the tests under Node against the
 # compiled package, and a JSR publish dry run. Stops at the first failure. Needs `npm ci`
 # first (deno, bun, typescript come from node_modules).
@@ -105,6 +106,11 @@ count deno
 step "deno task test:postgres (Postgres adapter: PGlite and a PostgreSQL server)" \
   deno task test:postgres
 count deno
+# The HTTP transport: the conformance suite over HTTP (memory in-process and on loopback,
+# Postgres on loopback), hostile clients, two servers over one PostgreSQL.
+step "deno task test:http (HTTP transport: conformance over HTTP, hostile clients, scale-out)" \
+  deno task test:http
+count deno
 # The codex-sync CLI as a subprocess (embedded PGlite store), plus its in-process tests.
 # Its tests of the built npm bin under Node run after build:npm (test:cli:node).
 step "deno task test:cli (codex-sync CLI: import, resume after SIGINT, verify, conformance)" \
@@ -117,6 +123,9 @@ count bun
 # under CI's 20 minutes.
 step "deno task test:postgres:bun (Postgres adapter conformance on PGlite, Bun, from source)" \
   deno task test:postgres:bun
+count bun
+step "deno task test:http:bun (conformance over HTTP in-process, memory adapter, Bun, from source)" \
+  deno task test:http:bun
 count bun
 step "deno task build:npm (tsc build, npm pack --dry-run, Node smoke test)" deno task build:npm
 # The CLI's subprocess tests again, on the codex-sync bin of the built npm packages.
@@ -134,6 +143,8 @@ step "deno publish --dry-run (adapters/convex)" \
   bash -c 'cd adapters/convex && deno publish --dry-run --allow-dirty'
 step "deno publish --dry-run (adapters/postgres)" \
   bash -c 'cd adapters/postgres && deno publish --dry-run --allow-dirty'
+step "deno publish --dry-run (adapters/http)" \
+  bash -c 'cd adapters/http && deno publish --dry-run --allow-dirty'
 step "deno publish --dry-run (cli)" bash -c 'cd cli && deno publish --dry-run --allow-dirty'
 
 echo

@@ -91,6 +91,15 @@ export interface SyncStore<TExtras extends object = Record<never, never>> {
    * chunk inside the transaction that commits the job's progress (exactly-once effects).
    */
   readonly transactionalApply: boolean;
+  /**
+   * Optional: true when other callers' transactions run while one is open (a pooled
+   * server; not an embedded single-connection database). With transactional apply the
+   * engine then runs the handler without holding the job's lock: a cancel commits at
+   * once and aborts the handler's signal, heartbeats extend the lease from other
+   * transactions, and the progress commit locks the job and re-checks the lease (a lost
+   * lease rolls the handler's writes back).
+   */
+  readonly concurrentTransactions?: boolean;
   /** Runs `fn` atomically and serialisably with respect to the records it touches. */
   transaction<T>(fn: (tx: StoreTransaction<TExtras>) => Promise<T>): Promise<T>;
   /**

@@ -177,6 +177,20 @@ function existingRefusal(
   return undefined;
 }
 
+/** `input[field]` read as the schema would; a throwing getter or trap is a bad input. */
+function readField(input: unknown, field: string, op: string): unknown {
+  try {
+    return typeof input === "object" && input !== null
+      ? (input as Record<string, unknown>)[field]
+      : undefined;
+  } catch (cause) {
+    throw new SyncError("E_SYNC_INVALID_ARGUMENT", `${op}: the input could not be read`, {
+      details: { operation: op },
+      cause,
+    });
+  }
+}
+
 /** Thrown inside an upload's transaction (rolling it back) when its new source exists. */
 class SourceCreatedMeanwhile extends Error {}
 
@@ -219,6 +233,15 @@ export class SourceOperations<TExtras extends object> {
    */
   async uploadSource(input: UploadSourceInput): Promise<UploadSourceResult> {
     const op = "uploadSource";
+    // Bounded before the schema walks the list: one call carries at most one chunk's bytes.
+    const chunkList = readField(input, "chunks", op);
+    if (Array.isArray(chunkList) && chunkList.length > this.#ctx.policy.limits.maxChunkBytes) {
+      throw new SyncError(
+        "E_SYNC_LIMIT_EXCEEDED",
+        `${op}: ${chunkList.length} chunks are more than one call can carry`,
+        { details: { limit: this.#ctx.policy.limits.maxChunkBytes, actual: chunkList.length } },
+      );
+    }
     const args = parseInput(uploadSourceInputSchema, input, op);
     this.#checkCreate(args, op);
     const manifest = this.#checkManifest(args.manifest, op);

@@ -375,12 +375,21 @@ export class JobRunner<TExtras extends object> {
     manifest: Manifest,
     applied: JobEvent,
   ): Promise<StepResult> {
+    const { store } = this.#ctx;
     const controller = new AbortController();
+    // Where other transactions run meanwhile, the job's row is not held during the
+    // handler: a cancel or a heartbeat commits at once (the watch aborts the handler on a
+    // cancel), and the lease is checked again under the lock before progress commits.
+    const watch = store.concurrentTransactions ? this.#watchLease(claim) : undefined;
+    const signal = watch?.signal ?? controller.signal;
     let handlerError: unknown;
     let handlerThrew = false;
     try {
-      return await this.#ctx.store.transaction(async (tx) => {
-        const current = await this.#currentHeld(tx, claim);
+      return await store.transaction(async (tx) => {
+        const seen = watch ? await tx.getJob(claim.scope, claim.jobId) : undefined;
+        const current = watch
+          ? (seen?.state === "running" && seen.lease?.token === claim.token ? seen : undefined)
+          : await this.#currentHeld(tx, claim);
         if (!current) throw new SyncError("E_SYNC_LEASE_LOST", "lease lost before apply");
         try {
           await this.#ctx.handler.apply(chunk, {
@@ -388,7 +397,7 @@ export class JobRunner<TExtras extends object> {
             job: current,
             source,
             manifest,
-            signal: controller.signal,
+            signal,
             base: current.base,
           });
         } catch (error) {
@@ -396,12 +405,16 @@ export class JobRunner<TExtras extends object> {
           handlerError = error;
           throw error;
         }
-        const next = transitionJob(current, { ...applied, now: this.#ctx.clock.now() });
+        watch?.stop();
+        const held = watch ? await this.#currentHeld(tx, claim) : current;
+        if (!held) throw new SyncError("E_SYNC_LEASE_LOST", "lease lost while applying");
+        const next = transitionJob(held, { ...applied, now: this.#ctx.clock.now() });
         if (!next.ok) throw next.error;
         await tx.updateJob(next.job);
         return { job: next.job, holding: next.job.lease?.token === claim.token };
       });
     } catch (error) {
+      watch?.stop();
       controller.abort();
       if (handlerThrew) {
         return await this.#fail(claim, job, recordError(handlerFailure(handlerError, job.cursor)));
@@ -564,6 +577,7 @@ export class JobRunner<TExtras extends object> {
     return {
       signal: controller.signal,
       stop: () => {
+        if (stopped) return;
         stopped = true;
         clock.clearTimeout(timer);
         unsubscribe();

@@ -24,10 +24,20 @@ export function parseInput<T>(schema: z.ZodType<T>, input: unknown, operation: s
     );
   }
   if (result.success) return result.data;
-  const issues = result.error.issues.map((issue) => ({
-    path: issue.path.map(String).join("."),
-    message: issue.message,
-  }));
+  let issues: { path: string; message: string }[];
+  try {
+    // Zod words its issues lazily, looking at the offending values again.
+    issues = result.error.issues.map((issue) => ({
+      path: issue.path.map(String).join("."),
+      message: issue.message,
+    }));
+  } catch (cause) {
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      `${operation}: the input could not be read: ${describe(cause)}`,
+      { details: { operation }, cause },
+    );
+  }
   const summary = issues.map((i) => (i.path ? `${i.path}: ${i.message}` : i.message)).join("; ");
   throw new SyncError("E_SYNC_INVALID_ARGUMENT", `${operation}: ${summary}`, {
     details: { operation, issues },

@@ -31,6 +31,11 @@ export interface PostgresDriver extends SqlExecutor {
   /** A short name for diagnostics (`"postgres.js"`, `"pglite"`). */
   readonly name: string;
   /**
+   * True when transactions of other callers run while one is open (a connection pool);
+   * false or absent for one connection that serialises them (PGlite).
+   */
+  readonly concurrentTransactions?: boolean;
+  /**
    * Runs `fn` inside `BEGIN … COMMIT` on one connection; rolls back and rethrows when
    * `fn` throws. Statements of `fn` must go through the executor it receives.
    */

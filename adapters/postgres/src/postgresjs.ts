@@ -48,6 +48,7 @@ export function createPostgresJsDriver(options: PostgresJsDriverOptions): Postgr
   let listener: ListenConnection | undefined;
   return {
     name: "postgres.js",
+    concurrentTransactions: true,
     query: (text, params) => pool.query(text, params),
     transaction: (fn) => pool.transaction(fn),
     listen: (channel, onNotify, onConnect) => {

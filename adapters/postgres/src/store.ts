@@ -290,6 +290,8 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
 export class PostgresStore implements SyncStore<PostgresExtras> {
   /** The host's handler runs inside the transaction that commits the chunk. */
   readonly transactionalApply = true;
+  /** A pooled server runs other transactions while a handler runs (PGlite does not). */
+  readonly concurrentTransactions: boolean;
   /** The tables this store works on. */
   readonly names: TableNames;
   readonly #driver: PostgresDriver;
@@ -298,6 +300,7 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
   #closed = false;
 
   constructor(driver: PostgresDriver, names: TableNames, notifications: JobNotifications) {
+    this.concurrentTransactions = driver.concurrentTransactions === true;
     this.#driver = driver;
     this.names = names;
     this.#sql = storeStatements(names);
