@@ -133,17 +133,16 @@ export interface GcInput {
   limit?: number;
 }
 
-/** A NUL or a lone surrogate: no id may hold one (every backend stores ids as text). */
-// deno-lint-ignore no-control-regex
-const UNSTORABLE_TEXT =
-  /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+/** A lone surrogate: no id may hold one, nor a NUL (every backend stores ids as text). */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 /**
  * The longest id a policy may allow: longer text is refused by the id length limit
  * without being scanned.
  */
 export const MAX_ID_LENGTH = 64 * 1024;
 const text = z.string().min(1).refine(
-  (value) => value.length > MAX_ID_LENGTH || !UNSTORABLE_TEXT.test(value),
+  (value) =>
+    value.length > MAX_ID_LENGTH || (!value.includes("\u0000") && !LONE_SURROGATE.test(value)),
   { message: "must not contain NUL or a lone surrogate" },
 );
 const count = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
