@@ -55,6 +55,14 @@ function postgresBinDir(): string {
   return `/usr/lib/postgresql/${Math.max(...versions)}/bin`;
 }
 
+/** The global event target that gets "unload" at exit (Deno; absent in Node and Bun). */
+function unloadTarget(): EventTarget | undefined {
+  const target = globalThis as unknown as Partial<EventTarget> & { Deno?: unknown };
+  return target.Deno !== undefined && typeof target.addEventListener === "function"
+    ? target as EventTarget
+    : undefined;
+}
+
 async function freePort(): Promise<number> {
   const server = createServer();
   await new Promise<void>((resolve, reject) => {
@@ -129,6 +137,9 @@ class ThrowawayCluster implements TestServer {
     process.on("exit", this.#onExit);
     process.on("SIGINT", this.#onSignal);
     process.on("SIGTERM", this.#onSignal);
+    // Deno does not emit node's "exit" when `deno test` ends (a filtered run whose tests
+    // never ran, so no `after` hook disposed the cluster): its "unload" event does.
+    unloadTarget()?.addEventListener("unload", this.#onExit);
     if (isRoot()) await run({ path: "chown", args: ["postgres", this.#dir] }, "chown");
     await run(
       command(this.#bin, "initdb", [
@@ -199,6 +210,7 @@ class ThrowawayCluster implements TestServer {
     process.off("exit", this.#onExit);
     process.off("SIGINT", this.#onSignal);
     process.off("SIGTERM", this.#onSignal);
+    unloadTarget()?.removeEventListener("unload", this.#onExit);
     if (this.#running) {
       await run(
         command(this.#bin, "pg_ctl", ["stop", "-D", this.#data, "-m", "fast", "-w"]),
