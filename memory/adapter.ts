@@ -86,6 +86,17 @@ export function createMemoryAdapter(options: MemoryAdapterOptions): MemoryAdapte
     timer = clock.setTimeout(wake, Math.max(0, runAt - clock.now()));
   };
 
+  // After a run the timer follows what is due next, and nothing when nothing is: a
+  // claimed job's lease expiry must not keep a finished program alive until it passes.
+  const reschedule = () => {
+    const next = store.nextDueAt();
+    if (next === timerAt) return;
+    if (timer !== undefined) clock.clearTimeout(timer);
+    timer = undefined;
+    timerAt = Infinity;
+    schedule(next);
+  };
+
   const runLoop = (): Promise<number> => {
     if (running) {
       rerun = true;
@@ -100,7 +111,7 @@ export function createMemoryAdapter(options: MemoryAdapterOptions): MemoryAdapte
       return total;
     })().finally(() => {
       running = undefined;
-      if (auto) schedule(store.nextDueAt());
+      if (auto) reschedule();
     });
     return running;
   };

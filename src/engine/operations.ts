@@ -282,7 +282,12 @@ export class SourceOperations<TExtras extends object> {
         if (created.value.state === "collecting") {
           for (const chunk of chunks) {
             const outcome = await this.#appendIn(tx, args.scope, sourceId, chunk, now, op);
-            // Thrown, not returned: the transaction rolls back whatever this call stored.
+            // An expiry is returned, so that it commits (refused at the first chunk, the
+            // call stored nothing); any other refusal is thrown, and the transaction rolls
+            // back whatever this call stored.
+            if ("error" in outcome && outcome.error.code === "E_SYNC_SOURCE_EXPIRED") {
+              return outcome;
+            }
             if ("error" in outcome) throw outcome.error;
             appended.push(outcome.value.appended);
           }
