@@ -21,18 +21,22 @@ function output(
   rid: "stdout" | "stderr",
 ): TextOutput {
   const isTTY = stream.isTerminal();
+  let broken = false;
+  const writeAll = (bytes: Uint8Array) => {
+    if (broken) return;
+    let written = 0;
+    try {
+      while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
+    } catch (error) {
+      // A closed pipe (`codex-sync jobs | head`) is not an error of the command.
+      if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
+      broken = true;
+    }
+  };
   return {
     isTTY,
-    write(text: string) {
-      const bytes = encoder.encode(text);
-      let written = 0;
-      try {
-        while (written < bytes.length) written += stream.writeSync(bytes.subarray(written));
-      } catch (error) {
-        // A closed pipe (`codex-sync jobs | head`) is not an error of the command.
-        if (!(error instanceof Deno.errors.BrokenPipe)) throw error;
-      }
-    },
+    write: (text: string) => writeAll(encoder.encode(text)),
+    writeBytes: (bytes: Uint8Array) => Promise.resolve(writeAll(bytes)),
     columns() {
       if (!isTTY) return undefined;
       try {
@@ -75,12 +79,67 @@ const locks = lockFiles({
   processAlive,
 });
 
-function readFile(path: string): ReadableStream<Uint8Array> {
+function readFile(path: string, start = 0): ReadableStream<Uint8Array> {
   return fileStream(async () => {
     const file = await Deno.open(path, { read: true });
+    if (start > 0) await file.seek(start, Deno.SeekMode.Start);
     return { read: (buffer) => file.read(buffer), close: () => file.close() };
   });
 }
+
+let temporaries = 0;
+
+async function writeFile(path: string, pieces: AsyncIterable<Uint8Array>): Promise<void> {
+  const temporary = `${path}.codex-sync-${Deno.pid}-${++temporaries}.tmp`;
+  const file = await Deno.open(temporary, { write: true, createNew: true });
+  try {
+    try {
+      for await (const piece of pieces) {
+        let written = 0;
+        while (written < piece.length) written += await file.write(piece.subarray(written));
+      }
+      await file.sync();
+    } finally {
+      file.close();
+    }
+    await Deno.rename(temporary, path);
+  } catch (error) {
+    await Deno.remove(temporary).catch(() => {});
+    throw error;
+  }
+}
+
+function watch(
+  dirs: readonly string[],
+  onChange: (paths: string[]) => void,
+  onError: (error: unknown) => void,
+) {
+  const watcher = Deno.watchFs([...dirs], { recursive: true });
+  let closed = false;
+  (async () => {
+    try {
+      for await (const event of watcher) {
+        if (event.kind !== "access") onChange(event.paths);
+      }
+    } catch (error) {
+      if (!closed) onError(error);
+    }
+  })();
+  return {
+    close() {
+      if (closed) return;
+      closed = true;
+      try {
+        watcher.close();
+      } catch { /* closed already */ }
+    },
+  };
+}
+
+/** The signals that stop a command: SIGINT everywhere, SIGTERM where Deno has it. */
+const STOP_SIGNALS: Deno.Signal[] = Deno.build.os === "windows"
+  ? ["SIGINT"]
+  : ["SIGINT", "SIGTERM"];
 
 /** The CLI's host on Deno. */
 export function denoHost(): CliHost {
@@ -94,7 +153,13 @@ export function denoHost(): CliHost {
     async stat(path): Promise<FileInfo | undefined> {
       try {
         const info = await Deno.stat(path);
-        return { isFile: info.isFile, isDirectory: info.isDirectory, size: info.size };
+        const stat: FileInfo = {
+          isFile: info.isFile,
+          isDirectory: info.isDirectory,
+          size: info.size,
+        };
+        if (info.mtime) stat.mtimeMs = info.mtime.getTime();
+        return stat;
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) return undefined;
         throw error;
@@ -106,11 +171,15 @@ export function denoHost(): CliHost {
     },
     readFile,
     mkdir: (path) => Deno.mkdir(path, { recursive: true }),
+    writeFile,
+    watch,
     lock: (path) => locks.take(path),
     importModule: (path) => import(pathToFileURL(path).href),
     onInterrupt(listener) {
-      Deno.addSignalListener("SIGINT", listener);
-      return () => Deno.removeSignalListener("SIGINT", listener);
+      for (const signal of STOP_SIGNALS) Deno.addSignalListener(signal, listener);
+      return () => {
+        for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, listener);
+      };
     },
     exit(code) {
       locks.releaseAllSync();

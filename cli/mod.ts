@@ -1,7 +1,8 @@
 /**
  * @zakstam/codex-sync-cli — the `codex-sync` command: sync Codex CLI session files
- * (rollout JSON Lines) into a durable store, verified. Embedded PGlite by default,
- * a PostgreSQL server with `--database-url`, memory for a dry run.
+ * (rollout JSON Lines) into a durable store, verified, and follow them as they grow
+ * (`watch`); write them back byte for byte (`export`, `restore`). Embedded PGlite by
+ * default, a PostgreSQL server with `--database-url`, memory for a dry run.
  *
  * Run it with `deno run -A jsr:@zakstam/codex-sync-cli/main import ~/.codex/sessions`
  * (or `deno task cli …` in the repository), or on Node.js with the npm package's
@@ -12,10 +13,12 @@
  */
 
 export { CLI_VERSION, COMMANDS, EXIT_CODE_HELP, runCli, type RunCliOptions } from "./src/cli.ts";
-export type { CliHost, DirEntry, FileInfo, TextOutput, Unlock } from "./src/host.ts";
+export type { CliHost, DirEntry, FileInfo, FileWatcher, TextOutput, Unlock } from "./src/host.ts";
 export { CliError, type CliErrorCode, EXIT, exitCodeFor, formatError } from "./src/errors.ts";
 export {
+  type CheckOptions,
   checkStoredRows,
+  type RolloutBaseData,
   rolloutDataOf,
   rolloutHandler,
   type RolloutHandlerOptions,
@@ -26,6 +29,7 @@ export {
   ensureRecordTables,
   type ImportRow,
   memoryRecordTables,
+  RECORD_SCHEMA_VERSION,
   type RecordTableNames,
   recordTableNames,
   type RecordTables,
@@ -33,11 +37,15 @@ export {
 } from "./src/records.ts";
 export {
   conversationIdFromFileName,
+  findConversationId,
   findRolloutFiles,
   type ParsedLine,
   parseLine,
   type RolloutScan,
+  type ScanOptions,
   scanRollout,
   sessionIdOf,
 } from "./src/rollout.ts";
 export type { ImportEvent } from "./src/progress.ts";
+export type { WatchEvent } from "./src/commands/watch.ts";
+export { codexLayoutPath, conversationBytes } from "./src/commands/export.ts";

@@ -10,13 +10,14 @@
  * @module
  */
 
-import { realpathSync, rmSync } from "node:fs";
-import { mkdir, open, readdir, readFile, realpath, rm, stat } from "node:fs/promises";
+import { realpathSync, rmSync, watch as watchDir } from "node:fs";
+import { mkdir, open, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
+import { join } from "node:path";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { runCli } from "./src/cli.ts";
 import { fileStream } from "./src/file_stream.ts";
-import type { CliHost, DirEntry, FileInfo, TextOutput } from "./src/host.ts";
+import type { CliHost, DirEntry, FileInfo, FileWatcher, TextOutput } from "./src/host.ts";
 import { lockFiles } from "./src/lock_file.ts";
 
 function errorCode(error: unknown): unknown {
@@ -41,6 +42,13 @@ function output(stream: NodeJS.WriteStream, name: "stdout" | "stderr"): NodeOutp
     isTTY,
     write(chunk: string) {
       if (!broken && !stream.destroyed) stream.write(chunk);
+    },
+    writeBytes(bytes: Uint8Array) {
+      if (broken || stream.destroyed) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        // Resolves once written out, or at once when the stream can take more.
+        if (stream.write(bytes, () => resolve())) resolve();
+      });
     },
     columns() {
       if (!isTTY) return undefined;
@@ -92,18 +100,80 @@ const locks = lockFiles({
   processAlive,
 });
 
-function readFileStream(path: string): ReadableStream<Uint8Array> {
+function readFileStream(path: string, start = 0): ReadableStream<Uint8Array> {
   return fileStream(async () => {
     const file = await open(path, "r");
+    let position = start;
     return {
       async read(buffer) {
-        const { bytesRead } = await file.read(buffer, 0, buffer.length, null);
+        const { bytesRead } = await file.read(buffer, 0, buffer.length, position);
+        position += bytesRead;
         return bytesRead === 0 ? null : bytesRead;
       },
       close: () => file.close(),
     };
   });
 }
+
+let temporaries = 0;
+
+async function writeFileAtomic(path: string, pieces: AsyncIterable<Uint8Array>): Promise<void> {
+  const temporary = `${path}.codex-sync-${process.pid}-${++temporaries}.tmp`;
+  const file = await open(temporary, "wx");
+  try {
+    try {
+      for await (const piece of pieces) {
+        let written = 0;
+        while (written < piece.length) {
+          written += (await file.write(piece, written, piece.length - written)).bytesWritten;
+        }
+      }
+      await file.sync();
+    } finally {
+      await file.close();
+    }
+    await rename(temporary, path);
+  } catch (error) {
+    await rm(temporary, { force: true }).catch(() => {});
+    throw error;
+  }
+}
+
+function watchDirs(
+  dirs: readonly string[],
+  onChange: (paths: string[]) => void,
+  onError: (error: unknown) => void,
+): FileWatcher {
+  const watchers: ReturnType<typeof watchDir>[] = [];
+  let closed = false;
+  const close = () => {
+    if (closed) return;
+    closed = true;
+    for (const watcher of watchers) watcher.close();
+  };
+  try {
+    for (const dir of dirs) {
+      const watcher = watchDir(dir, { recursive: true }, (_event, name) => {
+        onChange([name ? join(dir, String(name)) : dir]);
+      });
+      watcher.on("error", (error) => {
+        if (closed) return;
+        close();
+        onError(error);
+      });
+      watchers.push(watcher);
+    }
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return { close };
+}
+
+/** The signals that stop a command. */
+const STOP_SIGNALS: NodeJS.Signals[] = process.platform === "win32"
+  ? ["SIGINT"]
+  : ["SIGINT", "SIGTERM"];
 
 let outputs: { stdout: NodeOutput; stderr: NodeOutput } | undefined;
 
@@ -127,7 +197,12 @@ export function nodeHost(): CliHost {
     async stat(path): Promise<FileInfo | undefined> {
       try {
         const info = await stat(path);
-        return { isFile: info.isFile(), isDirectory: info.isDirectory(), size: info.size };
+        return {
+          isFile: info.isFile(),
+          isDirectory: info.isDirectory(),
+          size: info.size,
+          mtimeMs: info.mtimeMs,
+        };
       } catch (error) {
         if (errorCode(error) === "ENOENT") return undefined;
         throw error;
@@ -148,11 +223,15 @@ export function nodeHost(): CliHost {
     mkdir: async (path) => {
       await mkdir(path, { recursive: true });
     },
+    writeFile: writeFileAtomic,
+    watch: watchDirs,
     lock: (path) => locks.take(path),
     importModule: (path) => import(pathToFileURL(path).href),
     onInterrupt(listener) {
-      process.on("SIGINT", listener);
-      return () => process.off("SIGINT", listener);
+      for (const signal of STOP_SIGNALS) process.on(signal, listener);
+      return () => {
+        for (const signal of STOP_SIGNALS) process.off(signal, listener);
+      };
     },
     exit(code) {
       locks.releaseAllSync();

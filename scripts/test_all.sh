@@ -113,7 +113,7 @@ step "deno task test:http (HTTP transport: conformance over HTTP, hostile client
 count deno
 # The codex-sync CLI as a subprocess (embedded PGlite store), plus its in-process tests.
 # Its tests of the built npm bin under Node run after build:npm (test:cli:node).
-step "deno task test:cli (codex-sync CLI: import, resume after SIGINT, verify, conformance)" \
+step "deno task test:cli (codex-sync CLI: import, appends, watch, export, resume after SIGINT, verify)" \
   env CODEX_SYNC_CLI_NODE_TESTS=skip deno task test:cli
 count deno
 step "deno task test:bun (Bun, from source)" deno task test:bun
@@ -129,7 +129,7 @@ step "deno task test:http:bun (conformance over HTTP in-process, memory adapter,
 count bun
 step "deno task build:npm (tsc build, npm pack --dry-run, Node smoke test)" deno task build:npm
 # The CLI's subprocess tests again, on the codex-sync bin of the built npm packages.
-step "deno task test:cli:node (codex-sync npm bin under Node: import, no-op, bad line, SIGINT)" \
+step "deno task test:cli:node (codex-sync npm bin under Node: import, appends, watch, export, SIGINT)" \
   deno task test:cli:node
 count deno
 step "deno task test:node (Node, against the compiled package)" deno task test:node

@@ -7,9 +7,11 @@
 
 import { commandHelp, parseArgs } from "./args.ts";
 import { conformanceCommand } from "./commands/conformance.ts";
+import { exportCommand, restoreCommand } from "./commands/export.ts";
 import { importCommand } from "./commands/import.ts";
 import { cancelCommand, jobsCommand, statusCommand } from "./commands/jobs.ts";
 import { gcCommand, verifyCommand } from "./commands/maintenance.ts";
+import { watchCommand } from "./commands/watch.ts";
 import { type Command, type CommandContext, GLOBAL_OPTIONS } from "./context.ts";
 import { EXIT, exitCodeFor, formatError, usage } from "./errors.ts";
 import type { CliHost } from "./host.ts";
@@ -20,22 +22,26 @@ export const CLI_VERSION = "0.1.0";
 /** Every command, in help order. */
 export const COMMANDS: readonly Command[] = [
   importCommand,
+  watchCommand,
   statusCommand,
   jobsCommand,
   cancelCommand,
   gcCommand,
   verifyCommand,
+  exportCommand,
+  restoreCommand,
   conformanceCommand,
 ];
 
 /** The documented exit codes, for help and README. */
 export const EXIT_CODE_HELP: readonly (readonly [number, string])[] = [
-  [EXIT.ok, "success (an unchanged file skipped as a no-op counts as success)"],
+  [EXIT.ok, "success (unchanged, older and pending files, skipped, count as success)"],
   [EXIT.failure, "an operation failed (job failed or cancelled, store unreachable or locked)"],
   [EXIT.usage, "usage error (unknown command or option, missing argument, bad module)"],
   [EXIT.invalidInput, "invalid input: a malformed line (without --skip-invalid), a file changed"],
   [EXIT.checkFailed, "a check failed: verify mismatch, or failing conformance cases"],
   [EXIT.notFound, "not found: job, conversation, store or path"],
+  [EXIT.conflict, "conflict: a copy diverges from the current import, or a file is in the way"],
   [EXIT.interrupted, "interrupted by Ctrl-C (run the same import again to resume)"],
 ];
 
@@ -55,9 +61,9 @@ function mainHelp(program: string): string {
     "  -h, --help     help (of the command when given after it)",
     "  --version      print the version",
     "",
-    "Store (import, status, jobs, cancel, gc, verify): the embedded PGlite database in",
-    "./.codex-sync by default (--data-dir), a PostgreSQL server with --database-url, or",
-    "--store memory for a dry run of import.",
+    "Store (every command but conformance): the embedded PGlite database in ./.codex-sync",
+    "by default (--data-dir), a PostgreSQL server with --database-url, or --store memory",
+    "for a dry run of import or watch.",
     "",
     "Errors are printed as CODE: message (with --verbose: stack and causes).",
     "Exit codes:",

@@ -14,6 +14,7 @@ export const EXIT: {
   readonly invalidInput: 3;
   readonly checkFailed: 4;
   readonly notFound: 5;
+  readonly conflict: 6;
   readonly interrupted: 130;
 } = {
   /** Everything succeeded (an unchanged file skipped as a no-op counts as success). */
@@ -28,6 +29,11 @@ export const EXIT: {
   checkFailed: 4,
   /** What was asked for does not exist (job, conversation, store, path). */
   notFound: 5,
+  /**
+   * A copy diverges from the conversation's current import (`import` without
+   * `--replace`), or `export`/`restore` would overwrite a different file (without `--force`).
+   */
+  conflict: 6,
   /** Interrupted (Ctrl-C); an interrupted import resumes when run again. */
   interrupted: 130,
 };
@@ -37,6 +43,8 @@ export type CliErrorCode =
   | "E_CLI_USAGE"
   | "E_CLI_INVALID_RECORD"
   | "E_CLI_FILE_CHANGED"
+  | "E_CLI_DIVERGED"
+  | "E_CLI_FILE_EXISTS"
   | "E_CLI_NOT_FOUND"
   | "E_CLI_STORE_LOCKED"
   | "E_CLI_VERIFY_FAILED"
@@ -47,6 +55,8 @@ const CLI_EXIT: Record<CliErrorCode, number> = {
   E_CLI_USAGE: EXIT.usage,
   E_CLI_INVALID_RECORD: EXIT.invalidInput,
   E_CLI_FILE_CHANGED: EXIT.invalidInput,
+  E_CLI_DIVERGED: EXIT.conflict,
+  E_CLI_FILE_EXISTS: EXIT.conflict,
   E_CLI_NOT_FOUND: EXIT.notFound,
   E_CLI_STORE_LOCKED: EXIT.failure,
   E_CLI_VERIFY_FAILED: EXIT.checkFailed,

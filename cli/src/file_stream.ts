@@ -12,7 +12,7 @@ export interface OpenFile {
 }
 
 /** Size of each piece read. */
-export const READ_SIZE = 256 * 1024;
+export const READ_SIZE = 1024 * 1024;
 
 /** The file `open()` opens (lazily, on the first read), read in fresh pieces. */
 export function fileStream(open: () => Promise<OpenFile>): ReadableStream<Uint8Array> {

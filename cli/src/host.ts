@@ -10,6 +10,12 @@
 /** A text output. */
 export interface TextOutput {
   write(text: string): void;
+  /**
+   * Writes raw bytes (`export` to stdout); resolves once they are handed to the OS, so a
+   * large export does not pile up in memory. Optional: without it, `export` to stdout
+   * is refused.
+   */
+  writeBytes?(bytes: Uint8Array): Promise<void>;
   /** True when connected to a terminal (progress bars, colour). */
   readonly isTTY: boolean;
   /** Terminal width in columns, when known. */
@@ -21,6 +27,14 @@ export interface FileInfo {
   isFile: boolean;
   isDirectory: boolean;
   size: number;
+  /** Last modification, ms since the epoch, when known (watch's polling compares it). */
+  mtimeMs?: number;
+}
+
+/** A file-system watcher started by {@link CliHost.watch}. */
+export interface FileWatcher {
+  /** Stops watching (idempotent). */
+  close(): void;
 }
 
 /** One directory entry. */
@@ -46,10 +60,29 @@ export interface CliHost {
   /** Canonical absolute path (symlinks resolved). */
   realPath(path: string): Promise<string>;
   readDir(path: string): AsyncIterable<DirEntry>;
-  /** The bytes of a file, as a stream of fresh (never reused) pieces. */
-  readFile(path: string): ReadableStream<Uint8Array>;
+  /**
+   * The bytes of a file from offset `start` (default 0), as a stream of fresh (never
+   * reused) pieces.
+   */
+  readFile(path: string, start?: number): ReadableStream<Uint8Array>;
   /** Creates a directory and its parents. */
   mkdir(path: string): Promise<void>;
+  /**
+   * Writes `pieces` to `path` atomically: into a temporary file next to it, renamed over
+   * `path` once complete (a failure or an interrupt leaves `path` as it was).
+   */
+  writeFile(path: string, pieces: AsyncIterable<Uint8Array>): Promise<void>;
+  /**
+   * Watches directories recursively: `onChange` gets the paths of changed entries (as
+   * the runtime reports them; possibly directories, possibly batched), `onError` a
+   * failure after which the watcher stops. Optional: without it (or when it throws),
+   * `watch` polls.
+   */
+  watch?(
+    dirs: readonly string[],
+    onChange: (paths: string[]) => void,
+    onError: (error: unknown) => void,
+  ): FileWatcher;
   /**
    * Takes an exclusive, process-level lock file at `path`; throws `E_CLI_STORE_LOCKED`
    * when a live process holds it (a lock left by a dead process is taken over).
@@ -57,7 +90,10 @@ export interface CliHost {
   lock(path: string): Promise<Unlock>;
   /** Imports an ES module by absolute file path. */
   importModule(path: string): Promise<Record<string, unknown>>;
-  /** Calls `listener` on each interrupt (Ctrl-C / SIGINT); returns an unsubscribe. */
+  /**
+   * Calls `listener` on each interrupt (Ctrl-C / SIGINT, and SIGTERM where the runtime
+   * has it); returns an unsubscribe.
+   */
   onInterrupt(listener: () => void): () => void;
   /** Ends the process at once (a second Ctrl-C). */
   exit(code: number): never;

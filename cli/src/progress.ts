@@ -15,13 +15,50 @@ export type ImportEvent =
   | {
     event: "scanned";
     file: string;
+    /** Bytes of complete lines (what an import takes). */
     bytes: number;
     lines: number;
+    /** Malformed lines among those judged (the ones not imported yet). */
     invalidLines: number;
+    /** Bytes after the last newline: a line still being written, left for the next sync. */
+    pendingBytes: number;
+    /** Lines the current import lacks. */
+    newLines: number;
     conversationId: string;
     conversationIdFrom: "session_meta" | "file name";
   }
-  | { event: "unchanged"; file: string; conversationId: string; jobId: string; sourceId: string }
+  | { event: "pending"; file: string; conversationId: string; pendingBytes: number }
+  | {
+    event: "unchanged";
+    file: string;
+    conversationId: string;
+    jobId: string;
+    sourceId: string;
+    lines: number;
+    pendingBytes: number;
+    /** The current import came from another path (a copy). */
+    importedFrom?: string;
+  }
+  | {
+    event: "older";
+    file: string;
+    conversationId: string;
+    lines: number;
+    currentLines: number;
+    currentPath: string;
+    jobId: string;
+  }
+  | {
+    event: "diverged";
+    file: string;
+    conversationId: string;
+    /** First line that differs from the current import. */
+    line: number;
+    lines: number;
+    currentLines: number;
+    currentPath: string;
+    jobId: string;
+  }
   | {
     event: "resuming";
     file: string;
@@ -48,6 +85,8 @@ export type ImportEvent =
     chunkCount: number;
     byteCount: number;
     digest: string;
+    /** The job builds on the base's applied job: it applies chunks from this index. */
+    appliesFrom?: number;
   }
   | { event: "applying"; file: string; jobId: string; state: string; cursor: number; total: number }
   | {
@@ -56,12 +95,26 @@ export type ImportEvent =
     conversationId: string;
     sourceId: string;
     jobId: string;
+    /** Lines of the conversation's import now. */
     records: number;
     invalidLines: number;
     bytes: number;
     digest: string;
+    pendingBytes: number;
+    /** `extension`: only the new lines were uploaded; `full`: the file's complete lines. */
+    mode: "full" | "extension";
+    /** The upload or job of an earlier, interrupted run was finished. */
+    resumed?: boolean;
+    /** Why a file was uploaded whole although the conversation had an import. */
+    reason?: "new" | "replace" | "repair" | "forward" | "fallback";
+    /** Lines added (all of them for a new conversation). */
+    newLines: number;
     uploaded: { chunks: number; bytes: number };
     skipped: { chunks: number; bytes: number };
+    /** Chunks of the base taken over by reference (an extension). */
+    reused: { chunks: number; bytes: number };
+    /** The job applied only the new chunks (it built on the base's applied job). */
+    appliedNewOnly?: boolean;
     verified: true;
     ms: number;
   }
@@ -71,6 +124,9 @@ export type ImportEvent =
     files: number;
     imported: number;
     unchanged: number;
+    older: number;
+    diverged: number;
+    pending: number;
     failed: number;
     interrupted: boolean;
     ms: number;
@@ -110,16 +166,32 @@ export function plainReporter(out: TextOutput, now: () => number = Date.now): Im
         case "scanned":
           lastLine = -Infinity;
           out.write(
-            `scan      ${event.file}: ${event.lines} lines, ${formatBytes(event.bytes)}, ` +
+            `scan      ${event.file}: ${event.lines} lines` +
+              (event.newLines > 0 && event.newLines < event.lines
+                ? ` (${event.newLines} new)`
+                : "") +
+              `, ${formatBytes(event.bytes)}, ` +
               `conversation ${event.conversationId} (from ${event.conversationIdFrom})` +
-              (event.invalidLines > 0 ? `, ${event.invalidLines} invalid line(s) recorded` : "") +
-              "\n",
+              (event.invalidLines > 0 ? `, ${event.invalidLines} invalid line(s)` : "") +
+              pendingNote(event.pendingBytes) + "\n",
+          );
+          break;
+        case "pending":
+          out.write(
+            `pending   ${event.file}: no complete line yet (${event.pendingBytes} bytes ` +
+              `without a newline); nothing to import\n`,
           );
           break;
         case "unchanged":
           out.write(
-            `unchanged ${event.file}: already imported (job ${event.jobId}); nothing to do\n`,
+            `unchanged ${event.file}: already imported (job ${event.jobId}` +
+              (event.importedFrom ? `, from ${event.importedFrom}` : "") +
+              `); nothing to do\n`,
           );
+          break;
+        case "older":
+        case "diverged":
+          out.write(conflictLine(event) + "\n");
           break;
         case "resuming":
           out.write(
@@ -156,8 +228,7 @@ export function plainReporter(out: TextOutput, now: () => number = Date.now): Im
         case "imported":
           out.write(
             `imported  ${event.file}: ${event.records} records into conversation ` +
-              `${event.conversationId}` +
-              (event.invalidLines > 0 ? ` (${event.invalidLines} invalid line(s) recorded)` : "") +
+              `${event.conversationId}` + importedNote(event) +
               `; verified (job ${event.jobId}, digest ${event.digest}) in ${
                 formatDuration(event.ms)
               }\n`,
@@ -182,9 +253,38 @@ function leaseNote(until: number | undefined): string {
 }
 
 function summaryLine(event: Extract<ImportEvent, { event: "summary" }>): string {
+  const extra = (["older", "diverged", "pending"] as const)
+    .filter((key) => event[key] > 0).map((key) => `${event[key]} ${key}, `).join("");
   return `${event.files} file(s): ${event.imported} imported, ${event.unchanged} unchanged, ` +
+    extra +
     `${event.failed} failed${event.interrupted ? ", interrupted (run again to resume)" : ""} ` +
     `in ${formatDuration(event.ms)}`;
+}
+
+function pendingNote(bytes: number): string {
+  return bytes > 0 ? `; a last line of ${bytes} bytes without its newline is pending` : "";
+}
+
+function importedNote(event: Extract<ImportEvent, { event: "imported" }>): string {
+  const notes: string[] = [];
+  if (event.mode === "extension") notes.push(`+${event.newLines} new line(s) appended`);
+  if (event.reason === "repair") notes.push("damaged rows repaired");
+  if (event.reason === "replace") notes.push("replaced the previous import");
+  if (event.reason === "fallback") notes.push("uploaded whole: its import could not be extended");
+  if (event.resumed) notes.push("resumed");
+  if (event.invalidLines > 0) notes.push(`${event.invalidLines} invalid line(s) recorded`);
+  if (event.pendingBytes > 0) notes.push(`${event.pendingBytes} pending bytes left`);
+  return notes.length > 0 ? ` (${notes.join(", ")})` : "";
+}
+
+function conflictLine(event: Extract<ImportEvent, { event: "older" | "diverged" }>): string {
+  return event.event === "older"
+    ? `older     ${event.file}: its ${event.lines} lines are a prefix of the current import ` +
+      `(${event.currentLines} lines, from ${event.currentPath}); nothing changed ` +
+      `(--replace imports it anyway)`
+    : `diverged  ${event.file}: differs from the current import (${event.currentLines} lines, ` +
+      `from ${event.currentPath}) at line ${event.line}; nothing changed ` +
+      `(--replace replaces the import with it)`;
 }
 
 /** A progress bar per file, redrawn in place (`\r`), on a terminal. */
@@ -269,10 +369,17 @@ export function ttyReporter(out: TextOutput, now: () => number = Date.now): Impo
         case "unchanged":
           line(`= ${event.file}: unchanged, already imported (job ${event.jobId})`);
           break;
+        case "pending":
+          line(`… ${event.file}: no complete line yet; nothing to import`);
+          break;
+        case "older":
+        case "diverged":
+          line(`! ${conflictLine(event).replace(/^\w+\s+/, `${event.event}: `)}`);
+          break;
         case "imported":
           line(
             `✓ ${event.file}: ${event.records} records → conversation ${event.conversationId}` +
-              (event.invalidLines > 0 ? ` (${event.invalidLines} invalid recorded)` : "") +
+              importedNote(event) +
               `, verified (job ${event.jobId}) in ${formatDuration(event.ms)}`,
           );
           break;

@@ -1,8 +1,16 @@
 /**
  * Where imported rollout lines end up: one row per line (conversation id, line number,
- * record type, the line's exact text, its parsed JSON), a carry row holding the partial
- * line at the end of a chunk until the next chunk completes it, and one "import" row per
- * conversation naming the source whose rows are current.
+ * record type, the line's exact text — stored once; its JSON is read through a view), a
+ * carry row holding the partial line at the end of a chunk until the next chunk
+ * completes it, and one "import" row per conversation naming the source whose rows are
+ * current.
+ *
+ * Rows belong to a *row set*: the source whose job wrote the import's first line. A job
+ * that extends the current import (it builds on its base's applied job) appends its
+ * lines to the base's row set, so an append costs what the new lines cost; a job that
+ * applies from chunk 0 writes a row set of its own, which replaces the conversation's
+ * rows when it verifies. A row set may hold lines past the import's `lineCount` while an
+ * extension's job runs (or after one failed): readers take lines up to `lineCount`.
  *
  * Two implementations of {@link RecordTables}: SQL (PostgreSQL and PGlite, written through
  * the adapter's transaction) and memory (the dry run).
@@ -20,102 +28,151 @@ export interface NewRow {
   text: string | null;
   bytes?: Uint8Array;
   valid: boolean;
-  /** False when jsonb cannot hold the parsed value: `record` is stored as NULL. */
+  /** False when jsonb cannot hold the parsed value: the views show no `record`. */
   jsonbSafe: boolean;
 }
 
-/** A stored line, as read back for verification. */
+/** A stored line, as read back (its exact bytes, without the newline). */
 export interface StoredLine {
   lineNo: number;
-  text: string | null;
-  bytes: Uint8Array | null;
+  bytes: Uint8Array;
+  valid: boolean;
 }
 
 /** The partial line at the end of the last applied chunk. */
 export interface Carry {
   nextLine: number;
   pending: Uint8Array;
+  /** The row set the job writes (its own source id, or its base's row set). */
+  rowSet: string;
 }
 
 /** The current import of a conversation. */
 export interface ImportRow {
   scope: string;
   conversationId: string;
+  /** The source imported last (an extension, or a full source). */
   sourceId: string;
+  /** The row set holding the import's lines (`sourceId`, or the chain's first full source). */
+  rowSet: string;
   jobId: string;
   path: string;
+  /** SHA-256 of the imported bytes (the file's complete lines). */
   fileSha256: string;
   lineCount: number;
   invalidCount: number;
   byteCount: number;
   digest: string;
   importedAt: number;
+  /** Set by a failed `verify`: the next import of the file re-imports it whole. */
+  damaged: boolean;
 }
 
-/** A source with stored rows that no import points to. */
+/** A row set or carry that no import points to. */
 export interface UnlinkedSource {
   scope: string;
   sourceId: string;
 }
+
+/** No upper bound on line numbers. */
+const ALL_LINES = 2_147_483_647;
 
 /** The host's tables, inside one transaction (SQL) or directly (memory). */
 export interface RecordTables {
   loadCarry(scope: string, sourceId: string): Promise<Carry | undefined>;
   saveCarry(scope: string, sourceId: string, conversationId: string, carry: Carry): Promise<void>;
   deleteCarry(scope: string, sourceId: string): Promise<void>;
-  /** Inserts rows (a row already stored at the same line is replaced). */
+  /** Inserts rows into a row set (a row already stored at the same line is replaced). */
   insertRows(
     scope: string,
-    sourceId: string,
+    rowSet: string,
     conversationId: string,
     rows: readonly NewRow[],
   ): Promise<void>;
-  /** Rows with `lineNo > afterLine`, ascending, at most `limit`. */
+  /** Deletes the rows of a row set after `afterLine`; returns how many. */
+  deleteRowsAfter(scope: string, rowSet: string, afterLine: number): Promise<number>;
+  /** Rows with `afterLine < lineNo <= upToLine`, ascending, at most `limit`. */
   readLines(
     scope: string,
-    sourceId: string,
+    rowSet: string,
     afterLine: number,
     limit: number,
+    upToLine?: number,
   ): Promise<StoredLine[]>;
-  countRows(scope: string, sourceId: string): Promise<{ lines: number; invalid: number }>;
-  /** Makes `row` the conversation's current import and drops other sources' rows. */
-  setImport(row: ImportRow): Promise<void>;
+  /** Rows (and invalid ones) of a row set up to `upToLine`. */
+  countRows(
+    scope: string,
+    rowSet: string,
+    upToLine?: number,
+  ): Promise<{ lines: number; invalid: number }>;
+  /**
+   * Makes `row` the conversation's current import (not damaged) and drops the rows of
+   * its other row sets and the carries of its other sources.
+   */
+  setImport(row: Omit<ImportRow, "damaged">): Promise<void>;
+  /** Marks (or clears) the current import as damaged. */
+  markDamaged(scope: string, conversationId: string, damaged: boolean): Promise<void>;
   getImport(scope: string, conversationId: string): Promise<ImportRow | undefined>;
   listImports(scope: string, limit: number): Promise<ImportRow[]>;
   countImports(scope: string): Promise<number>;
-  /** Sources with rows (or a carry) but no import pointing at them. */
+  /** Row sets (or carries) that no import points to. */
   listUnlinkedSources(limit: number): Promise<UnlinkedSource[]>;
-  /** Deletes a source's rows and carry; returns how many rows were deleted. */
+  /** Deletes a row set's rows and a source's carry; returns how many rows were deleted. */
   deleteSource(scope: string, sourceId: string): Promise<number>;
 }
 
 // ---------------------------------------------------------------------------------------
 // SQL
 
-/** Table names of the SQL implementation. */
+/** Table and view names of the SQL implementation. */
 export interface RecordTableNames {
   records: string;
   carry: string;
   imports: string;
+  /** The schema version marker. */
+  meta: string;
+  /** View: the current rows of every conversation, with `record` (the line's JSON). */
+  lines: string;
+  /** View: messages, reasoning and tool calls (paired with their output by `call_id`). */
+  messages: string;
 }
 
-/** Table names in `schema` (default `public`), prefixed `codex_rollout_`. */
+/**
+ * Names in `schema` (default `public`): tables `codex_rollout_records`, `_carry`,
+ * `_imports`, `_schema`, views `codex_rollout_lines` and `codex_messages`.
+ */
 export function recordTableNames(schema = "public"): RecordTableNames {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) throw new Error(`invalid schema name ${schema}`);
   return {
     records: `"${schema}"."codex_rollout_records"`,
     carry: `"${schema}"."codex_rollout_carry"`,
     imports: `"${schema}"."codex_rollout_imports"`,
+    meta: `"${schema}"."codex_rollout_schema"`,
+    lines: `"${schema}"."codex_rollout_lines"`,
+    messages: `"${schema}"."codex_messages"`,
   };
 }
 
-/** Creates the tables if missing (idempotent; concurrent callers are serialised). */
+/** Version of the tables and views {@link ensureRecordTables} creates. */
+export const RECORD_SCHEMA_VERSION = 2;
+
+/**
+ * Creates the tables and views if missing, or brings tables of an older version up to
+ * date (version 1 stored each line's JSON a second time, in a `record jsonb` column:
+ * dropped, the views parse `line` instead). Idempotent; concurrent callers are
+ * serialised.
+ */
 export async function ensureRecordTables(
-  db: { transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> },
+  db: SqlExecutor & { transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> },
   names: RecordTableNames,
 ): Promise<void> {
-  await db.transaction(async (tx) => {
+  const migrated = await db.transaction(async (tx) => {
     await tx.query(`SELECT pg_advisory_xact_lock(hashtext('codex_rollout_schema'))`);
+    await tx.query(`CREATE TABLE IF NOT EXISTS ${names.meta} (
+      version integer NOT NULL
+    )`);
+    const [marker] = await tx.query(`SELECT max(version) AS version FROM ${names.meta}`);
+    if (Number(marker?.version ?? 0) >= RECORD_SCHEMA_VERSION) return false;
     await tx.query(`CREATE TABLE IF NOT EXISTS ${names.records} (
       scope text COLLATE "C" NOT NULL,
       source_id text COLLATE "C" NOT NULL,
@@ -124,10 +181,23 @@ export async function ensureRecordTables(
       record_type text,
       line text,
       line_bytes bytea,
-      record jsonb,
       valid boolean NOT NULL,
+      has_record boolean NOT NULL DEFAULT false,
       PRIMARY KEY (scope, source_id, line_no)
     )`);
+    await tx.query(
+      `ALTER TABLE ${names.records} ADD COLUMN IF NOT EXISTS has_record boolean NOT NULL DEFAULT false`,
+    );
+    const [old] = await tx.query(
+      `SELECT count(*)::integer AS n FROM pg_attribute
+        WHERE attrelid = $1::text::regclass AND attname = 'record' AND NOT attisdropped`,
+      [names.records],
+    );
+    const hadRecord = Number(old?.n ?? 0) > 0;
+    if (hadRecord) {
+      await tx.query(`UPDATE ${names.records} SET has_record = (record IS NOT NULL)`);
+      await tx.query(`ALTER TABLE ${names.records} DROP COLUMN record`);
+    }
     await tx.query(
       `CREATE INDEX IF NOT EXISTS codex_rollout_records_conversation
         ON ${names.records} (scope, conversation_id, source_id)`,
@@ -138,12 +208,15 @@ export async function ensureRecordTables(
       conversation_id text COLLATE "C" NOT NULL,
       next_line integer NOT NULL,
       pending bytea NOT NULL,
+      row_set text COLLATE "C",
       PRIMARY KEY (scope, source_id)
     )`);
+    await tx.query(`ALTER TABLE ${names.carry} ADD COLUMN IF NOT EXISTS row_set text COLLATE "C"`);
     await tx.query(`CREATE TABLE IF NOT EXISTS ${names.imports} (
       scope text COLLATE "C" NOT NULL,
       conversation_id text COLLATE "C" NOT NULL,
       source_id text COLLATE "C" NOT NULL,
+      row_set text COLLATE "C",
       job_id text NOT NULL,
       path text NOT NULL,
       file_sha256 text NOT NULL,
@@ -152,9 +225,80 @@ export async function ensureRecordTables(
       byte_count bigint NOT NULL,
       digest text NOT NULL,
       imported_at bigint NOT NULL,
+      damaged boolean NOT NULL DEFAULT false,
       PRIMARY KEY (scope, conversation_id)
     )`);
+    await tx.query(
+      `ALTER TABLE ${names.imports} ADD COLUMN IF NOT EXISTS row_set text COLLATE "C"`,
+    );
+    await tx.query(
+      `ALTER TABLE ${names.imports} ADD COLUMN IF NOT EXISTS damaged boolean NOT NULL DEFAULT false`,
+    );
+    await tx.query(`DROP VIEW IF EXISTS ${names.messages}`);
+    await tx.query(`DROP VIEW IF EXISTS ${names.lines}`);
+    // The current rows only: the import's row set, up to its line count. `record` is the
+    // line's JSON (NULL for invalid lines and JSON jsonb cannot hold; a first line's byte
+    // order mark is skipped).
+    await tx.query(`CREATE VIEW ${names.lines} AS
+      SELECT r.scope, r.conversation_id, r.line_no, r.record_type, r.line, r.line_bytes,
+        r.valid,
+        CASE WHEN r.has_record THEN ltrim(r.line, chr(65279))::jsonb END AS record,
+        i.path, i.source_id
+      FROM ${names.imports} i
+      JOIN ${names.records} r ON r.scope = i.scope
+        AND r.source_id = COALESCE(i.row_set, i.source_id)
+        AND r.conversation_id = i.conversation_id
+        AND r.line_no <= i.line_count`);
+    // One row per message, reasoning summary or tool call of the conversation, in line
+    // order; a tool call carries its output (the first output line with its call_id).
+    await tx.query(`CREATE VIEW ${names.messages} AS
+      WITH items AS (
+        SELECT l.scope, l.conversation_id, l.line_no, l.record->>'timestamp' AS ts,
+          l.record->'payload' AS p
+        FROM ${names.lines} l
+        WHERE l.record_type = 'response_item' AND jsonb_typeof(l.record->'payload') = 'object'
+      ), outputs AS (
+        SELECT DISTINCT ON (scope, conversation_id, p->>'call_id')
+          scope, conversation_id, p->>'call_id' AS call_id, line_no, p->>'output' AS output
+        FROM items
+        WHERE p->>'type' IN ('function_call_output', 'custom_tool_call_output')
+          AND p->>'call_id' IS NOT NULL
+        ORDER BY scope, conversation_id, p->>'call_id', line_no
+      )
+      SELECT i.scope, i.conversation_id, i.line_no, i.ts AS "timestamp",
+        CASE i.p->>'type' WHEN 'message' THEN 'message' WHEN 'reasoning' THEN 'reasoning'
+          ELSE 'tool_call' END AS kind,
+        CASE WHEN i.p->>'type' = 'message' THEN i.p->>'role' ELSE 'assistant' END AS role,
+        CASE i.p->>'type'
+          WHEN 'message' THEN (
+            SELECT string_agg(c->>'text', E'\\n' ORDER BY n)
+            FROM jsonb_array_elements(CASE WHEN jsonb_typeof(i.p->'content') = 'array'
+              THEN i.p->'content' ELSE '[]'::jsonb END) WITH ORDINALITY AS e(c, n))
+          WHEN 'reasoning' THEN (
+            SELECT string_agg(c->>'text', E'\\n' ORDER BY n)
+            FROM jsonb_array_elements(CASE WHEN jsonb_typeof(i.p->'summary') = 'array'
+              THEN i.p->'summary' ELSE '[]'::jsonb END) WITH ORDINALITY AS e(c, n))
+        END AS text,
+        i.p->>'name' AS tool,
+        COALESCE(i.p->>'arguments', i.p->>'input') AS arguments,
+        i.p->>'call_id' AS call_id,
+        o.output,
+        o.line_no AS output_line_no
+      FROM items i
+      LEFT JOIN outputs o ON i.p->>'type' NOT IN ('message', 'reasoning')
+        AND o.scope = i.scope AND o.conversation_id = i.conversation_id
+        AND o.call_id = i.p->>'call_id'
+      WHERE i.p->>'type' IN ('message', 'reasoning', 'function_call', 'custom_tool_call',
+        'local_shell_call')`);
+    await tx.query(`DELETE FROM ${names.meta}`);
+    await tx.query(`INSERT INTO ${names.meta} (version) VALUES ($1::integer)`, [
+      RECORD_SCHEMA_VERSION,
+    ]);
+    return hadRecord;
   });
+  // The dropped column's data (and the rows the UPDATE rewrote) stay on disk until the
+  // table is rewritten: once, after the migration.
+  if (migrated) await db.query(`VACUUM FULL ${names.records}`);
 }
 
 function importOf(row: SqlRow): ImportRow {
@@ -162,6 +306,7 @@ function importOf(row: SqlRow): ImportRow {
     scope: String(row.scope),
     conversationId: String(row.conversation_id),
     sourceId: String(row.source_id),
+    rowSet: String(row.row_set ?? row.source_id),
     jobId: String(row.job_id),
     path: String(row.path),
     fileSha256: String(row.file_sha256),
@@ -170,6 +315,7 @@ function importOf(row: SqlRow): ImportRow {
     byteCount: Number(row.byte_count),
     digest: String(row.digest),
     importedAt: Number(row.imported_at),
+    damaged: row.damaged === true,
   };
 }
 
@@ -186,18 +332,25 @@ export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): Reco
   return {
     async loadCarry(scope, sourceId) {
       const [row] = await sql.query(
-        `SELECT next_line, pending FROM ${carry} WHERE scope = $1::text AND source_id = $2::text`,
+        `SELECT next_line, pending, row_set FROM ${carry}
+          WHERE scope = $1::text AND source_id = $2::text`,
         [scope, sourceId],
       );
-      return row ? { nextLine: Number(row.next_line), pending: toBytes(row.pending) } : undefined;
+      return row
+        ? {
+          nextLine: Number(row.next_line),
+          pending: toBytes(row.pending),
+          rowSet: String(row.row_set ?? sourceId),
+        }
+        : undefined;
     },
     async saveCarry(scope, sourceId, conversationId, value) {
       await sql.query(
-        `INSERT INTO ${carry} (scope, source_id, conversation_id, next_line, pending)
-          VALUES ($1::text, $2::text, $3::text, $4::integer, $5::bytea)
-          ON CONFLICT (scope, source_id)
-          DO UPDATE SET next_line = EXCLUDED.next_line, pending = EXCLUDED.pending`,
-        [scope, sourceId, conversationId, value.nextLine, value.pending],
+        `INSERT INTO ${carry} (scope, source_id, conversation_id, next_line, pending, row_set)
+          VALUES ($1::text, $2::text, $3::text, $4::integer, $5::bytea, $6::text)
+          ON CONFLICT (scope, source_id) DO UPDATE SET next_line = EXCLUDED.next_line,
+            pending = EXCLUDED.pending, row_set = EXCLUDED.row_set`,
+        [scope, sourceId, conversationId, value.nextLine, value.pending, value.rowSet],
       );
     },
     async deleteCarry(scope, sourceId) {
@@ -206,7 +359,7 @@ export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): Reco
         sourceId,
       ]);
     },
-    async insertRows(scope, sourceId, conversationId, rows) {
+    async insertRows(scope, rowSet, conversationId, rows) {
       const textRows = rows.filter((row) => row.text !== null);
       if (textRows.length > 0) {
         // One statement per batch, driver-agnostic: the rows travel as one JSON text.
@@ -215,67 +368,85 @@ export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): Reco
         );
         await sql.query(
           `INSERT INTO ${records}
-            (scope, source_id, line_no, conversation_id, record_type, line, record, valid)
+            (scope, source_id, line_no, conversation_id, record_type, line, valid, has_record)
           SELECT $1::text, $2::text, (e->>0)::integer, $3::text, e->>1, e->>2,
-            CASE WHEN (e->>3)::boolean AND (e->>4)::boolean THEN (e->>2)::jsonb END,
-            (e->>3)::boolean
+            (e->>3)::boolean, (e->>3)::boolean AND (e->>4)::boolean
           FROM jsonb_array_elements($4::text::jsonb) AS e
           ON CONFLICT (scope, source_id, line_no) DO UPDATE SET
             conversation_id = EXCLUDED.conversation_id, record_type = EXCLUDED.record_type,
-            line = EXCLUDED.line, line_bytes = NULL, record = EXCLUDED.record,
-            valid = EXCLUDED.valid`,
-          [scope, sourceId, conversationId, batch],
+            line = EXCLUDED.line, line_bytes = NULL, valid = EXCLUDED.valid,
+            has_record = EXCLUDED.has_record`,
+          [scope, rowSet, conversationId, batch],
         );
       }
       for (const row of rows) {
         if (row.text !== null) continue;
         await sql.query(
           `INSERT INTO ${records}
-            (scope, source_id, line_no, conversation_id, record_type, line, line_bytes, record, valid)
-          VALUES ($1::text, $2::text, $3::integer, $4::text, NULL, NULL, $5::bytea, NULL, false)
+            (scope, source_id, line_no, conversation_id, record_type, line, line_bytes, valid,
+              has_record)
+          VALUES ($1::text, $2::text, $3::integer, $4::text, NULL, NULL, $5::bytea, false, false)
           ON CONFLICT (scope, source_id, line_no) DO UPDATE SET
-            line = NULL, line_bytes = EXCLUDED.line_bytes, record = NULL, valid = false,
+            line = NULL, line_bytes = EXCLUDED.line_bytes, valid = false, has_record = false,
             record_type = NULL`,
-          [scope, sourceId, row.lineNo, conversationId, row.bytes ?? new Uint8Array(0)],
+          [scope, rowSet, row.lineNo, conversationId, row.bytes ?? new Uint8Array(0)],
         );
       }
     },
-    async readLines(scope, sourceId, afterLine, limit) {
+    async deleteRowsAfter(scope, rowSet, afterLine) {
+      const [row] = await sql.query(
+        `WITH d AS (DELETE FROM ${records}
+            WHERE scope = $1::text AND source_id = $2::text AND line_no > $3::integer
+            RETURNING 1)
+          SELECT count(*)::integer AS n FROM d`,
+        [scope, rowSet, afterLine],
+      );
+      return Number(row?.n ?? 0);
+    },
+    async readLines(scope, rowSet, afterLine, limit, upToLine = ALL_LINES) {
+      // Bytes, not text: a driver may drop a leading byte order mark when it decodes text
+      // (PGlite does), and the caller wants the bytes anyway.
       const rows = await sql.query(
-        `SELECT line_no, line, line_bytes FROM ${records}
+        `SELECT line_no, valid,
+            CASE WHEN line IS NULL THEN line_bytes ELSE convert_to(line, 'UTF8') END AS bytes
+          FROM ${records}
           WHERE scope = $1::text AND source_id = $2::text AND line_no > $3::integer
+            AND line_no <= $5::integer
           ORDER BY line_no LIMIT $4::integer`,
-        [scope, sourceId, afterLine, limit],
+        [scope, rowSet, afterLine, limit, Math.min(upToLine, ALL_LINES)],
       );
       return rows.map((row) => ({
         lineNo: Number(row.line_no),
-        text: row.line === null ? null : String(row.line),
-        bytes: row.line_bytes === null ? null : toBytes(row.line_bytes),
+        bytes: row.bytes === null ? new Uint8Array(0) : toBytes(row.bytes),
+        valid: row.valid === true,
       }));
     },
-    async countRows(scope, sourceId) {
+    async countRows(scope, rowSet, upToLine = ALL_LINES) {
       const [row] = await sql.query(
         `SELECT count(*)::integer AS lines, (count(*) FILTER (WHERE NOT valid))::integer AS invalid
-          FROM ${records} WHERE scope = $1::text AND source_id = $2::text`,
-        [scope, sourceId],
+          FROM ${records}
+          WHERE scope = $1::text AND source_id = $2::text AND line_no <= $3::integer`,
+        [scope, rowSet, Math.min(upToLine, ALL_LINES)],
       );
       return { lines: Number(row?.lines ?? 0), invalid: Number(row?.invalid ?? 0) };
     },
     async setImport(row) {
       await sql.query(
-        `INSERT INTO ${imports} (scope, conversation_id, source_id, job_id, path, file_sha256,
-            line_count, invalid_count, byte_count, digest, imported_at)
-          VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::integer,
-            $8::integer, $9::bigint, $10::text, $11::bigint)
+        `INSERT INTO ${imports} (scope, conversation_id, source_id, row_set, job_id, path,
+            file_sha256, line_count, invalid_count, byte_count, digest, imported_at, damaged)
+          VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::text, $7::text,
+            $8::integer, $9::integer, $10::bigint, $11::text, $12::bigint, false)
           ON CONFLICT (scope, conversation_id) DO UPDATE SET
-            source_id = EXCLUDED.source_id, job_id = EXCLUDED.job_id, path = EXCLUDED.path,
+            source_id = EXCLUDED.source_id, row_set = EXCLUDED.row_set,
+            job_id = EXCLUDED.job_id, path = EXCLUDED.path,
             file_sha256 = EXCLUDED.file_sha256, line_count = EXCLUDED.line_count,
             invalid_count = EXCLUDED.invalid_count, byte_count = EXCLUDED.byte_count,
-            digest = EXCLUDED.digest, imported_at = EXCLUDED.imported_at`,
+            digest = EXCLUDED.digest, imported_at = EXCLUDED.imported_at, damaged = false`,
         [
           row.scope,
           row.conversationId,
           row.sourceId,
+          row.rowSet,
           row.jobId,
           row.path,
           row.fileSha256,
@@ -286,10 +457,27 @@ export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): Reco
           row.importedAt,
         ],
       );
-      const other = `scope = $1::text AND conversation_id = $2::text AND source_id <> $3::text`;
-      const params = [row.scope, row.conversationId, row.sourceId];
-      await sql.query(`DELETE FROM ${records} WHERE ${other}`, params);
-      await sql.query(`DELETE FROM ${carry} WHERE ${other}`, params);
+      // Two ranges of the (scope, conversation_id, source_id) index around the current row
+      // set, so an append does not walk the set's own rows to find nothing to delete.
+      for (const side of ["<", ">"]) {
+        await sql.query(
+          `DELETE FROM ${records}
+            WHERE scope = $1::text AND conversation_id = $2::text AND source_id ${side} $3::text`,
+          [row.scope, row.conversationId, row.rowSet],
+        );
+      }
+      await sql.query(
+        `DELETE FROM ${carry}
+          WHERE scope = $1::text AND conversation_id = $2::text AND source_id <> $3::text`,
+        [row.scope, row.conversationId, row.sourceId],
+      );
+    },
+    async markDamaged(scope, conversationId, damaged) {
+      await sql.query(
+        `UPDATE ${imports} SET damaged = $3::boolean
+          WHERE scope = $1::text AND conversation_id = $2::text`,
+        [scope, conversationId, damaged],
+      );
     },
     async getImport(scope, conversationId) {
       const [row] = await sql.query(
@@ -320,7 +508,8 @@ export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): Reco
             UNION SELECT scope, source_id FROM ${carry}
           ) s
           WHERE NOT EXISTS (SELECT 1 FROM ${imports} i
-            WHERE i.scope = s.scope AND i.source_id = s.source_id)
+            WHERE i.scope = s.scope
+              AND (COALESCE(i.row_set, i.source_id) = s.source_id OR i.source_id = s.source_id))
           ORDER BY scope, source_id LIMIT $1::integer`,
         [limit],
       );
@@ -346,26 +535,31 @@ export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): Reco
 
 interface MemoryRow extends StoredLine {
   conversationId: string;
-  valid: boolean;
 }
 
 /** The tables in memory (dry runs and tests). Each call completes atomically. */
 export function memoryRecordTables(): RecordTables {
-  const key = (scope: string, sourceId: string) => `${scope.length}:${scope}:${sourceId}`;
-  const sources = new Map<
+  const encoder = new TextEncoder();
+  const key = (scope: string, id: string) => `${scope.length}:${scope}:${id}`;
+  const sets = new Map<
     string,
-    { scope: string; sourceId: string; rows: Map<number, MemoryRow> }
+    { scope: string; rowSet: string; conversationId: string; rows: Map<number, MemoryRow> }
   >();
   const carries = new Map<
     string,
     Carry & { scope: string; sourceId: string; conversationId: string }
   >();
   const imports = new Map<string, ImportRow>();
-  const importKey = (scope: string, conversationId: string) => key(scope, conversationId);
+  const sorted = (scope: string, rowSet: string, after: number, upTo: number) =>
+    [...(sets.get(key(scope, rowSet))?.rows.values() ?? [])]
+      .filter((row) => row.lineNo > after && row.lineNo <= upTo)
+      .sort((a, b) => a.lineNo - b.lineNo);
   return {
     loadCarry: (scope, sourceId) => {
       const found = carries.get(key(scope, sourceId));
-      return Promise.resolve(found && { nextLine: found.nextLine, pending: found.pending });
+      return Promise.resolve(
+        found && { nextLine: found.nextLine, pending: found.pending, rowSet: found.rowSet },
+      );
     },
     saveCarry: (scope, sourceId, conversationId, value) => {
       carries.set(key(scope, sourceId), { ...value, scope, sourceId, conversationId });
@@ -375,41 +569,55 @@ export function memoryRecordTables(): RecordTables {
       carries.delete(key(scope, sourceId));
       return Promise.resolve();
     },
-    insertRows: (scope, sourceId, conversationId, rows) => {
-      const k = key(scope, sourceId);
-      let entry = sources.get(k);
-      if (!entry) sources.set(k, entry = { scope, sourceId, rows: new Map() });
+    insertRows: (scope, rowSet, conversationId, rows) => {
+      const k = key(scope, rowSet);
+      let entry = sets.get(k);
+      if (!entry) sets.set(k, entry = { scope, rowSet, conversationId, rows: new Map() });
       for (const row of rows) {
         entry.rows.set(row.lineNo, {
           lineNo: row.lineNo,
-          text: row.text,
-          bytes: row.text === null ? row.bytes ?? new Uint8Array(0) : null,
-          conversationId,
+          bytes: row.text === null ? (row.bytes ?? new Uint8Array(0)).slice() : encoder.encode(
+            row.text,
+          ),
           valid: row.valid,
+          conversationId,
         });
       }
       return Promise.resolve();
     },
-    readLines: (scope, sourceId, afterLine, limit) => {
-      const rows = [...(sources.get(key(scope, sourceId))?.rows.values() ?? [])]
-        .filter((row) => row.lineNo > afterLine)
-        .sort((a, b) => a.lineNo - b.lineNo)
-        .slice(0, limit);
-      return Promise.resolve(rows.map(({ lineNo, text, bytes }) => ({ lineNo, text, bytes })));
+    deleteRowsAfter: (scope, rowSet, afterLine) => {
+      const rows = sets.get(key(scope, rowSet))?.rows;
+      let deleted = 0;
+      for (const lineNo of [...(rows?.keys() ?? [])]) {
+        if (lineNo > afterLine) {
+          rows!.delete(lineNo);
+          deleted++;
+        }
+      }
+      return Promise.resolve(deleted);
     },
-    countRows: (scope, sourceId) => {
-      const rows = [...(sources.get(key(scope, sourceId))?.rows.values() ?? [])];
+    readLines: (scope, rowSet, afterLine, limit, upToLine = ALL_LINES) =>
+      Promise.resolve(
+        sorted(scope, rowSet, afterLine, upToLine).slice(0, limit).map((row) => ({
+          lineNo: row.lineNo,
+          bytes: row.bytes,
+          valid: row.valid,
+        })),
+      ),
+    countRows: (scope, rowSet, upToLine = ALL_LINES) => {
+      const rows = sorted(scope, rowSet, 0, upToLine);
       return Promise.resolve({
         lines: rows.length,
         invalid: rows.filter((row) => !row.valid).length,
       });
     },
     setImport: (row) => {
-      imports.set(importKey(row.scope, row.conversationId), { ...row });
-      for (const [k, entry] of sources) {
-        if (entry.scope !== row.scope || entry.sourceId === row.sourceId) continue;
-        const first = entry.rows.values().next().value;
-        if (first?.conversationId === row.conversationId) sources.delete(k);
+      imports.set(key(row.scope, row.conversationId), { ...row, damaged: false });
+      for (const [k, entry] of sets) {
+        if (
+          entry.scope === row.scope && entry.conversationId === row.conversationId &&
+          entry.rowSet !== row.rowSet
+        ) sets.delete(k);
       }
       for (const [k, found] of carries) {
         if (
@@ -419,21 +627,30 @@ export function memoryRecordTables(): RecordTables {
       }
       return Promise.resolve();
     },
-    getImport: (scope, conversationId) =>
-      Promise.resolve(imports.get(importKey(scope, conversationId))),
+    markDamaged: (scope, conversationId, damaged) => {
+      const found = imports.get(key(scope, conversationId));
+      if (found) found.damaged = damaged;
+      return Promise.resolve();
+    },
+    getImport: (scope, conversationId) => {
+      const found = imports.get(key(scope, conversationId));
+      return Promise.resolve(found && { ...found });
+    },
     listImports: (scope, limit) =>
       Promise.resolve(
         [...imports.values()].filter((row) => row.scope === scope)
-          .sort((a, b) => b.importedAt - a.importedAt).slice(0, limit),
+          .sort((a, b) => b.importedAt - a.importedAt).slice(0, limit).map((row) => ({ ...row })),
       ),
     countImports: (scope) =>
       Promise.resolve([...imports.values()].filter((row) => row.scope === scope).length),
     listUnlinkedSources: (limit) => {
-      const linked = new Set([...imports.values()].map((row) => key(row.scope, row.sourceId)));
-      const all = new Map<string, UnlinkedSource>();
-      for (const [k, entry] of sources) {
-        all.set(k, { scope: entry.scope, sourceId: entry.sourceId });
+      const linked = new Set<string>();
+      for (const row of imports.values()) {
+        linked.add(key(row.scope, row.rowSet));
+        linked.add(key(row.scope, row.sourceId));
       }
+      const all = new Map<string, UnlinkedSource>();
+      for (const [k, entry] of sets) all.set(k, { scope: entry.scope, sourceId: entry.rowSet });
       for (const [k, found] of carries) {
         all.set(k, { scope: found.scope, sourceId: found.sourceId });
       }
@@ -443,8 +660,8 @@ export function memoryRecordTables(): RecordTables {
     },
     deleteSource: (scope, sourceId) => {
       const k = key(scope, sourceId);
-      const count = sources.get(k)?.rows.size ?? 0;
-      sources.delete(k);
+      const count = sets.get(k)?.rows.size ?? 0;
+      sets.delete(k);
       carries.delete(k);
       return Promise.resolve(count);
     },

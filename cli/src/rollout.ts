@@ -1,16 +1,19 @@
 /**
  * Codex rollout files: finding them, splitting them into lines, judging each line, and
- * scanning a whole file before it is uploaded (digest, line count, conversation id,
- * the first malformed line).
+ * scanning a file before it is uploaded (digest, line count, the malformed lines, the
+ * part already imported).
  *
- * A line is the bytes between two `\n` (a `\r` before the `\n` stays part of the line);
- * the last line may lack its `\n`. A line is valid when it is UTF-8 and parses as JSON.
+ * A line is the bytes up to and including a `\n` (a `\r` before the `\n` stays part of
+ * the line). Bytes after the last `\n` are a line still being written: *pending*, not
+ * imported until its newline arrives. A line is valid when it is UTF-8 and parses as
+ * JSON; the first line may start with a UTF-8 byte order mark (kept in the text, ignored
+ * by the JSON parse).
  *
  * @module
  */
 
+import { createHash, type Hash } from "node:crypto";
 import { basename, join, resolve } from "node:path";
-import { IncrementalSha256 } from "@zakstam/codex-sync-engine";
 import { CliError } from "./errors.ts";
 import type { CliHost } from "./host.ts";
 
@@ -54,8 +57,13 @@ function jsonbSafe(value: unknown): boolean {
   return true;
 }
 
-/** Judges one line (its bytes, without the `\n`). */
-export function parseLine(bytes: Uint8Array): ParsedLine {
+const BOM = "\ufeff";
+
+/**
+ * Judges one line (its bytes, without the `\n`). With `firstLine`, a leading byte order
+ * mark is allowed: it stays in `text` and is skipped by the JSON parse.
+ */
+export function parseLine(bytes: Uint8Array, firstLine = false): ParsedLine {
   let text: string;
   try {
     text = decoder.decode(bytes);
@@ -64,7 +72,7 @@ export function parseLine(bytes: Uint8Array): ParsedLine {
   }
   let value: unknown;
   try {
-    value = JSON.parse(text);
+    value = JSON.parse(firstLine && text.startsWith(BOM) ? text.slice(1) : text);
   } catch (error) {
     const reason = text.trim() === ""
       ? "empty line"
@@ -105,18 +113,39 @@ export function conversationIdFromFileName(path: string): string {
 export async function* splitLines(
   pieces: AsyncIterable<Uint8Array>,
 ): AsyncGenerator<{ bytes: Uint8Array; terminated: boolean }> {
-  let pending: Uint8Array = new Uint8Array(0);
+  let pending: Uint8Array[] = [];
+  let pendingLength = 0;
   for await (const piece of pieces) {
     let start = 0;
     for (let i = piece.indexOf(10); i >= 0; i = piece.indexOf(10, start)) {
       const part = piece.subarray(start, i);
-      yield { bytes: pending.length > 0 ? concat(pending, part) : part, terminated: true };
-      pending = new Uint8Array(0);
+      if (pendingLength === 0) yield { bytes: part, terminated: true };
+      else {
+        pending.push(part);
+        yield { bytes: joinParts(pending, pendingLength + part.length), terminated: true };
+        pending = [];
+        pendingLength = 0;
+      }
       start = i + 1;
     }
-    if (start < piece.length) pending = concat(pending, piece.subarray(start));
+    if (start < piece.length) {
+      pending.push(piece.subarray(start));
+      pendingLength += piece.length - start;
+    }
   }
-  if (pending.length > 0) yield { bytes: pending, terminated: false };
+  if (pendingLength > 0) yield { bytes: joinParts(pending, pendingLength), terminated: false };
+}
+
+/** Joins `parts` (of `length` bytes in all) into one array (the part itself when alone). */
+export function joinParts(parts: readonly Uint8Array[], length: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const part of parts) {
+    out.set(part, offset);
+    offset += part.length;
+  }
+  return out;
 }
 
 /** Concatenates two byte arrays into a fresh one. */
@@ -133,24 +162,62 @@ export interface InvalidLine {
   reason: string;
 }
 
+/** How many bytes of the imported part a scan keeps, to tell a rewrite from an append. */
+export const TAIL_BYTES = 4096;
+
+/** Where a scan starts: a part of the file known to be imported already. */
+export interface ScanResume {
+  /** Bytes already imported (a line boundary). */
+  byteCount: number;
+  lineCount: number;
+  /** SHA-256 over those bytes, not finished (copied, never changed). */
+  hash: Hash;
+  /** Their last bytes (at most {@link TAIL_BYTES}): the scan checks they are unchanged. */
+  tail: Uint8Array;
+}
+
 /** What a scan learnt about a file. */
 export interface RolloutScan {
   /** Canonical absolute path. */
   path: string;
+  /** Bytes of the complete lines: what an import takes. */
   byteCount: number;
-  /** SHA-256 of the whole file (lowercase hex). */
+  /** Bytes after the last newline (a line still being written), not imported. */
+  pendingBytes: number;
+  /** SHA-256 of the complete lines (lowercase hex). */
   sha256: string;
+  /** The hash of the complete lines, unfinished (for a later {@link ScanResume}). */
+  hash: Hash;
+  /** The last bytes of the complete lines (at most {@link TAIL_BYTES}). */
+  tail: Uint8Array;
+  /** Complete lines. */
   lineCount: number;
-  /** Lines that are not UTF-8 JSON. */
+  /** Where judging started (`from`, or the resumed byte count). */
+  from: number;
+  /** Lines before `from`. */
+  linesBefore: number;
+  /** SHA-256 of the bytes before `from`, when the file has that many complete bytes. */
+  prefixSha256?: string;
+  /** True when `from` is 0 or the byte before it is a newline. */
+  fromIsLineStart: boolean;
+  /** SHA-256 of the complete lines from `from` on. */
+  tailSha256: string;
+  /** Malformed lines from `from` on. */
   invalidCount: number;
   /** The first few malformed lines (at most 20). */
   invalidLines: InvalidLine[];
-  /** Lines whose JSON PostgreSQL's jsonb cannot hold (stored with a NULL `record`). */
+  /** Lines whose JSON PostgreSQL's jsonb cannot hold (no `record` in the views). */
   jsonbUnsafeCount: number;
-  conversationId: string;
-  conversationIdFrom: "session_meta" | "file name";
-  /** True when the file ends with `\n` (or is empty). */
-  trailingNewline: boolean;
+  /** A resumed scan found the imported part's last bytes changed (nothing else is set). */
+  rewritten?: boolean;
+}
+
+/** Options of {@link scanRollout}. */
+export interface ScanOptions {
+  /** Lines before this byte offset are counted and hashed, not judged (default 0). */
+  from?: number;
+  /** Continue after a part known to be imported, without reading it again. */
+  resume?: ScanResume;
 }
 
 /** Reads `stream` as an async iterable of pieces (fresh copies, at most `limit` bytes). */
@@ -174,62 +241,245 @@ export async function* readPieces(
   }
 }
 
+/** Equal bytes. */
+export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** SHA-256 of nothing. */
+const EMPTY_SHA256 = createHash("sha256").digest("hex");
+
+/** Newlines in `bytes`. */
+function countNewlines(bytes: Uint8Array): number {
+  let count = 0;
+  for (let i = bytes.indexOf(10); i >= 0; i = bytes.indexOf(10, i + 1)) count++;
+  return count;
+}
+
+/** The last bytes of a sequence of pieces (views kept only until enough follow). */
+class TailKeeper {
+  #parts: Uint8Array[] = [];
+  #length = 0;
+
+  constructor(initial: Uint8Array) {
+    this.add(initial);
+  }
+
+  add(bytes: Uint8Array): void {
+    if (bytes.length === 0) return;
+    this.#parts.push(bytes);
+    this.#length += bytes.length;
+    while (this.#parts.length > 1 && this.#length - this.#parts[0].length >= TAIL_BYTES) {
+      this.#length -= this.#parts.shift()!.length;
+    }
+  }
+
+  /** A fresh copy of the last {@link TAIL_BYTES} bytes (or fewer). */
+  take(): Uint8Array {
+    const joined = joinParts(this.#parts, this.#length);
+    return joined.slice(Math.max(0, joined.length - TAIL_BYTES));
+  }
+}
+
 /**
- * Scans a rollout file. Without `skipInvalid`, the first malformed line throws
- * `E_CLI_INVALID_RECORD` naming the file and line (before anything is uploaded).
+ * Scans a rollout file: hashes its complete lines, counts them, and judges those from
+ * `from` on (or after `resume`, reading only from there). Bytes before `from` are only
+ * hashed and their newlines counted. Never throws for a malformed line: the caller
+ * decides (see `invalidLines`).
  */
 export async function scanRollout(
   host: CliHost,
   path: string,
-  options: { skipInvalid: boolean },
+  options: ScanOptions = {},
 ): Promise<RolloutScan> {
-  const hash = new IncrementalSha256();
-  let byteCount = 0;
-  let lineCount = 0;
+  const { resume } = options;
+  const from = resume ? resume.byteCount : Math.max(0, options.from ?? 0);
+  /** Over the complete lines seen so far (never the open line after the last newline). */
+  const hash = resume ? resume.hash.copy() : createHash("sha256");
+  const tailHash = createHash("sha256");
+  const tail = new TailKeeper(resume?.tail ?? new Uint8Array(0));
+  let lineCount = resume?.lineCount ?? 0;
+  let linesBefore = lineCount;
+  let prefixSha256: string | undefined = from === 0 ? EMPTY_SHA256 : undefined;
+  let fromIsLineStart = from === 0 || resume !== undefined;
   let invalidCount = 0;
   let jsonbUnsafeCount = 0;
   const invalidLines: InvalidLine[] = [];
-  let sessionId: string | undefined;
-  let trailingNewline = true;
-  async function* hashed(): AsyncGenerator<Uint8Array> {
-    for await (const piece of readPieces(host.readFile(path))) {
-      hash.update(piece);
-      byteCount += piece.length;
-      yield piece;
+  /** Absolute offset after the last newline, and of the next byte read. */
+  let complete = resume ? from : 0;
+  let offset = complete;
+  // The line still open (after the last newline), in parts: a long line spans many pieces.
+  let open: Uint8Array[] = [];
+  let openLength = 0;
+  /** Hashes the open parts and `bytes` (which ends with a newline) as complete. */
+  const completeWith = (bytes: Uint8Array, judged: boolean) => {
+    for (const part of open) {
+      hash.update(part);
+      tail.add(part);
+      if (judged) tailHash.update(part);
     }
-  }
-  for await (const { bytes, terminated } of splitLines(hashed())) {
+    hash.update(bytes);
+    tail.add(bytes);
+    if (judged) tailHash.update(bytes);
+    complete += openLength + bytes.length;
+  };
+  const judge = (bytes: Uint8Array) => {
     lineCount++;
-    trailingNewline = terminated;
-    const parsed = parseLine(bytes);
+    const parsed = parseLine(bytes, lineCount === 1);
     if (!parsed.valid) {
-      if (!options.skipInvalid) {
-        throw new CliError(
-          "E_CLI_INVALID_RECORD",
-          `${path}:${lineCount}: ${parsed.reason}; nothing of this file was imported ` +
-            `(fix the line, or pass --skip-invalid to record and skip such lines)`,
-          { details: { path, line: lineCount, reason: parsed.reason } },
-        );
-      }
       invalidCount++;
       if (invalidLines.length < 20) invalidLines.push({ line: lineCount, reason: parsed.reason });
+    } else if (!parsed.jsonbSafe) jsonbUnsafeCount++;
+  };
+
+  const pieces = readPieces(host.readFile(path, resume ? from - resume.tail.length : 0));
+  let head = resume?.tail.length ?? 0;
+  let headBytes: Uint8Array = new Uint8Array(0);
+  for await (let piece of pieces) {
+    if (head > 0) {
+      // A resumed scan first re-reads the imported part's last bytes: unchanged?
+      const take = Math.min(head, piece.length);
+      headBytes = concat(headBytes, piece.subarray(0, take));
+      head -= take;
+      piece = piece.subarray(take);
+      if (head === 0 && !sameBytes(headBytes, resume!.tail)) return rewritten(path, resume!);
+      if (piece.length === 0) continue;
+    }
+    if (offset < from) {
+      // Before `from`: hashed and counted, not judged.
+      const before = piece.subarray(0, Math.min(piece.length, from - offset));
+      const last = before.lastIndexOf(10);
+      if (last >= 0) {
+        const lines = countNewlines(before.subarray(0, last + 1));
+        lineCount += lines;
+        linesBefore += lines;
+        completeWith(before.subarray(0, last + 1), false);
+        open = [];
+        openLength = 0;
+      }
+      const rest = before.subarray(last + 1);
+      if (rest.length > 0) {
+        open.push(rest);
+        openLength += rest.length;
+      }
+      offset += before.length;
+      piece = piece.subarray(before.length);
+      if (offset === from) {
+        const prefix = hash.copy();
+        for (const part of open) prefix.update(part);
+        prefixSha256 = prefix.digest("hex");
+        fromIsLineStart = openLength === 0;
+      }
+      if (piece.length === 0) continue;
+    }
+    offset += piece.length;
+    const last = piece.lastIndexOf(10);
+    if (last < 0) {
+      open.push(piece);
+      openLength += piece.length;
       continue;
     }
-    if (!parsed.jsonbSafe) jsonbUnsafeCount++;
-    sessionId ??= sessionIdOf(parsed.value);
+    // Judge each line ending in this piece, then take them all as complete at once.
+    let start = 0;
+    for (let i = piece.indexOf(10); i >= 0; i = piece.indexOf(10, start)) {
+      const segment = piece.subarray(start, i);
+      judge(
+        start === 0 && openLength > 0
+          ? joinParts([...open, segment], openLength + segment.length)
+          : segment,
+      );
+      start = i + 1;
+    }
+    completeWith(piece.subarray(0, last + 1), true);
+    open = last + 1 < piece.length ? [piece.subarray(last + 1)] : [];
+    openLength = piece.length - last - 1;
   }
+  if (head > 0) return rewritten(path, resume!);
   return {
     path,
-    byteCount,
-    sha256: hash.digestHex(),
+    byteCount: complete,
+    pendingBytes: openLength,
+    sha256: hash.copy().digest("hex"),
+    hash,
+    tail: tail.take(),
     lineCount,
+    from,
+    linesBefore,
+    ...(prefixSha256 === undefined || resume ? {} : { prefixSha256 }),
+    fromIsLineStart,
+    tailSha256: tailHash.digest("hex"),
     invalidCount,
     invalidLines,
     jsonbUnsafeCount,
-    conversationId: sessionId ?? conversationIdFromFileName(path),
-    conversationIdFrom: sessionId ? "session_meta" : "file name",
-    trailingNewline,
   };
+}
+
+function rewritten(path: string, resume: ScanResume): RolloutScan {
+  return {
+    path,
+    byteCount: 0,
+    pendingBytes: 0,
+    sha256: "",
+    hash: resume.hash,
+    tail: new Uint8Array(0),
+    lineCount: 0,
+    from: resume.byteCount,
+    linesBefore: 0,
+    fromIsLineStart: false,
+    tailSha256: "",
+    invalidCount: 0,
+    invalidLines: [],
+    jsonbUnsafeCount: 0,
+    rewritten: true,
+  };
+}
+
+/**
+ * The conversation id of a rollout file: the id of its first `session_meta` record
+ * (read only as far as that record), else the one its file name implies.
+ */
+export async function findConversationId(
+  host: CliHost,
+  path: string,
+): Promise<{ conversationId: string; conversationIdFrom: "session_meta" | "file name" }> {
+  let lineNo = 0;
+  for await (const { bytes, terminated } of splitLines(readPieces(host.readFile(path)))) {
+    if (!terminated) break;
+    lineNo++;
+    const parsed = parseLine(bytes, lineNo === 1);
+    const id = parsed.valid ? sessionIdOf(parsed.value) : undefined;
+    if (id !== undefined) return { conversationId: id, conversationIdFrom: "session_meta" };
+  }
+  return { conversationId: conversationIdFromFileName(path), conversationIdFrom: "file name" };
+}
+
+/**
+ * The complete lines of `path` from byte `start` to `end` (an imported range), read
+ * again for upload and checked against `sha256`: a file rewritten since its scan fails
+ * with `E_CLI_FILE_CHANGED` before anything is sealed.
+ */
+export async function* rangeBytes(
+  host: CliHost,
+  path: string,
+  start: number,
+  end: number,
+  sha256: string,
+): AsyncGenerator<Uint8Array> {
+  const hash = createHash("sha256");
+  let length = 0;
+  for await (const piece of readPieces(host.readFile(path, start), end - start)) {
+    hash.update(piece);
+    length += piece.length;
+    yield piece;
+  }
+  if (length !== end - start || hash.digest("hex") !== sha256) {
+    throw new CliError(
+      "E_CLI_FILE_CHANGED",
+      `${path} changed while it was being imported; run the import again`,
+    );
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { CliError } from "../src/errors.ts";
 import { lockFiles, type LockFileSystem } from "../src/lock_file.ts";
+import { denoHost } from "../main.ts";
 import { nodeHost } from "../node_main.ts";
 import { tempDir } from "./support.ts";
 
@@ -58,7 +59,7 @@ test("lock file: taken, refused while its owner lives, taken over from a dead on
   assert.equal(held.files.size, 0);
 });
 
-test("node host: lock file (wx, pid check), stat, readDir, readFile in pieces", async () => {
+test("node host: lock file (wx, pid check), stat, readDir, readFile in pieces and from an offset, atomic writeFile", async () => {
   const dir = tempDir("node-host");
   try {
     const host = nodeHost();
@@ -72,14 +73,17 @@ test("node host: lock file (wx, pid check), stat, readDir, readFile in pieces", 
     Deno.writeTextFileSync(lock, "2147483646\n");
     await (await host.lock(lock))();
 
-    const bytes = new Uint8Array(600_000).map((_, i) => i % 251);
+    const bytes = new Uint8Array(2_500_000).map((_, i) => i % 251);
     Deno.writeFileSync(join(dir, "data.bin"), bytes);
     Deno.mkdirSync(join(dir, "sub"));
-    assert.deepEqual(await host.stat(join(dir, "data.bin")), {
+    const info = await host.stat(join(dir, "data.bin"));
+    assert.deepEqual({ ...info, mtimeMs: undefined }, {
       isFile: true,
       isDirectory: false,
       size: bytes.length,
+      mtimeMs: undefined,
     });
+    assert.ok(Math.abs(info!.mtimeMs! - Date.now()) < 60_000);
     const entries = [];
     for await (const entry of host.readDir(dir)) entries.push(entry);
     assert.deepEqual(entries.map((e) => [e.name, e.isFile, e.isDirectory]).sort(), [
@@ -92,6 +96,79 @@ test("node host: lock file (wx, pid check), stat, readDir, readFile in pieces", 
     const joined = new Uint8Array(pieces.reduce((n, p) => n + p.length, 0));
     pieces.reduce((offset, piece) => (joined.set(piece, offset), offset + piece.length), 0);
     assert.deepEqual(joined, bytes);
+
+    // From an offset.
+    const tail: Uint8Array[] = [];
+    for await (const piece of host.readFile(join(dir, "data.bin"), 2_499_990)) tail.push(piece);
+    assert.deepEqual(tail.flatMap((piece) => [...piece]), [...bytes.subarray(2_499_990)]);
+
+    // Atomic writes: the file appears whole, and a failure leaves nothing behind.
+    const target = join(dir, "sub", "out.jsonl");
+    await host.writeFile(
+      target,
+      (async function* () {
+        yield new Uint8Array([1, 2]);
+        yield new Uint8Array([3]);
+      })(),
+    );
+    assert.deepEqual(Deno.readFileSync(target), new Uint8Array([1, 2, 3]));
+    await assert.rejects(
+      host.writeFile(
+        target,
+        (async function* () {
+          yield new Uint8Array([9]);
+          throw new Error("stop");
+        })(),
+      ),
+      /stop/,
+    );
+    assert.deepEqual(Deno.readFileSync(target), new Uint8Array([1, 2, 3]));
+    assert.deepEqual([...Deno.readDirSync(join(dir, "sub"))].map((e) => e.name), ["out.jsonl"]);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+test("deno host: readFile from an offset, atomic writeFile, a recursive watcher", async () => {
+  const dir = tempDir("deno-host");
+  try {
+    const host = denoHost();
+    Deno.writeTextFileSync(join(dir, "a.txt"), "hello world");
+    const pieces: Uint8Array[] = [];
+    for await (const piece of host.readFile(join(dir, "a.txt"), 6)) pieces.push(piece);
+    assert.equal(new TextDecoder().decode(pieces[0]), "world");
+    await host.writeFile(
+      join(dir, "b.txt"),
+      (async function* () {
+        yield new TextEncoder().encode("b");
+      })(),
+    );
+    assert.equal(Deno.readTextFileSync(join(dir, "b.txt")), "b");
+
+    const seen: string[] = [];
+    let notify: () => void = () => {};
+    const watcher = host.watch!([dir], (paths) => {
+      seen.push(...paths);
+      notify();
+    }, (error) => {
+      throw error;
+    });
+    try {
+      Deno.mkdirSync(join(dir, "2025", "11"), { recursive: true });
+      const file = join(dir, "2025", "11", "rollout-x.jsonl");
+      const deadline = Date.now() + 10_000;
+      // Written until the watcher reports it (a new directory is watched once it exists).
+      while (!seen.includes(file) && Date.now() < deadline) {
+        Deno.writeTextFileSync(file, "{}\n", { append: true });
+        await new Promise<void>((resolve) => {
+          notify = resolve;
+          setTimeout(resolve, 200);
+        });
+      }
+      assert.ok(seen.includes(file), JSON.stringify(seen));
+    } finally {
+      watcher.close();
+    }
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }

@@ -1,15 +1,19 @@
 /**
  * The CLI as a subprocess against the embedded PGlite store, for one entry (the Deno
  * entry from source in `import.test.ts`, the built npm bin under Node in
- * `node_bin.test.ts`): several files (directory walk, CRLF, no trailing newline, no
+ * `node_bin.test.ts`): several files (directory walk, CRLF, a pending last line, no
  * session_meta, the bundled sample) compared byte for byte with the stored rows; a
- * re-import that is a no-op; a malformed line; Ctrl-C in the middle of the upload and of
- * the apply, each followed by a resume; cancel + gc.
+ * re-import that is a no-op; a malformed line; a session in progress (BOM + --skip-invalid
+ * on PGlite, an append imported as an extension, export and restore byte for byte,
+ * damaged rows repaired, a diverging copy); watch following appends (a line written in
+ * two steps), then Ctrl-C and a restart; Ctrl-C in the middle of the upload and of the
+ * apply, each followed by a resume that says so; cancel + gc.
  */
 
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { createPGliteDriver } from "@zakstam/codex-sync-engine-postgres";
 import { sampleRollout, sampleRolloutText } from "../scripts/sample_rollout.ts";
 import {
   type CliEntry,
@@ -38,6 +42,13 @@ function write(path: string, content: string | Uint8Array): Uint8Array {
   return bytes;
 }
 
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.length + b.length);
+  out.set(a);
+  out.set(b, a.length);
+  return out;
+}
+
 function find(list: Record<string, unknown>[], event: string, file?: string) {
   return list.filter((entry) => entry.event === event && (!file || entry.file === file));
 }
@@ -48,8 +59,10 @@ function find(list: Record<string, unknown>[], event: string, file?: string) {
  * awaiting a root hook.
  */
 export async function importSuite(entry: CliEntry): Promise<void> {
-  const startCli = (args: string[], cwd: string): RunningCli => start(args, cwd, entry);
-  const runCli = (args: string[], cwd: string): Promise<CliResult> => startCli(args, cwd).done;
+  const startCli = (args: string[], cwd: string, env?: Record<string, string>): RunningCli =>
+    start(args, cwd, entry, env);
+  const runCli = (args: string[], cwd: string, env?: Record<string, string>): Promise<CliResult> =>
+    startCli(args, cwd, env).done;
   const root = tempDir(`import-${entry.name.split(" ")[0]}`);
   const template = join(root, "template");
 
@@ -87,14 +100,14 @@ export async function importSuite(entry: CliEntry): Promise<void> {
       conversation: ID_A,
       trailing: true,
     });
-    // CRLF line ends and no newline after the last line: both must survive exactly.
+    // CRLF line ends, and no newline after the last line: a session still being written,
+    // so its last line is pending (not imported); the rest must survive exactly.
+    const linesB = [...sampleRollout({ sessionId: ID_B, targetBytes: 300_000, seed: 12 })];
+    write(fileB, linesB.join("\r\n"));
     files.set(fileB, {
-      bytes: write(
-        fileB,
-        [...sampleRollout({ sessionId: ID_B, targetBytes: 300_000, seed: 12 })].join("\r\n"),
-      ),
+      bytes: encoder.encode(linesB.slice(0, -1).map((line) => line + "\r\n").join("")),
       conversation: ID_B,
-      trailing: false,
+      trailing: true,
     });
     // No session_meta: the conversation id comes from the file name. The last line is
     // valid JSON that jsonb cannot hold (\u0000, a lone surrogate): stored with record NULL.
@@ -128,6 +141,10 @@ export async function importSuite(entry: CliEntry): Promise<void> {
     assert.equal(summary.failed, 0);
     assert.deepEqual(find(log, "scanned").map((e) => e.file).sort(), [...files.keys()].sort());
     assert.equal(find(log, "scanned", fileC)[0].conversationIdFrom, "file name");
+    assert.equal(
+      find(log, "imported", fileB)[0].pendingBytes,
+      encoder.encode(linesB.at(-1)!).length,
+    );
 
     const stored = await readStore(join(dir, ".codex-sync"));
     for (const [path, expected] of files) {
@@ -148,11 +165,13 @@ export async function importSuite(entry: CliEntry): Promise<void> {
       }
     }
     assert.equal(stored.rows.get(ID_C)!.at(-1)!.line, unsafe);
-    assert.ok(stored.rows.get(ID_B)!.slice(0, -1).every((row) => row.line!.endsWith("\r")));
+    assert.ok(stored.rows.get(ID_B)!.every((row) => row.line!.endsWith("\r")));
     assert.match(stored.rows.get(SAMPLE_ID)!.map((row) => row.line).join("\n"), /请把|テスト|🦀|é/);
 
-    for (const expected of files.values()) {
-      const verify = await runCli(["verify", expected.conversation], dir);
+    // The rows were compared byte for byte above; verify, on the CRLF file with a pending
+    // line and on the one without session_meta.
+    for (const conversation of [ID_B, ID_C]) {
+      const verify = await runCli(["verify", conversation], dir);
       assert.equal(verify.code, 0, verify.stderr);
       assert.match(verify.stdout, /matches the manifest/);
     }
@@ -201,6 +220,16 @@ export async function importSuite(entry: CliEntry): Promise<void> {
     const jobs = await runCli(["jobs", "--json", "--conversation", ID_B], dir);
     assert.deepEqual(JSON.parse(jobs.stdout).jobs, []);
 
+    // --skip-invalid on the valid file imported above: a no-op, naming the current job
+    // (it once re-imported the file, and a later plain import named the older job).
+    const goodJob =
+      find(events((await runCli(["import", "--json", good], dir)).stdout), "unchanged")[0]
+        .jobId;
+    const again = await runCli(["import", "--json", "--skip-invalid", good], dir);
+    assert.equal(again.code, 0, again.stderr);
+    assert.equal(find(events(again.stdout), "unchanged")[0]?.jobId, goodJob);
+    assert.equal((await readStore(join(dir, ".codex-sync"))).sourceCount, after.sourceCount);
+
     // --skip-invalid records the line as an invalid row and reports the count.
     const skipped = await runCli(["import", "--json", "--skip-invalid", bad], dir);
     assert.equal(skipped.code, 0, skipped.stderr);
@@ -212,6 +241,145 @@ export async function importSuite(entry: CliEntry): Promise<void> {
     assert.equal(rows[6].line, lines[6]);
     const rebuilt = rebuild(rows, true);
     assert.ok(rebuilt.length === badBytes.length && rebuilt.every((b, i) => b === badBytes[i]));
+  });
+
+  test(`${entry.name}: a session in progress (BOM, CRLF, a pending last line): appends import only the new lines; export and restore give the exact bytes; damaged rows are repaired`, async () => {
+    const dir = await workspace("in-progress");
+    const name = `rollout-2025-11-05T08-30-00-${ID_A}.jsonl`;
+    const file = join(dir, "sessions", "2025", "11", "05", name);
+    const lines = [...sampleRollout({ sessionId: ID_A, targetBytes: 120_000, seed: 41 })];
+    const crlf = (list: string[]) => list.map((line) => line + "\r\n").join("");
+    // A UTF-8 byte order mark, CRLF line ends, and a last line still being written.
+    const complete = encoder.encode("\ufeff" + crlf(lines.slice(0, 60)));
+    const partial = encoder.encode(lines[60].slice(0, 30));
+    write(file, concatBytes(complete, partial));
+
+    // The BOM with --skip-invalid once failed verification on PGlite (22660 vs 22663 bytes).
+    const first = await runCli(["import", "--json", "--skip-invalid", "sessions"], dir);
+    assert.equal(first.code, 0, first.stderr);
+    const imported = find(events(first.stdout), "imported")[0];
+    assert.equal(imported.records, 60);
+    assert.equal(imported.invalidLines, 0, "a BOM on the first line is not an error");
+    assert.equal(imported.pendingBytes, partial.length);
+    const exported = await runCli(["export", ID_A], dir);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.deepEqual(exported.stdoutBytes, complete, "export: the imported bytes exactly");
+
+    // The line completes and two more follow: only they are uploaded and applied.
+    const grown = concatBytes(complete, encoder.encode(crlf(lines.slice(60, 63))));
+    write(file, grown);
+    const second = await runCli(["import", "--json", file], dir);
+    assert.equal(second.code, 0, second.stderr);
+    const appended = find(events(second.stdout), "imported")[0] as Record<string, unknown> & {
+      uploaded: { bytes: number };
+      reused: { chunks: number };
+    };
+    assert.equal(appended.mode, "extension");
+    assert.equal(appended.newLines, 3);
+    assert.equal(appended.records, 63);
+    assert.equal(appended.appliedNewOnly, true);
+    assert.equal(appended.uploaded.bytes, grown.length - complete.length);
+    assert.ok(appended.reused.chunks > 0);
+    const stored = (await readStore(join(dir, ".codex-sync"))).rows.get(ID_A)!;
+    assert.deepEqual(stored.map((row) => row.line_no), lines.slice(0, 63).map((_, i) => i + 1));
+    assert.deepEqual(JSON.parse(stored[0].record!), JSON.parse(lines[0]), "record via the view");
+
+    // Export to a directory and restore into CODEX_HOME: Codex's layout, the exact bytes.
+    const out = join(dir, "backup");
+    const toDir = await runCli(["export", "--json", "--out", out, ID_A], dir);
+    assert.equal(toDir.code, 0, toDir.stderr);
+    const target = join(out, "sessions", "2025", "11", "05", name);
+    assert.equal(JSON.parse(toDir.stdout).path, target);
+    assert.deepEqual(Deno.readFileSync(target), grown);
+    const home = join(dir, "codex-home");
+    const restored = await runCli(["restore", ID_A], dir, { CODEX_HOME: home });
+    assert.equal(restored.code, 0, restored.stderr);
+    assert.deepEqual(Deno.readFileSync(join(home, "sessions", "2025", "11", "05", name)), grown);
+    write(join(home, "sessions", "2025", "11", "05", name), encoder.encode("other\n"));
+    const refused = await runCli(["restore", ID_A], dir, { CODEX_HOME: home });
+    assert.equal(refused.code, 6, refused.stderr);
+    assert.match(refused.stderr, /E_CLI_FILE_EXISTS/);
+
+    // A stored row damaged behind the store's back: verify fails, re-importing repairs.
+    const db = await createPGliteDriver({ dataDir: join(dir, ".codex-sync", "pgdata") });
+    try {
+      await db.query(
+        `UPDATE codex_rollout_records SET line = line || ' ' WHERE conversation_id = $1
+          AND line_no = 7`,
+        [ID_A],
+      );
+    } finally {
+      await db.close();
+    }
+    const broken = await runCli(["verify", ID_A], dir);
+    assert.equal(broken.code, 4, broken.stderr);
+    assert.match(broken.stderr, /E_CLI_VERIFY_FAILED: .*importing its file again repairs it/);
+    const repair = await runCli(["import", "--json", file], dir);
+    assert.equal(repair.code, 0, repair.stderr);
+    assert.equal(find(events(repair.stdout), "imported")[0].reason, "repair");
+    assert.equal((await runCli(["verify", ID_A], dir)).code, 0);
+
+    // A copy that diverges changes nothing (exit 6) unless --replace.
+    const copy = join(dir, `rollout-copy-${ID_A}.jsonl`);
+    write(copy, encoder.encode("\ufeff" + crlf([lines[0], lines[2]])));
+    const diverged = await runCli(["import", copy], dir);
+    assert.equal(diverged.code, 6, diverged.stderr);
+    assert.match(diverged.stdout, /diverged .* at line 2; nothing changed/);
+    assert.equal((await readStore(join(dir, ".codex-sync"))).imports.get(ID_A)?.lineCount, 63);
+  });
+
+  test(`${entry.name}: watch follows a file as lines are appended (a partial line in two steps); Ctrl-C and a restart lose nothing`, async () => {
+    const dir = await workspace("watch");
+    const sessions = join(dir, "sessions");
+    const file = join(sessions, "2025", "11", "06", `rollout-2025-11-06T07-00-00-${ID_B}.jsonl`);
+    const lines = [...sampleRollout({ sessionId: ID_B, targetBytes: 60_000, seed: 51 })];
+    let count = 20;
+    const append = (text: string) =>
+      Deno.writeFileSync(file, encoder.encode(text), { append: true });
+    write(file, lines.slice(0, count).map((line) => line + "\n").join(""));
+    const untilRecords = (watch: RunningCli, records: number) =>
+      watch.waitForLine((line) => {
+        const event = JSON.parse(line);
+        return event.event === "imported" && event.file === file && event.records === records;
+      }, 30_000);
+
+    const watch = startCli(["watch", "--json", "--debounce", "50", sessions], dir);
+    await watch.waitForLine((line) => line.includes('"event":"ready"'), 60_000);
+    await untilRecords(watch, 20);
+    for (let i = 0; i < 3; i++) {
+      append(lines[count++] + "\n");
+      await untilRecords(watch, count);
+    }
+    // A line written in two steps: nothing of it before its newline, then the whole line.
+    const line = lines[count];
+    append(line.slice(0, 40));
+    append(line.slice(40) + "\n" + lines[count + 1] + "\n");
+    count += 2;
+    await untilRecords(watch, count);
+    watch.signal("SIGINT");
+    const stopped = await watch.done;
+    assert.equal(stopped.code, 0, stopped.stderr);
+    const log = events(stopped.stdout);
+    assert.equal(find(log, "stopped").length, 1);
+    assert.deepEqual(find(log, "failed"), []);
+    const follows = find(log, "imported").slice(1);
+    assert.ok(follows.every((event) => event.mode === "extension"), JSON.stringify(follows));
+
+    // Written while nothing watches: the restart's first pass picks it up.
+    append(lines[count++] + "\n" + lines[count++] + "\n");
+    const again = startCli(["watch", "--json", sessions], dir);
+    await again.waitForLine((line) => line.includes('"event":"ready"'), 60_000);
+    await untilRecords(again, count);
+    again.signal("SIGTERM");
+    assert.equal((await again.done).code, 0);
+
+    const rows = (await readStore(join(dir, ".codex-sync"))).rows.get(ID_B)!;
+    assert.deepEqual(
+      rows.map((row) => row.line),
+      lines.slice(0, count),
+      "each line once, in order",
+    );
+    assert.equal((await runCli(["verify", ID_B], dir)).code, 0);
   });
 
   test(`${entry.name}: Ctrl-C during the upload, then the same command resumes without re-uploading`, async () => {
@@ -254,6 +422,7 @@ export async function importSuite(entry: CliEntry): Promise<void> {
     const file = join(dir, `rollout-2025-11-03T08-00-00-${ID_C}.jsonl`);
     const bytes = write(
       file,
+      // Enough chunks that the interrupt lands while they are applied.
       sampleRolloutText({ sessionId: ID_C, targetBytes: 3_000_000, seed: 31 }),
     );
     const args = ["import", "--json", "--chunk-size", "8k", file];
@@ -273,9 +442,18 @@ export async function importSuite(entry: CliEntry): Promise<void> {
     assert.equal(second.code, 0, second.stderr);
     const log = events(second.stdout);
     assert.equal(find(log, "resuming")[0].stage, "job");
-    const done = find(log, "imported")[0] as { jobId: string; uploaded: { chunks: number } };
+    const done = find(log, "imported")[0] as {
+      jobId: string;
+      uploaded: { chunks: number };
+      resumed: boolean;
+    };
     assert.equal(done.jobId, sealed.jobId);
     assert.equal(done.uploaded.chunks, 0);
+    assert.equal(done.resumed, true, "the resume says what it did");
+    assert.match(
+      (await runCli(["import", "--chunk-size", "8k", file], dir)).stdout,
+      /unchanged .*nothing to do/,
+    );
     const rows = (await readStore(join(dir, ".codex-sync"))).rows.get(ID_C)!;
     const rebuilt = rebuild(rows, true);
     assert.ok(rebuilt.length === bytes.length && rebuilt.every((b, i) => b === bytes[i]));
@@ -283,6 +461,7 @@ export async function importSuite(entry: CliEntry): Promise<void> {
     // An interrupted job that is cancelled instead: its partial rows never become current,
     // gc drops them, and the next import starts over under a new source.
     const other = join(dir, `rollout-2025-11-03T09-00-00-${ID_B}.jsonl`);
+    // Enough chunks that the interrupt lands while they are applied.
     write(other, sampleRolloutText({ sessionId: ID_B, targetBytes: 3_000_000, seed: 32 }));
     const third = startCli(["import", "--json", "--chunk-size", "8k", other], dir);
     const sealedOther = JSON.parse(

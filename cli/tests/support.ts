@@ -43,6 +43,8 @@ export function nodeEntry(bin: string): CliEntry {
 export interface CliResult {
   code: number;
   stdout: string;
+  /** Stdout exactly as written (`stdout` is it decoded, a byte order mark dropped). */
+  stdoutBytes: Uint8Array;
   stderr: string;
 }
 
@@ -54,12 +56,17 @@ export interface RunningCli {
   done: Promise<CliResult>;
 }
 
-/** Starts `codex-sync <args>` in `cwd`. */
-export function startCli(args: string[], cwd: string, entry: CliEntry = DENO_ENTRY): RunningCli {
+/** Starts `codex-sync <args>` in `cwd` (with `env` added to the environment). */
+export function startCli(
+  args: string[],
+  cwd: string,
+  entry: CliEntry = DENO_ENTRY,
+  env: Record<string, string> = {},
+): RunningCli {
   const child = new Deno.Command(entry.command, {
     args: [...entry.args, ...args],
     cwd,
-    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1" },
+    env: { NO_COLOR: "1", DENO_NO_UPDATE_CHECK: "1", ...env },
     clearEnv: false,
     stdin: "null",
     stdout: "piped",
@@ -72,14 +79,21 @@ export function startCli(args: string[], cwd: string, entry: CliEntry = DENO_ENT
   const wake = () => {
     for (const waiter of [...waiters]) waiter();
   };
-  const pump = async (stream: ReadableStream<Uint8Array>, into: (text: string) => void) => {
-    for await (const text of stream.pipeThrough(new TextDecoderStream())) {
-      into(text);
+  const raw: Uint8Array[] = [];
+  const pump = async (
+    stream: ReadableStream<Uint8Array>,
+    into: (text: string) => void,
+    keep?: Uint8Array[],
+  ) => {
+    const decoder = new TextDecoder();
+    for await (const bytes of stream) {
+      keep?.push(bytes);
+      into(decoder.decode(bytes, { stream: true }));
       wake();
     }
   };
   const reading = Promise.all([
-    pump(child.stdout, (text) => stdout += text),
+    pump(child.stdout, (text) => stdout += text, raw),
     pump(child.stderr, (text) => stderr += text),
   ]);
   const done = (async () => {
@@ -87,7 +101,9 @@ export function startCli(args: string[], cwd: string, entry: CliEntry = DENO_ENT
     await reading;
     ended = true;
     wake();
-    return { code: status.code, stdout, stderr };
+    const stdoutBytes = new Uint8Array(raw.reduce((n, piece) => n + piece.length, 0));
+    raw.reduce((offset, piece) => (stdoutBytes.set(piece, offset), offset + piece.length), 0);
+    return { code: status.code, stdout, stdoutBytes, stderr };
   })();
   return {
     waitForLine(match, timeoutMs = 60_000) {
@@ -123,8 +139,9 @@ export function runCli(
   args: string[],
   cwd: string,
   entry: CliEntry = DENO_ENTRY,
+  env: Record<string, string> = {},
 ): Promise<CliResult> {
-  return startCli(args, cwd, entry).done;
+  return startCli(args, cwd, entry, env).done;
 }
 
 /** The JSON events of a `--json` import. */
@@ -165,6 +182,7 @@ export async function readStore(dataDir: string): Promise<{
 }> {
   const db = await createPGliteDriver({ dataDir: join(dataDir, "pgdata") });
   try {
+    const decoder = new TextDecoder("utf-8", { ignoreBOM: true });
     const imports = new Map<string, { sourceId: string; path: string; lineCount: number }>();
     for (const row of await db.query(`SELECT * FROM codex_rollout_imports`)) {
       imports.set(String(row.conversation_id), {
@@ -174,14 +192,20 @@ export async function readStore(dataDir: string): Promise<{
       });
     }
     const rows = new Map<string, StoredRow[]>();
-    for (const [conversationId, current] of imports) {
+    for (const conversationId of imports.keys()) {
       rows.set(
         conversationId,
-        await db.query<StoredRow & Record<string, unknown>>(
-          `SELECT line_no, conversation_id, record_type, line, line_bytes, valid, record::text AS record
-            FROM codex_rollout_records WHERE source_id = $1 ORDER BY line_no`,
-          [current.sourceId],
-        ),
+        // Through the view: the current rows only, `record` parsed from `line`; `line` as
+        // bytes, since PGlite drops a leading byte order mark from text it decodes.
+        (await db.query<StoredRow & Record<string, unknown>>(
+          `SELECT line_no, conversation_id, record_type, convert_to(line, 'UTF8') AS line_utf8,
+              line_bytes, valid, record::text AS record
+            FROM codex_rollout_lines WHERE conversation_id = $1 ORDER BY line_no`,
+          [conversationId],
+        )).map(({ line_utf8, ...row }) => ({
+          ...row,
+          line: line_utf8 === null ? null : decoder.decode(line_utf8 as Uint8Array),
+        })),
       );
     }
     const [jobs] = await db.query(`SELECT count(*)::int AS n FROM codex_sync_jobs`);

@@ -19,6 +19,7 @@ import {
   runCli,
 } from "../mod.ts";
 import { parseArgs, parseSize } from "../src/args.ts";
+import { manifestDataValue } from "../src/handler.ts";
 import { SAMPLE_PATH, sampleFixtureBytes } from "../scripts/gen_sample_rollout.ts";
 import { sampleRollout } from "../scripts/sample_rollout.ts";
 import { sha256Hex } from "@zakstam/codex-sync-engine";
@@ -27,7 +28,7 @@ import { rebuild, type StoredRow, tempDir } from "./support.ts";
 const encoder = new TextEncoder();
 
 /** Runs the CLI in this process with captured output. */
-async function cli(args: string[], cwd = Deno.cwd()) {
+async function cli(args: string[], cwd = Deno.cwd(), env: Record<string, string> = {}) {
   let stdout = "";
   let stderr = "";
   const host = {
@@ -43,6 +44,7 @@ async function cli(args: string[], cwd = Deno.cwd()) {
       write: (text: string) => void (stderr += text),
     },
     cwd: () => cwd,
+    env: (name: string) => name in env ? env[name] : Deno.env.get(name),
   };
   const code = await runCli(args, host);
   return { code, stdout, stderr };
@@ -135,7 +137,7 @@ async function importBytes(bytes: Uint8Array, chunkSize: number, skipInvalid: bo
       payload: bytes,
       format: "bytes",
       chunkSize,
-      manifestData: { ...data },
+      manifestData: manifestDataValue(data),
     });
     const rows = await tables.readLines("s", result.source.sourceId, 0, 1_000_000);
     return { result, rows, tables };
@@ -156,7 +158,7 @@ test("handler: rows rebuild the input exactly at tiny chunk sizes (CRLF, long li
       const bytes = encoder.encode(input);
       const { rows } = await importBytes(bytes, chunkSize, false);
       const rebuilt = rebuild(
-        rows.map((row) => ({ line: row.text, line_bytes: row.bytes }) as StoredRow),
+        rows.map((row) => ({ line: null, line_bytes: row.bytes }) as StoredRow),
         input.endsWith("\n"),
       );
       assert.deepEqual(rebuilt, bytes, `chunk size ${chunkSize}`);
@@ -179,11 +181,13 @@ test("handler: --skip-invalid keeps malformed and non-UTF-8 lines as invalid row
   }
   const { result, rows, tables } = await importBytes(bytes, 1024, true);
   assert.equal(rows.length, 4);
-  assert.equal(rows[1].text, null);
+  assert.equal(rows[1].valid, false);
   assert.deepEqual(rows[1].bytes, parts[1].subarray(0, 4));
   assert.equal((await tables.countRows("s", result.source.sourceId)).invalid, 2);
   const sourceId = result.source.sourceId;
-  const clean = await checkStoredRows(tables, "s", sourceId, result.manifest);
+  const clean = await checkStoredRows(tables, "s", sourceId, result.manifest, {
+    uniformChunks: true,
+  });
   assert.ok(clean.ok, clean.problems.join("; "));
   await tables.insertRows("s", sourceId, "c", [{
     lineNo: 4,
@@ -192,9 +196,15 @@ test("handler: --skip-invalid keeps malformed and non-UTF-8 lines as invalid row
     valid: true,
     jsonbSafe: true,
   }]);
-  const tampered = await checkStoredRows(tables, "s", sourceId, result.manifest);
+  const tampered = await checkStoredRows(tables, "s", sourceId, result.manifest, {
+    uniformChunks: true,
+  });
   assert.ok(!tampered.ok);
   assert.match(tampered.problems.join("; "), /composite digest/);
+  assert.match(tampered.problems.join("; "), /file sha256/);
+  // Without the chunk boundaries the file's digest still catches it.
+  const unchunked = await checkStoredRows(tables, "s", sourceId, result.manifest);
+  assert.deepEqual(unchunked.problems, [tampered.problems.at(-1)]);
 
   // Without --skip-invalid the handler refuses (the CLI's scan stops it earlier still).
   await assert.rejects(importBytes(bytes, 1024, false), /E_SYNC_JOB_FAILED|input\.jsonl:2/);
@@ -279,6 +289,8 @@ test("progress: a redrawn bar on a terminal, throttled plain lines otherwise", a
     bytes: 2048,
     lines: 3,
     invalidLines: 0,
+    pendingBytes: 0,
+    newLines: 3,
     conversationId: "c",
     conversationIdFrom: "session_meta",
   });
@@ -304,8 +316,12 @@ test("progress: a redrawn bar on a terminal, throttled plain lines otherwise", a
     invalidLines: 0,
     bytes: 2048,
     digest: "d",
+    pendingBytes: 0,
+    mode: "full",
+    newLines: 3,
     uploaded: { chunks: 2, bytes: 2048 },
     skipped: { chunks: 0, bytes: 0 },
+    reused: { chunks: 0, bytes: 0 },
     verified: true,
     ms: 5,
   });
@@ -322,4 +338,85 @@ test("progress: a redrawn bar on a terminal, throttled plain lines otherwise", a
   lines2.report(upload(2048)); // the final one always prints
   assert.equal(plain.split("\n").filter((l) => l.startsWith("upload")).length, 2);
   assert.ok(!plain.includes("\x1b"), "no escape codes in plain mode");
+});
+
+test("watch and export: where they look, and what they refuse", async () => {
+  const dir = tempDir("unit-watch");
+  try {
+    // No sessions under CODEX_HOME (nor a directory given): not found, naming the place.
+    const none = await cli(["watch", "--store", "memory"], dir, { CODEX_HOME: dir });
+    assert.equal(none.code, 5);
+    assert.match(none.stderr, new RegExp(`^E_CLI_NOT_FOUND: no Codex sessions in ${dir}/sessions`));
+    Deno.writeTextFileSync(join(dir, "file.jsonl"), "{}\n");
+    const notDir = await cli(["watch", "--store", "memory", "file.jsonl"], dir);
+    assert.equal(notDir.code, 2);
+    assert.match(notDir.stderr, /not a directory: file\.jsonl/);
+    assert.equal((await cli(["watch", "--debounce", "0", "--store", "memory", "."], dir)).code, 2);
+    // export and restore read a store that exists.
+    assert.equal((await cli(["export", "x"], dir)).code, 5);
+    assert.equal((await cli(["restore", "--all", "--store", "memory"], dir)).code, 2);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
+});
+
+test("watch without a runtime watcher polls; an interrupt stops it (exit 0)", async () => {
+  const dir = tempDir("unit-poll");
+  try {
+    const file = join(dir, "rollout-poll.jsonl");
+    const lines = [...sampleRollout({ sessionId: "poll", targetBytes: 20_000, seed: 9 })];
+    Deno.writeTextFileSync(file, lines.slice(0, 5).map((line) => line + "\n").join(""));
+    let stdout = "";
+    let stop: (() => void) | undefined;
+    const changed: (() => void)[] = [];
+    const { watch: _watch, ...base } = denoHost();
+    const host = {
+      ...base,
+      stdout: {
+        isTTY: false,
+        columns: () => undefined,
+        write: (text: string) => {
+          stdout += text;
+          changed.splice(0).forEach((wake) => wake());
+        },
+      },
+      stderr: { isTTY: false, columns: () => undefined, write: () => {} },
+      cwd: () => dir,
+      onInterrupt: (listener: () => void) => {
+        stop = listener;
+        return () => {};
+      },
+    };
+    const until = async (match: (events: Record<string, unknown>[]) => boolean) => {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const events = stdout.trim().split("\n").filter(Boolean).map((line) => JSON.parse(line));
+        if (match(events)) return events;
+        if (Date.now() > deadline) throw new Error(`timed out; stdout:\n${stdout}`);
+        await new Promise<void>((resolve) => {
+          changed.push(resolve);
+          setTimeout(resolve, 100);
+        });
+      }
+    };
+    const running = runCli(["watch", "--json", "--store", "memory", "--interval", "50", "."], host);
+    const started = await until((events) => events.some((e) => e.event === "ready"));
+    assert.equal(started[0].event, "watch");
+    assert.equal(started[0].mode, "poll");
+    Deno.writeTextFileSync(file, lines[5] + "\n" + lines[6].slice(0, 10), { append: true });
+    await until((events) => events.some((e) => e.event === "imported" && e.records === 6));
+    Deno.writeTextFileSync(file, lines[6].slice(10) + "\n", { append: true });
+    const events = await until((list) =>
+      list.some((e) => e.event === "imported" && e.records === 7)
+    );
+    assert.deepEqual(
+      events.filter((e) => e.event === "imported").map((e) => [e.records, e.mode]),
+      [[5, "full"], [6, "extension"], [7, "extension"]],
+    );
+    stop!();
+    assert.equal(await running, 0);
+    assert.ok(stdout.includes('"event":"stopped"'));
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
+  }
 });

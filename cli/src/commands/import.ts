@@ -1,35 +1,27 @@
 /**
  * `codex-sync import <file-or-dir>...`: syncs rollout files into the store, verified.
- *
- * Per file: scan (digest, lines, conversation id; a malformed line stops here, before
- * anything is uploaded) → derive the source id from path + content digest → an existing
- * source with a succeeded job means "unchanged" (no-op); a collecting or sealed-but-
- * unfinished one is resumed → `syncConversation` uploads the bytes (skipping chunks
- * already stored), seals, and waits while the in-process worker applies the chunks
- * through the row-materialising handler and its verify hook.
+ * Each file goes through `syncFile` (see `../sync_file.ts`): new lines only, as an
+ * extension of the conversation's current import, when the file grew; nothing when it
+ * is unchanged, older or diverges (without `--replace`); the whole file otherwise.
  *
  * @module
  */
 
-import {
-  DEFAULT_CHUNK_SIZE,
-  DEFAULT_CONCURRENCY,
-  IncrementalSha256,
-  isTerminalJobState,
-  type Job,
-  sha256Hex,
-  type SyncAdapter,
-  syncConversation,
-  SyncError,
-} from "@zakstam/codex-sync-engine";
+import { DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, SyncError } from "@zakstam/codex-sync-engine";
 import type { ParsedArgs } from "../args.ts";
 import { type Command, type CommandContext, scopeOf, STORE_OPTIONS } from "../context.ts";
 import { CliError, errorCode, errorMessage, EXIT, exitCodeFor, formatError } from "../errors.ts";
-import { manifestDataValue, type RolloutManifestData } from "../handler.ts";
 import type { CliHost } from "../host.ts";
 import { type ImportReporter, jsonReporter, plainReporter, ttyReporter } from "../progress.ts";
-import { findRolloutFiles, readPieces, type RolloutScan, scanRollout } from "../rollout.ts";
-import { type OpenStore, openStore, storeOptions } from "../store.ts";
+import { findRolloutFiles } from "../rollout.ts";
+import { openStore, storeOptions } from "../store.ts";
+import {
+  type FileOutcome,
+  syncFile,
+  type SyncSession,
+  type SyncSettings,
+  unfinishedJobs,
+} from "../sync_file.ts";
 
 /** The `import` command. */
 export const importCommand: Command = {
@@ -40,16 +32,21 @@ export const importCommand: Command = {
 Syncs Codex CLI session files (JSON Lines, as under ~/.codex/sessions/YYYY/MM/DD/
 rollout-*.jsonl; directories are walked for rollout-*.jsonl) into the store: one row per
 line with the conversation id (from the session_meta record, else the file name), line
-number, record type, the line's exact text and its parsed JSON. Each file becomes one
-verified job: the stored rows are re-checked against the manifest (line count, bytes,
-digest) before the job succeeds.
+number, record type and the line's exact text. Each sync is one verified job: the stored
+rows are re-checked against the manifest (lines, bytes, SHA-256) before it succeeds.
+
+Sessions in progress: a last line without its newline is pending, left for the next
+import. A file that grew uploads and applies only its new lines (an extension of the
+conversation's current import). A conversation's import only moves forward: a copy whose
+lines are a prefix of it is reported as older, one that differs as diverged (exit code
+6), and neither changes anything without --replace. An unchanged file is a fast no-op,
+unless "verify" found its rows damaged: then it is imported again, repairing them.
 
 A malformed line fails that file before anything is uploaded, naming file and line;
 --skip-invalid records such lines (as invalid rows) and reports their count instead.
 
 Ctrl-C stops cleanly; running the same command again resumes the interrupted upload or
-job (the source id is derived from the file's path and content digest). Re-importing an
-unchanged file is a fast no-op that says so.`,
+job (the source id is derived from the file's path, content digest and base).`,
     positionals: [{ name: "file-or-dir", required: true, variadic: true }],
     options: [
       ...STORE_OPTIONS,
@@ -57,6 +54,11 @@ unchanged file is a fast no-op that says so.`,
         name: "skip-invalid",
         type: "boolean",
         description: "Record malformed lines as invalid rows and count them instead of failing",
+      },
+      {
+        name: "replace",
+        type: "boolean",
+        description: "Replace a conversation's import with an older or diverging copy",
       },
       {
         name: "chunk-size",
@@ -86,246 +88,27 @@ unchanged file is a fast no-op that says so.`,
   run: runImport,
 };
 
-type Plan =
-  | { kind: "new"; sourceId: string }
-  | { kind: "resume-upload"; sourceId: string }
-  | { kind: "resume-job"; sourceId: string; job: Job }
-  | { kind: "unchanged"; sourceId: string; job: Job };
-
-/** The deterministic source id of a file's content at a path, under given settings. */
-export async function baseSourceId(
-  scan: RolloutScan,
-  chunkSize: number,
-  skipInvalid: boolean,
-): Promise<string> {
-  const key = JSON.stringify([
-    "codex-rollout/1",
-    scan.path,
-    scan.sha256,
-    scan.conversationId,
-    chunkSize,
-    skipInvalid,
-  ]);
-  return `rollout-${(await sha256Hex(new TextEncoder().encode(key))).slice(0, 40)}`;
-}
-
-function isCode(error: unknown, code: string): boolean {
-  return error instanceof SyncError && error.code === code;
-}
-
-/**
- * Finds what to do with a source id: new, resume, or unchanged. A source that cannot
- * be resumed (its seal failed, it expired, its job failed or was cancelled) is passed
- * over for the next id in the series `<base>`, `<base>-1`, `<base>-2`, …
- */
-async function planSource(adapter: SyncAdapter, scope: string, base: string): Promise<Plan> {
-  for (let attempt = 0; attempt < 1_000; attempt++) {
-    const sourceId = attempt === 0 ? base : `${base}-${attempt}`;
-    let source;
-    try {
-      source = await adapter.getSource({ scope, sourceId });
-    } catch (error) {
-      if (isCode(error, "E_SYNC_SOURCE_NOT_FOUND")) return { kind: "new", sourceId };
-      throw error;
-    }
-    if (source.state === "collecting") return { kind: "resume-upload", sourceId };
-    if (source.state === "sealed" && source.jobId) {
-      const job = await adapter.getJob({ scope, jobId: source.jobId });
-      if (job.state === "succeeded") return { kind: "unchanged", sourceId, job };
-      if (!isTerminalJobState(job.state)) return { kind: "resume-job", sourceId, job };
-    }
-  }
-  throw new SyncError("E_SYNC_INTERNAL", `no usable source id left after ${base}-999`);
-}
-
-/**
- * The file's bytes for upload: exactly the scanned length, checked against the scan's
- * digest at the end (a file rewritten since the scan fails before the seal).
- */
-async function* scannedBytes(host: CliHost, scan: RolloutScan): AsyncGenerator<Uint8Array> {
-  const hash = new IncrementalSha256();
-  let length = 0;
-  for await (const piece of readPieces(host.readFile(scan.path), scan.byteCount)) {
-    hash.update(piece);
-    length += piece.length;
-    yield piece;
-  }
-  if (length !== scan.byteCount || hash.digestHex() !== scan.sha256) {
-    throw new CliError(
-      "E_CLI_FILE_CHANGED",
-      `${scan.path} changed while it was being imported; run the import again`,
-    );
-  }
-}
-
-interface ImportSettings {
-  scope: string;
-  chunkSize: number;
-  concurrency: number;
-  skipInvalid: boolean;
-}
-
-type FileOutcome = "imported" | "unchanged";
-
-async function importFile(
+/** The reporter for `context` (JSON, a progress bar on a terminal, or plain lines). */
+export function reporterFor(
   context: CommandContext,
-  store: OpenStore,
-  path: string,
-  settings: ImportSettings,
-  reporter: ImportReporter,
-  signal: AbortSignal,
-): Promise<FileOutcome> {
-  const started = Date.now();
+  plain: boolean,
+): ImportReporter {
   const { host } = context;
-  const { scope } = settings;
-  const scan = await scanRollout(host, path, { skipInvalid: settings.skipInvalid });
-  if (signal.aborted) throw signal.reason;
-  reporter.report({
-    event: "scanned",
-    file: path,
-    bytes: scan.byteCount,
-    lines: scan.lineCount,
-    invalidLines: scan.invalidCount,
-    conversationId: scan.conversationId,
-    conversationIdFrom: scan.conversationIdFrom,
-  });
-  const base = await baseSourceId(scan, settings.chunkSize, settings.skipInvalid);
-  const plan = await planSource(store.adapter, scope, base);
-  if (plan.kind === "unchanged") {
-    reporter.report({
-      event: "unchanged",
-      file: path,
-      conversationId: scan.conversationId,
-      jobId: plan.job.jobId,
-      sourceId: plan.sourceId,
-    });
-    return "unchanged";
-  }
-  if (plan.kind === "resume-upload" || plan.kind === "resume-job") {
-    reporter.report({
-      event: "resuming",
-      file: path,
-      sourceId: plan.sourceId,
-      stage: plan.kind === "resume-upload" ? "upload" : "job",
-      ...(plan.kind === "resume-job" ? { jobId: plan.job.jobId } : {}),
-      ...(plan.kind === "resume-job" && plan.job.state === "running" && plan.job.lease &&
-          plan.job.lease.expiresAt > Date.now()
-        ? { leaseUntil: plan.job.lease.expiresAt }
-        : {}),
-    });
-  }
-  const data: RolloutManifestData = {
-    kind: "codex-rollout",
-    version: 1,
-    path: scan.path,
-    fileSha256: scan.sha256,
-    lineCount: scan.lineCount,
-    invalidCount: scan.invalidCount,
-    trailingNewline: scan.trailingNewline,
-    chunkSize: settings.chunkSize,
-    skipInvalid: settings.skipInvalid,
-  };
-  let poll: ReturnType<typeof setInterval> | undefined;
-  let lastApplied = "";
-  const watch = (jobId: string) => {
-    let busy = false;
-    poll = setInterval(() => {
-      if (busy) return;
-      busy = true;
-      store.adapter.getJob({ scope, jobId }).then((job) => {
-        const key = `${job.state}:${job.cursor}`;
-        if (key === lastApplied) return;
-        lastApplied = key;
-        reporter.report({
-          event: "applying",
-          file: path,
-          jobId,
-          state: job.state,
-          cursor: job.cursor,
-          total: job.totalChunks,
-        });
-      }).catch(() => {}).finally(() => busy = false);
-    }, 200);
-  };
-  try {
-    const result = await syncConversation(store.adapter, {
-      scope,
-      conversationId: scan.conversationId,
-      sourceId: plan.sourceId,
-      payload: scannedBytes(host, scan),
-      format: "bytes",
-      chunkSize: settings.chunkSize,
-      concurrency: settings.concurrency,
-      manifestData: manifestDataValue(data),
-      metadata: { path: scan.path, fileSha256: scan.sha256, tool: "codex-sync" },
-      signal,
-      onProgress(event) {
-        if (event.phase === "uploading") {
-          reporter.report({
-            event: "upload",
-            file: path,
-            sourceId: event.sourceId,
-            chunksUploaded: event.chunksUploaded,
-            bytesUploaded: event.bytesUploaded,
-            chunksSkipped: event.chunksSkipped,
-            bytesSkipped: event.bytesSkipped,
-            totalBytes: scan.byteCount,
-          });
-        } else if (event.phase === "sealed") {
-          reporter.report({
-            event: "sealed",
-            file: path,
-            jobId: event.job.jobId,
-            chunkCount: event.manifest.chunkCount,
-            byteCount: event.manifest.byteCount,
-            digest: event.manifest.digest,
-          });
-        } else if (event.phase === "waiting") {
-          watch(event.job.jobId);
-        }
-      },
-    });
-    const { job } = result;
-    const imported = await store.tables.getImport(scope, job.conversationId);
-    if (lastApplied !== `${job.state}:${job.cursor}`) {
-      reporter.report({
-        event: "applying",
-        file: path,
-        jobId: job.jobId,
-        state: job.state,
-        cursor: job.cursor,
-        total: job.totalChunks,
-      });
-    }
-    reporter.report({
-      event: "imported",
-      file: path,
-      conversationId: job.conversationId,
-      sourceId: job.sourceId,
-      jobId: job.jobId,
-      records: imported?.sourceId === job.sourceId ? imported.lineCount : scan.lineCount,
-      invalidLines: imported?.sourceId === job.sourceId ? imported.invalidCount : scan.invalidCount,
-      bytes: result.manifest.byteCount,
-      digest: result.manifest.digest,
-      uploaded: result.uploaded,
-      skipped: result.skipped,
-      verified: true,
-      ms: Date.now() - started,
-    });
-    return "imported";
-  } finally {
-    if (poll !== undefined) clearInterval(poll);
-  }
+  return context.json
+    ? jsonReporter(host.stdout)
+    : host.stdout.isTTY && !plain
+    ? ttyReporter(host.stdout)
+    : plainReporter(host.stdout);
 }
 
-async function runImport(context: CommandContext, args: ParsedArgs): Promise<number> {
-  const { host } = context;
-  const started = Date.now();
-  const settings: ImportSettings = {
+/** The sync settings of `import` and `watch` (validated). */
+export function syncSettings(context: CommandContext, args: ParsedArgs): SyncSettings {
+  const settings: SyncSettings = {
     scope: scopeOf(context, args),
     chunkSize: (args.options["chunk-size"] as number | undefined) ?? DEFAULT_CHUNK_SIZE,
     concurrency: (args.options.concurrency as number | undefined) ?? DEFAULT_CONCURRENCY,
     skipInvalid: args.options["skip-invalid"] === true,
+    replace: args.options.replace === true,
   };
   if (settings.chunkSize < 1024 || settings.chunkSize > 1024 * 1024) {
     throw new CliError("E_CLI_USAGE", "--chunk-size must be between 1KiB and 1MiB");
@@ -333,6 +116,42 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
   if (settings.concurrency < 1 || settings.concurrency > 64) {
     throw new CliError("E_CLI_USAGE", "--concurrency must be between 1 and 64");
   }
+  return settings;
+}
+
+/** Without --chunk-size: 1 MiB, or less where the adapter takes smaller chunks. */
+export function fitChunkSize(
+  settings: SyncSettings,
+  args: ParsedArgs,
+  adapter: { maxChunkBytes?: number },
+): void {
+  if (args.options["chunk-size"] !== undefined) return;
+  const limit = adapter.maxChunkBytes;
+  if (limit !== undefined && limit < settings.chunkSize) settings.chunkSize = limit;
+}
+
+/** Stops on the first interrupt, quits at once on the second. */
+export function interruptOnSignal(
+  host: CliHost,
+  onFirst: () => void,
+  message: string,
+): { signal: AbortSignal; stop: () => void } {
+  const interrupt = new AbortController();
+  let interrupts = 0;
+  const stop = host.onInterrupt(() => {
+    interrupts++;
+    if (interrupts > 1) host.exit(EXIT.interrupted);
+    onFirst();
+    host.stderr.write(message);
+    interrupt.abort(new SyncError("E_SYNC_ABORTED", "interrupted (Ctrl-C)"));
+  });
+  return { signal: interrupt.signal, stop };
+}
+
+async function runImport(context: CommandContext, args: ParsedArgs): Promise<number> {
+  const { host } = context;
+  const started = Date.now();
+  const settings = syncSettings(context, args);
   const target = storeOptions(host, args.options);
   const files = await findRolloutFiles(host, args.positionals);
   if (files.length === 0) {
@@ -341,27 +160,21 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
       `no rollout-*.jsonl files under ${args.positionals.join(", ")}`,
     );
   }
-  const reporter = context.json
-    ? jsonReporter(host.stdout)
-    : host.stdout.isTTY && args.options.plain !== true
-    ? ttyReporter(host.stdout)
-    : plainReporter(host.stdout);
-
-  const interrupt = new AbortController();
-  let interrupts = 0;
-  const stopListening = host.onInterrupt(() => {
-    interrupts++;
-    if (interrupts > 1) host.exit(EXIT.interrupted);
-    reporter.flush();
-    host.stderr.write(
-      "interrupted: stopping after the current step (Ctrl-C again to quit at once); " +
-        "run the same command again to resume\n",
-    );
-    interrupt.abort(new SyncError("E_SYNC_ABORTED", "interrupted (Ctrl-C)"));
-  });
-  let imported = 0;
-  let unchanged = 0;
-  let failed = 0;
+  const reporter = reporterFor(context, args.options.plain === true);
+  const interrupt = interruptOnSignal(
+    host,
+    () => reporter.flush(),
+    "interrupted: stopping after the current step (Ctrl-C again to quit at once); " +
+      "run the same command again to resume\n",
+  );
+  const counts: Record<FileOutcome | "failed", number> = {
+    imported: 0,
+    unchanged: 0,
+    older: 0,
+    diverged: 0,
+    pending: 0,
+    failed: 0,
+  };
   let exitCode: number = EXIT.ok;
   try {
     const store = await openStore(host, target, {
@@ -369,11 +182,10 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
       handler: { interrupt: interrupt.signal },
     });
     try {
-      // Without --chunk-size: 1 MiB, or less where the adapter takes smaller chunks.
-      if (args.options["chunk-size"] === undefined) {
-        const limit = (store.adapter as { maxChunkBytes?: number }).maxChunkBytes;
-        if (limit !== undefined && limit < settings.chunkSize) settings.chunkSize = limit;
-      }
+      fitChunkSize(settings, args, store.adapter as { maxChunkBytes?: number });
+      // Before the worker starts: a job among these that has succeeded by the time its
+      // file is looked at was finished by this run.
+      const unfinishedAtStart = await unfinishedJobs(store.adapter, settings.scope);
       store.startWorker();
       reporter.report({
         event: "start",
@@ -381,25 +193,28 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
         store: store.location,
         scope: settings.scope,
       });
+      const session: SyncSession = {
+        host,
+        store,
+        settings,
+        reporter,
+        signal: interrupt.signal,
+        unfinishedAtStart,
+      };
       for (const file of files) {
         if (interrupt.signal.aborted) break;
         try {
-          const outcome = await importFile(
-            context,
-            store,
-            file,
-            settings,
-            reporter,
-            interrupt.signal,
-          );
-          if (outcome === "imported") imported++;
-          else unchanged++;
+          const { outcome } = await syncFile(session, file);
+          counts[outcome]++;
+          if (outcome === "diverged" && exitCode === EXIT.ok) exitCode = EXIT.conflict;
         } catch (error) {
           if (interrupt.signal.aborted) break;
-          failed++;
+          counts.failed++;
           const code = exitCodeFor(error);
           // The most specific failure wins: invalid input over a generic failure.
-          if (exitCode === EXIT.ok || code === EXIT.invalidInput) exitCode = code;
+          if (
+            exitCode === EXIT.ok || exitCode === EXIT.conflict || code === EXIT.invalidInput
+          ) exitCode = code;
           const line = error instanceof CliError
             ? error.details?.line as number | undefined
             : undefined;
@@ -419,15 +234,13 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
       await store.close();
     }
   } finally {
-    stopListening();
+    interrupt.stop();
   }
   const interrupted = interrupt.signal.aborted;
   reporter.report({
     event: "summary",
     files: files.length,
-    imported,
-    unchanged,
-    failed,
+    ...counts,
     interrupted,
     ms: Date.now() - started,
   });

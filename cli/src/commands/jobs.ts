@@ -185,7 +185,7 @@ state, and the jobs that are not finished.`,
           ["CONVERSATION", "RECORDS", "BYTES", "IMPORTED", "FILE"],
           recent.map((row) => [
             row.conversationId,
-            String(row.lineCount),
+            String(row.lineCount) + (row.damaged ? " (damaged: import it again)" : ""),
             formatBytes(row.byteCount),
             formatTime(row.importedAt),
             row.path,

@@ -4,13 +4,39 @@
  * @module
  */
 
-import { isTerminalJobState, SyncError } from "@zakstam/codex-sync-engine";
+import {
+  type ChunkInfo,
+  isTerminalJobState,
+  type SyncAdapter,
+  SyncError,
+} from "@zakstam/codex-sync-engine";
 import type { ParsedArgs } from "../args.ts";
 import { type Command, type CommandContext, scopeOf, STORE_OPTIONS } from "../context.ts";
 import { CliError, EXIT } from "../errors.ts";
 import { formatBytes } from "../format.ts";
 import { checkStoredRows } from "../handler.ts";
 import { withStore } from "./shared.ts";
+
+/** Every chunk of a source (length and digest), in index order. */
+async function listChunkInfos(
+  adapter: SyncAdapter,
+  scope: string,
+  sourceId: string,
+): Promise<ChunkInfo[]> {
+  const infos: ChunkInfo[] = [];
+  let cursor: string | undefined;
+  do {
+    const page = await adapter.listChunks({
+      scope,
+      sourceId,
+      limit: 1000,
+      ...(cursor === undefined ? {} : { cursor }),
+    });
+    infos.push(...page.items);
+    cursor = page.nextCursor;
+  } while (cursor !== undefined);
+  return infos;
+}
 
 /** The `gc` command. */
 export const gcCommand: Command = {
@@ -81,10 +107,12 @@ export const verifyCommand: Command = {
     name: "verify",
     summary: "Re-check a conversation's stored rows against its last manifest",
     description: `
-Rebuilds the file from the conversation's current rows, re-chunks it like the upload
-did, and compares line count, invalid lines, byte count, chunk count, the composite
-digest and the file's SHA-256 with the manifest of the source that was imported last.
-Exit code 0 when everything matches, 4 when something does not.`,
+Rebuilds the file from the conversation's current rows and compares line count, invalid
+lines, byte count and the SHA-256 with the manifest of the source imported last; while
+the store still holds the source's chunks, the rebuilt bytes are also compared chunk by
+chunk (and with the composite digest). Exit code 0 when everything matches, 4 when
+something does not: the import is then marked damaged, and importing its file again
+repairs it.`,
     positionals: [{ name: "conversationId", required: true }],
     options: [...STORE_OPTIONS],
     examples: ["codex-sync verify 0199a3c1-5e7b-7c2d-9f41-6a8b2e0d4c17"],
@@ -104,7 +132,19 @@ Exit code 0 when everything matches, 4 when something does not.`,
       if (!source.manifest) {
         throw new SyncError("E_SYNC_INTERNAL", `source ${source.sourceId} has no manifest`);
       }
-      const check = await checkStoredRows(store.tables, scope, current.sourceId, source.manifest);
+      // The chunks' boundaries and digests, while the store still holds them: the rows are
+      // compared chunk by chunk (an extension's chunks are not all of one size).
+      const chunks = source.chunksPurgedAt === undefined
+        ? await listChunkInfos(store.adapter, scope, current.sourceId)
+        : [];
+      const check = await checkStoredRows(store.tables, scope, current.rowSet, source.manifest, {
+        ...(chunks.length === source.manifest.chunkCount ? { chunks } : {}),
+        uniformChunks: source.base === undefined,
+      });
+      // A mismatch marks the import damaged: the next import of its file repairs it.
+      if (check.ok !== !current.damaged) {
+        await store.tables.markDamaged(scope, conversationId, !check.ok);
+      }
       const { host } = context;
       if (context.json) {
         host.stdout.write(
@@ -121,8 +161,11 @@ Exit code 0 when everything matches, 4 when something does not.`,
         host.stdout.write(
           `verified conversation ${conversationId}: ${check.lineCount} records` +
             (check.invalidCount > 0 ? ` (${check.invalidCount} invalid recorded)` : "") +
-            `, ${formatBytes(check.byteCount)} in ${check.chunkCount} chunk(s), ` +
-            `digest ${check.digest} matches the manifest (job ${current.jobId}, file ${current.path})\n`,
+            `, ${formatBytes(check.byteCount)}` +
+            (check.digest === undefined
+              ? `, SHA-256 ${check.fileSha256}`
+              : ` in ${check.chunkCount} chunk(s), digest ${check.digest}`) +
+            ` matches the manifest (job ${current.jobId}, file ${current.path})\n`,
         );
       }
       if (!check.ok) {
@@ -130,7 +173,7 @@ Exit code 0 when everything matches, 4 when something does not.`,
           "E_CLI_VERIFY_FAILED",
           `conversation ${conversationId} does not match its manifest: ${
             check.problems.join("; ")
-          }`,
+          } (importing its file again repairs it)`,
         );
       }
       return EXIT.ok;
