@@ -217,7 +217,7 @@ export class CaseContext {
   /** Uploads and seals `chunks`. */
   async uploadAndSeal(
     chunks: readonly Uint8Array[],
-    options: { scope?: string; conversationId?: string } = {},
+    options: { scope?: string; conversationId?: string; sourceId?: string } = {},
   ): Promise<UploadedSource & SealResult> {
     const uploaded = await this.upload(chunks, options);
     const sealed = await this.adapter.sealSource({

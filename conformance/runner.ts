@@ -7,7 +7,12 @@
 import type { Capability } from "../src/contracts/capabilities.ts";
 import { assert } from "./assert.ts";
 import { CaseContext } from "./context.ts";
-import type { ConformanceCase, ConformanceFactory, HarnessHook } from "./types.ts";
+import type {
+  ConformanceCase,
+  ConformanceFactory,
+  ConformanceHarness,
+  HarnessHook,
+} from "./types.ts";
 import { conformanceCases } from "./cases/mod.ts";
 
 /** What an adapter under test declares. */
@@ -20,10 +25,13 @@ export interface SuiteTarget {
   /** Run only cases whose name includes one of these strings. */
   only?: readonly string[];
   /**
-   * Real-time bound of one case, harness setup and teardown included (default
-   * {@link DEFAULT_CASE_TIMEOUT_MS}): a case whose adapter never settles an operation
+   * Real-time bound of each step of a case — building its harness, running it, closing
+   * it (default {@link DEFAULT_CASE_TIMEOUT_MS}; a case may ask for a multiple, see
+   * `ConformanceCase.timeoutFactor`): a case whose adapter never settles an operation
    * fails with its name instead of hanging the run. Generous on purpose — it is a guard,
-   * never a wait; the suite's clock is manual.
+   * never a wait; the suite's clock is manual. It fires when the case waits on something
+   * that never settles (a promise, I/O, a timer); JavaScript cannot interrupt a case that
+   * never yields at all.
    */
   caseTimeoutMs?: number;
 }
@@ -94,12 +102,26 @@ async function bounded<T>(promise: Promise<T>, ms: number, what: () => string): 
   }
 }
 
+/** Whether `harness` provides `hook`. */
+function provides(harness: ConformanceHarness, hook: HarnessHook): boolean {
+  switch (hook) {
+    case "newWorker":
+    case "restart":
+    case "peer":
+    case "effects":
+      return harness[hook] !== undefined;
+    default:
+      return harness.oracle?.[hook] !== undefined;
+  }
+}
+
 async function runCase(
   entry: ConformanceCase,
   factory: ConformanceFactory,
   timeoutMs: number,
 ): Promise<void> {
   const name = JSON.stringify(entry.name);
+  timeoutMs *= entry.timeoutFactor ?? 1;
   const context = await bounded(
     CaseContext.create(factory),
     timeoutMs,
@@ -107,6 +129,12 @@ async function runCase(
   );
   let failure: { error: unknown } | undefined;
   try {
+    const absent = (entry.hooks ?? []).filter((hook) => !provides(context.harness, hook));
+    assert(
+      absent.length === 0,
+      `the target declares harness hook ${absent.join(", ")}, but its factory's harness ` +
+        "does not provide it",
+    );
     await bounded(
       entry.run(context),
       timeoutMs,

@@ -129,5 +129,10 @@ export interface ConformanceCase {
   requires?: readonly Capability[];
   /** Harness hooks the case needs; it is skipped where one is absent. */
   hooks?: readonly HarnessHook[];
+  /**
+   * The case's deadline in case deadlines (`SuiteTarget.caseTimeoutMs`), for a case that
+   * is slow by design (the scale case). Default 1.
+   */
+  timeoutFactor?: number;
   run(context: import("./context.ts").CaseContext): Promise<void>;
 }

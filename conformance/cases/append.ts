@@ -8,24 +8,19 @@
 import { sha256Hex } from "../../src/checksum.ts";
 import type { AppendResult } from "../../src/contracts/domain.ts";
 import type { ListChunksInput } from "../../src/contracts/inputs.ts";
-import { type SyncError } from "../../src/errors.ts";
+import type { SyncError } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { expectSyncError, manifestFor, utf8 } from "../context.ts";
 import { binaryChunks, multiByteConversation } from "../fixtures.ts";
-import { type ConformanceCase } from "../types.ts";
+import type { ConformanceCase } from "../types.ts";
 import {
   append,
-  chunkCount,
   createSource,
-  indexes,
   MISSING_SOURCE,
   SOURCE_TTL_MS,
   storedChunk,
   storedChunkCount,
 } from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// append
 
 const appendList: ConformanceCase[] = [
   {
@@ -461,6 +456,85 @@ const appendList: ConformanceCase[] = [
         manifest,
       });
       assertEquals(sealed.source.state, "sealed", "seals after parallel upload");
+    },
+  },
+  {
+    name: "append: listChunks pages by index over sparse, out-of-order indexes",
+    async run(t) {
+      const source = await createSource(t);
+      const order = [9, 2, 14, 0, 5, 7];
+      for (const index of order) {
+        await append(t, source.sourceId, index, utf8(`sparse-${index}`), { itemCount: index + 1 });
+      }
+      const expected = [...order].sort((a, b) => a - b);
+      for (const limit of [1, 2, 4, 6, 7]) {
+        const pages: number[][] = [];
+        let cursor: string | undefined;
+        do {
+          const page = await t.adapter.listChunks({
+            scope: t.scope,
+            sourceId: source.sourceId,
+            limit,
+            cursor,
+          });
+          assert(page.items.length <= limit, `a page of ${page.items.length} > limit ${limit}`);
+          for (const item of page.items) {
+            assertEquals(
+              [item.byteLength, item.itemCount],
+              [utf8(`sparse-${item.index}`).length, item.index + 1],
+              `chunk ${item.index} listed with its own size and itemCount`,
+            );
+          }
+          pages.push(page.items.map((item) => item.index));
+          cursor = page.nextCursor;
+          assert(pages.length <= expected.length + 1, `listChunks (limit ${limit}) never ends`);
+        } while (cursor !== undefined);
+        const want: number[][] = [];
+        for (let at = 0; at < expected.length; at += limit) {
+          want.push(expected.slice(at, at + limit));
+        }
+        assertEquals(pages, want, `pages of ${limit} (by index, gaps skipped)`);
+      }
+    },
+  },
+  {
+    name: "append: itemCount (0 included) survives idempotent re-append, listing and the handler",
+    async run(t) {
+      const chunks = ["items-a", "items-b", "items-c"].map(utf8);
+      const itemCounts = [2, 0, 5];
+      const source = await createSource(t);
+      for (const index of [2, 0, 1]) {
+        const first = await append(t, source.sourceId, index, chunks[index], {
+          itemCount: itemCounts[index],
+        });
+        assertEquals(first.chunk.itemCount, itemCounts[index], `itemCount appended at ${index}`);
+      }
+      for (let index = 0; index < chunks.length; index++) {
+        const again = await append(t, source.sourceId, index, chunks[index], {
+          itemCount: itemCounts[index],
+        });
+        assertEquals(again.appended, false, `re-append of ${index} is idempotent`);
+        assertEquals(again.chunk.itemCount, itemCounts[index], `itemCount re-read at ${index}`);
+      }
+      const listed = await t.adapter.listChunks({ scope: t.scope, sourceId: source.sourceId });
+      assertEquals(listed.items.map((item) => item.itemCount), itemCounts, "listed itemCounts");
+      const { manifest } = await manifestFor(chunks, { itemCount: 7 });
+      const { job } = await t.adapter.sealSource({
+        scope: t.scope,
+        sourceId: source.sourceId,
+        manifest,
+      });
+      const applied: (number | undefined)[] = [];
+      t.handler.onApply((chunk) => {
+        applied[chunk.index] = (chunk as { itemCount?: number }).itemCount;
+      });
+      assertEquals((await t.runToTerminal(job.jobId)).state, "succeeded", "job state");
+      assertEquals(applied, itemCounts, "itemCount of each chunk the handler applied");
+      // A chunk appended without itemCount has none.
+      const plain = await createSource(t);
+      await append(t, plain.sourceId, 0, utf8("no items"));
+      const plainListed = await t.adapter.listChunks({ scope: t.scope, sourceId: plain.sourceId });
+      assertEquals(plainListed.items[0].itemCount, undefined, "no itemCount when none was given");
     },
   },
 ];

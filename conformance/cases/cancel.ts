@@ -10,7 +10,7 @@ import { nonRetryable } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { type CaseContext, expectSyncError } from "../context.ts";
 import { textChunks } from "../payloads.ts";
-import { type ConformanceCase } from "../types.ts";
+import type { ConformanceCase } from "../types.ts";
 import {
   appliesInTransaction,
   deferred,
@@ -22,7 +22,6 @@ import {
   settleWithin,
   track,
   turnsUntil,
-  within,
 } from "./support.ts";
 
 async function expectCancelled(t: CaseContext, job: Job, label: string): Promise<void> {
@@ -33,9 +32,6 @@ async function expectCancelled(t: CaseContext, job: Job, label: string): Promise
   assert(typeof job.completedAt === "number", `${label}: completedAt is set`);
   assertEquals(await t.job(job.jobId), job, `${label}: stored job = returned snapshot`);
 }
-
-// ---------------------------------------------------------------------------------------
-// cancel
 
 const cancelList: ConformanceCase[] = [
   {

@@ -7,18 +7,8 @@
 
 import { assert, assertEquals } from "../assert.ts";
 import { expectSyncError, utf8 } from "../context.ts";
-import { type ConformanceCase } from "../types.ts";
-import {
-  append,
-  chunkCount,
-  createSource,
-  SOURCE_TTL_MS,
-  storedChunkCount,
-  storedSource,
-} from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// create
+import type { ConformanceCase } from "../types.ts";
+import { append, createSource, SOURCE_TTL_MS, storedChunkCount, storedSource } from "./support.ts";
 
 const createList: ConformanceCase[] = [
   {

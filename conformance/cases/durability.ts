@@ -8,11 +8,8 @@ import { Capability } from "../../src/contracts/capabilities.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { manifestFor } from "../context.ts";
 import { textChunks } from "../payloads.ts";
-import { type ConformanceCase } from "../types.ts";
-import { appendParallel, newWorker, settleWithin } from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// durability
+import type { ConformanceCase } from "../types.ts";
+import { appendParallel, newWorker, settleWithin, SUITE_MAX_ATTEMPTS } from "./support.ts";
 
 const durabilityList: ConformanceCase[] = [
   {
@@ -127,6 +124,46 @@ const durabilityList: ConformanceCase[] = [
       const done = await t.job(sealed.job.jobId);
       assertEquals(done.state, "succeeded", "state after the lease expired");
       assertEquals(t.handler.applied.map((call) => call.index), [0, 1, 2], "applied chunks");
+    },
+  },
+  {
+    name: "durability: a chunk whose worker dies every time fails the job after maxAttempts, " +
+      "across restarts",
+    requires: [Capability.durable, Capability.concurrentWorkers],
+    hooks: ["restart", "newWorker"],
+    async run(t) {
+      const sealed = await t.uploadAndSeal(textChunks(2, "crash-restart"));
+      const jobId = sealed.job.jobId;
+      for (let death = 1; death <= SUITE_MAX_ATTEMPTS; death++) {
+        const claimed = await newWorker(t, `dies-${death}`).claimNextJob();
+        assert(claimed?.lease !== undefined, `worker ${death} claims the job`);
+        assertEquals(claimed.jobId, jobId, `worker ${death}'s job`);
+        assertEquals(claimed.attempt, death - 1, `attempts counted before worker ${death}`);
+        if (death > 1) {
+          assertEquals(claimed.error?.code, "E_SYNC_LEASE_LOST", `error seen by worker ${death}`);
+          assertEquals(claimed.error?.retryable, true, `retryable before worker ${death}`);
+        }
+        // The worker dies holding the lease; the first and the last die with the process
+        // (a restart each: fewer than one per death keeps the case cheap on slow backends).
+        if (death === 1 || death === SUITE_MAX_ATTEMPTS) await t.restart();
+        const stored = await t.job(jobId);
+        assertEquals(
+          [stored.state, stored.attempt, stored.lease],
+          [claimed.state, claimed.attempt, claimed.lease],
+          `the claim of worker ${death} as stored`,
+        );
+        t.clock.set(claimed.lease.expiresAt);
+      }
+      await t.harness.drain();
+      const done = await t.job(jobId);
+      assertEquals(done.state, "failed", "job state after maxAttempts dead workers");
+      assertEquals(done.attempt, SUITE_MAX_ATTEMPTS, "attempts");
+      assertEquals(done.error?.code, "E_SYNC_LEASE_LOST", "error code");
+      assertEquals(done.error?.retryable, false, "the last attempt's error is final");
+      assertEquals(done.error?.details?.index, 0, "the chunk that killed its workers");
+      assertEquals(done.cursor, 0, "cursor");
+      assertEquals(done.lease, undefined, "no lease on the failed job");
+      assertEquals(t.handler.calls.length, 0, "no handler ran");
     },
   },
 ];

@@ -5,16 +5,13 @@
  * @module
  */
 
-import type { Manifest } from "../../src/contracts/domain.ts";
+import type { GcReport, Manifest, Source } from "../../src/contracts/domain.ts";
 import { nonRetryable } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { expectSyncError, manifestFor } from "../context.ts";
 import { textChunks } from "../payloads.ts";
-import { type ConformanceCase } from "../types.ts";
+import type { ConformanceCase } from "../types.ts";
 import { chunkCount, RETENTION_MS, SOURCE_TTL_MS, ZERO_GC } from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// gc
 
 const gcList: ConformanceCase[] = [
   {
@@ -178,6 +175,61 @@ const gcList: ConformanceCase[] = [
       }
       assertEquals(total.expiredSources, 3, "sources expired in all");
       assertEquals(total.deletedChunks, 1 + 2 + 3, "chunks deleted in all");
+    },
+  },
+  {
+    name: "gc: each phase (expiry, purge) honours limit; its counts match what it deleted",
+    hooks: ["chunkCount"],
+    async run(t) {
+      const expiring: Source[] = [];
+      for (const n of [1, 2, 3]) expiring.push((await t.upload(textChunks(n, `exp-${n}`))).source);
+      const purging: Source[] = [];
+      for (const n of [2, 3, 4]) {
+        const sealed = await t.uploadAndSeal(textChunks(n, `pur-${n}`));
+        purging.push(sealed.source);
+        assertEquals((await t.runToTerminal(sealed.job.jobId)).state, "succeeded", "job state");
+      }
+      const all = [...expiring, ...purging];
+      const stored = async () => {
+        let sum = 0;
+        for (const source of all) sum += await chunkCount(t, source.sourceId);
+        return sum;
+      };
+      assertEquals(await stored(), 6 + 9, "chunks stored before gc");
+      t.clock.advance(Math.max(SOURCE_TTL_MS, RETENTION_MS) + 1);
+      const total = { ...ZERO_GC };
+      const passes: GcReport[] = [];
+      for (let pass = 0; pass < 10; pass++) {
+        const before = await stored();
+        const report = await t.adapter.gc({ limit: 2 });
+        passes.push(report);
+        assert(report.expiredSources <= 2, `pass ${pass + 1} expired ${report.expiredSources} > 2`);
+        assert(report.purgedSources <= 2, `pass ${pass + 1} purged ${report.purgedSources} > 2`);
+        assertEquals(
+          report.deletedChunks,
+          before - await stored(),
+          `pass ${pass + 1}: deletedChunks = chunks it deleted`,
+        );
+        if (report.expiredSources + report.purgedSources === 0) break;
+        total.expiredSources += report.expiredSources;
+        total.purgedSources += report.purgedSources;
+        total.deletedChunks += report.deletedChunks;
+      }
+      assertEquals(
+        [passes[0].expiredSources, passes[0].purgedSources],
+        [2, 2],
+        "the first pass does as much as its limit allows in each phase",
+      );
+      assertEquals(total, { expiredSources: 3, purgedSources: 3, deletedChunks: 15 }, "in all");
+      assertEquals(await stored(), 0, "chunks left");
+      for (const source of expiring) {
+        const read = await t.adapter.getSource({ scope: t.scope, sourceId: source.sourceId });
+        assertEquals(read.state, "expired", `state of ${source.sourceId}`);
+      }
+      for (const source of purging) {
+        const read = await t.adapter.getSource({ scope: t.scope, sourceId: source.sourceId });
+        assertEquals(read.state, "sealed", `state of ${source.sourceId} (records stay)`);
+      }
     },
   },
 ];

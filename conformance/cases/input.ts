@@ -25,11 +25,8 @@ import {
   BAD_SEAL_INPUTS,
   NON_OBJECT_INPUTS,
 } from "../fixtures.ts";
-import { type ConformanceCase } from "../types.ts";
-import { chunkCount, createSource, jobsOf, storedChunkCount, within } from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// input
+import type { ConformanceCase } from "../types.ts";
+import { createSource, jobsOf, storedChunkCount, within } from "./support.ts";
 
 const inputList: ConformanceCase[] = [
   {

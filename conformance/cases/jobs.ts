@@ -15,8 +15,10 @@ import {
   splitSequenceLengths,
   textChunks,
 } from "../payloads.ts";
-import { type ConformanceCase } from "../types.ts";
-import { indexes, LEASE_MS, range } from "./support.ts";
+import type { ConformanceCase } from "../types.ts";
+import type { Job } from "../../src/contracts/domain.ts";
+import type { CaseContext } from "../context.ts";
+import { indexes, LEASE_MS, range, suiteDelay } from "./support.ts";
 
 // ---------------------------------------------------------------------------------------
 // apply
@@ -113,6 +115,70 @@ const applyCases: ConformanceCase[] = [
       assertEquals(joined, concatBytes(chunks), "concatenated applied bytes");
       assertEquals(new Set(joined).size, 256, "distinct byte values applied");
       assertEquals(done.appliedBytes, sealed.manifest.byteCount, "appliedBytes");
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------------------
+// claim
+
+/** Seals a one-chunk job of its own conversation at `at` (the clock moves there). */
+async function sealOneAt(t: CaseContext, at: number, tag: string): Promise<Job> {
+  t.clock.set(at);
+  return (await t.uploadAndSeal(textChunks(1, tag))).job;
+}
+
+const claimCases: ConformanceCase[] = [
+  {
+    name: "claim: due jobs are claimed earliest runAt first, whatever their creation order",
+    async run(t) {
+      const t0 = t.clock.now();
+      // The oldest job fails once: its retry is due after two younger jobs.
+      const oldest = await sealOneAt(t, t0, "claim-oldest");
+      t.handler.onApply((_chunk, context, call) => {
+        if (call === 0 && context.job.jobId === oldest.jobId) throw new Error("transient");
+      });
+      await t.harness.drain();
+      const waiting = await t.job(oldest.jobId);
+      assertEquals(waiting.state, "retry_wait", "the oldest job waits to retry");
+      assertEquals(waiting.runAt, t0 + suiteDelay(1), "its retry is due after the backoff");
+      const second = await sealOneAt(t, t0 + 10, "claim-second");
+      const third = await sealOneAt(t, t0 + 20, "claim-third");
+      assert(third.runAt < waiting.runAt, "fixture: both younger jobs are due first");
+      t.clock.set(t0 + 1_000);
+      await t.harness.drain();
+      assertEquals(
+        t.handler.calls.slice(1).map((call) => call.jobId),
+        [second.jobId, third.jobId, oldest.jobId],
+        "jobs in the order they were claimed (runAt " +
+          `${second.runAt - t0}, ${third.runAt - t0}, ${waiting.runAt - t0} ms after start)`,
+      );
+      for (const job of [oldest, second, third]) {
+        assertEquals((await t.job(job.jobId)).state, "succeeded", `state of ${job.jobId}`);
+      }
+    },
+  },
+  {
+    name: "claim: a job waiting to retry never holds back another due job",
+    async run(t) {
+      const t0 = t.clock.now();
+      const older = await sealOneAt(t, t0, "held-older");
+      t.handler.onApply((_chunk, context) => {
+        if (context.job.jobId === older.jobId) throw new Error("keeps failing for now");
+      });
+      await t.harness.drain();
+      const waiting = await t.job(older.jobId);
+      assertEquals(waiting.state, "retry_wait", "the older job waits to retry");
+      const younger = await sealOneAt(t, t0 + 1, "held-younger");
+      assert(younger.runAt < waiting.runAt, "fixture: the younger job is due first");
+      await t.harness.drain();
+      assertEquals((await t.job(younger.jobId)).state, "succeeded", "the younger job ran");
+      assertEquals(await t.job(older.jobId), waiting, "the older job still waits, untouched");
+      assertEquals(t.handler.calls.length, 2, "apply calls (the older job was not retried early)");
+      t.handler.onApply(undefined);
+      t.clock.set(waiting.runAt);
+      await t.harness.drain();
+      assertEquals((await t.job(older.jobId)).state, "succeeded", "the older job at its runAt");
     },
   },
 ];
@@ -219,5 +285,6 @@ const verifyCases: ConformanceCase[] = [
 /** Apply, claim and verify cases. */
 export const jobCases: readonly ConformanceCase[] = [
   ...applyCases,
+  ...claimCases,
   ...verifyCases,
 ];

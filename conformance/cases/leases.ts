@@ -1,6 +1,7 @@
 /**
- * Cases `lease:`: leases and fencing tokens between workers — a crashed worker's claim,
- * stale commits refused, heartbeats, a chunk that kills every worker.
+ * Cases `lease:`: leases and fencing tokens — a crashed worker's claim, stale commits
+ * refused, heartbeats, a chunk that kills every worker, and for any adapter (one worker
+ * included) a lease renewed by every commit and every heartbeat.
  *
  * @module
  */
@@ -9,7 +10,7 @@ import { Capability } from "../../src/contracts/capabilities.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { expectSyncError } from "../context.ts";
 import { textChunks } from "../payloads.ts";
-import { type ConformanceCase } from "../types.ts";
+import type { ConformanceCase } from "../types.ts";
 import {
   appliesInTransaction,
   deferred,
@@ -25,9 +26,6 @@ import {
   track,
   turnsUntil,
 } from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// lease
 
 const leaseList: ConformanceCase[] = [
   {
@@ -238,6 +236,77 @@ const leaseList: ConformanceCase[] = [
       assertEquals(done.error?.code, "E_SYNC_LEASE_LOST", "error code");
       assertEquals(done.error?.retryable, false, "final");
       assertEquals(t.handler.calls.length, 0, "no handler ran");
+    },
+  },
+  {
+    name: "lease: a job outliving its lease renews it at every chunk, under one claim",
+    async run(t) {
+      const step = Math.floor(LEASE_MS * 0.6);
+      const entries: { index: number; now: number; expiresAt?: number; token?: number }[] = [];
+      t.handler.onApply((chunk, context) => {
+        entries.push({
+          index: chunk.index,
+          now: t.clock.now(),
+          expiresAt: context.job.lease?.expiresAt,
+          token: context.job.lease?.token,
+        });
+        // Each chunk takes most of a lease; the job takes more than two in all.
+        t.clock.advance(step);
+      });
+      const sealed = await t.uploadAndSeal(textChunks(4, "renew"));
+      const done = await t.runToTerminal(sealed.job.jobId);
+      assertEquals(done.state, "succeeded", "final state");
+      assertEquals(done.attempt, 0, "no attempt was lost to the lease");
+      assertEquals(indexes(entries), [0, 1, 2, 3], "each chunk applied once, in order");
+      assert(entries[3].now >= entries[0].now + LEASE_MS, "fixture: the job outlived a lease");
+      assertEquals(new Set(entries.map((entry) => entry.token)).size, 1, "one claim for the job");
+      for (const entry of entries) {
+        assert(
+          entry.expiresAt !== undefined && entry.expiresAt > entry.now,
+          `chunk ${entry.index} starts under a live lease (expires at +${
+            (entry.expiresAt ?? 0) - entry.now
+          } ms): every commit renews it`,
+        );
+      }
+    },
+  },
+  {
+    name: "lease: heartbeats renew a blocked handler's lease in the store (single worker)",
+    async run(t) {
+      const entered = deferred<void>();
+      const gate = deferred<void>();
+      try {
+        const seen = recordApplies(t, async (index) => {
+          if (index === 0) {
+            entered.resolve();
+            await gate.promise;
+          }
+        });
+        const sealed = await t.uploadAndSeal(textChunks(2, "heartbeat-single"));
+        const jobId = sealed.job.jobId;
+        const draining = track(t.harness.drain());
+        await settleWithin(entered.promise, "the handler was never called");
+        const claimedAt = t.clock.now();
+        // Where the handler holds the job's transaction, the job cannot be read meanwhile.
+        const transactional = appliesInTransaction(t);
+        while (t.clock.now() < claimedAt + LEASE_MS * 1.5) {
+          t.clock.advance(HEARTBEAT_MS);
+          if (transactional) continue;
+          await eventually(
+            async () => (await t.job(jobId)).lease?.expiresAt === t.clock.now() + LEASE_MS,
+            `the heartbeat at +${t.clock.now() - claimedAt} ms stores lease expiry now + leaseMs`,
+          );
+        }
+        gate.resolve();
+        await settleWithin(draining.promise, "drain after the handler was released");
+        const done = await t.job(jobId);
+        assertEquals(done.state, "succeeded", "final state");
+        assertEquals(done.attempt, 0, "no attempt was lost to the lease");
+        assertEquals(indexes(seen), [0, 1], "each chunk applied once");
+        assertEquals(new Set(seen.map((s) => s.token)).size, 1, "one claim for the job");
+      } finally {
+        gate.resolve();
+      }
     },
   },
 ];

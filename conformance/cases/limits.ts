@@ -9,12 +9,10 @@ import { sha256Hex } from "../../src/checksum.ts";
 import type { CreateSourceInput } from "../../src/contracts/inputs.ts";
 import { assertEquals } from "../assert.ts";
 import { expectSyncError, manifestFor, utf8 } from "../context.ts";
-import { type ConformanceCase } from "../types.ts";
+import type { ConformanceCase } from "../types.ts";
 import {
   append,
-  chunkCount,
   createSource,
-  ids,
   jobsOf,
   LIMITS,
   storedChunkCount,
@@ -24,9 +22,6 @@ import {
 
 const LONG_ID = "x".repeat(65);
 const MAX_ID = "y".repeat(64);
-
-// ---------------------------------------------------------------------------------------
-// limits
 
 const limitList: ConformanceCase[] = [
   {

@@ -10,8 +10,8 @@ import { nonRetryable } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { type CaseContext, expectSyncError } from "../context.ts";
 import { textChunks } from "../payloads.ts";
-import { type ConformanceCase } from "../types.ts";
-import { ids, listAll, newestFirst, range, within } from "./support.ts";
+import type { ConformanceCase } from "../types.ts";
+import { ids, listAll, newestFirst } from "./support.ts";
 
 /** Seals one job per entry of `offsets` (ms after now), in that order. */
 async function sealJobsAt(t: CaseContext, offsets: readonly number[]): Promise<Job[]> {
@@ -23,9 +23,6 @@ async function sealJobsAt(t: CaseContext, offsets: readonly number[]): Promise<J
   }
   return jobs;
 }
-
-// ---------------------------------------------------------------------------------------
-// list
 
 const listList: ConformanceCase[] = [
   {

@@ -13,6 +13,7 @@ import { limitCases } from "./limits.ts";
 import { inputCases } from "./input.ts";
 import { sealCases } from "./seal.ts";
 import { supersedeCases } from "./supersede.ts";
+import { jsonCases } from "./json.ts";
 import { jobCases } from "./jobs.ts";
 import { retryCases } from "./retry.ts";
 import { cancelCases } from "./cancel.ts";
@@ -20,10 +21,13 @@ import { leaseCases } from "./leases.ts";
 import { waitCases } from "./wait.ts";
 import { listCases } from "./list.ts";
 import { gcCases } from "./gc.ts";
+import { timeCases } from "./time.ts";
 import { durabilityCases } from "./durability.ts";
+import { fencingCases } from "./fencing.ts";
 import { concurrencyCases } from "./races.ts";
 import { scaleCases } from "./scale.ts";
 import { uploadCases } from "./upload.ts";
+import { transactionalCases } from "./transactional.ts";
 import { extensionCases } from "./extensions.ts";
 import { abandonCases } from "./abandon.ts";
 
@@ -36,6 +40,7 @@ export const conformanceCases: readonly ConformanceCase[] = [
   ...inputCases,
   ...sealCases,
   ...supersedeCases,
+  ...jsonCases,
   ...jobCases,
   ...retryCases,
   ...cancelCases,
@@ -43,10 +48,13 @@ export const conformanceCases: readonly ConformanceCase[] = [
   ...waitCases,
   ...listCases,
   ...gcCases,
+  ...timeCases,
   ...durabilityCases,
+  ...fencingCases,
   ...concurrencyCases,
   ...scaleCases,
   ...uploadCases,
+  ...transactionalCases,
   ...extensionCases,
   ...abandonCases,
 ];

@@ -9,21 +9,8 @@ import type { Job } from "../../src/contracts/domain.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { expectSyncError, manifestFor } from "../context.ts";
 import { textChunks } from "../payloads.ts";
-import { type ConformanceCase } from "../types.ts";
-import {
-  append,
-  appendParallel,
-  appliedByJob,
-  chunkCount,
-  ids,
-  indexes,
-  newWorker,
-  nextTurn,
-  runAtMost,
-} from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// concurrency
+import type { ConformanceCase } from "../types.ts";
+import { appendParallel, appliedByJob, ids, newWorker, nextTurn, runAtMost } from "./support.ts";
 
 const concurrencyList: ConformanceCase[] = [
   {

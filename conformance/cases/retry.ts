@@ -8,11 +8,8 @@
 import { nonRetryable } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { textChunks } from "../payloads.ts";
-import { type ConformanceCase } from "../types.ts";
+import type { ConformanceCase } from "../types.ts";
 import { indexes, recordApplies, RETRY, suiteDelay } from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// retry
 
 const retryList: ConformanceCase[] = [
   {

@@ -6,22 +6,21 @@
  */
 
 import { assert, assertEquals } from "../assert.ts";
-import { expectSyncError, utf8 } from "../context.ts";
-import { type ConformanceCase } from "../types.ts";
+import { expectSyncError, manifestFor, utf8 } from "../context.ts";
+import { textChunks } from "../payloads.ts";
+import type { ConformanceCase } from "../types.ts";
 import {
   append,
   assertSameAsMissing,
-  chunkCount,
   createSource,
   MISSING_JOB,
   MISSING_SOURCE,
+  RETENTION_MS,
+  SOURCE_TTL_MS,
   storedChunk,
   storedChunkCount,
   within,
 } from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// scope
 
 const scopeList: ConformanceCase[] = [
   {
@@ -280,6 +279,119 @@ const scopeList: ConformanceCase[] = [
       );
       assertSameAsMissing(otherPending, pending.job.jobId, missing, MISSING_JOB);
       assertEquals(await t.job(pending.job.jobId), pendingBefore, "job after the foreign wait");
+    },
+  },
+  {
+    name: "scope: ids that collide once scope and id are joined stay distinct records",
+    async run(t) {
+      const separators = ["", ":", "/", "|", ".", "-"];
+      for (const [i, sep] of separators.entries()) {
+        const label = `separator ${JSON.stringify(sep)}`;
+        const left = { scope: `k${i}${sep}x`, sourceId: "y" };
+        const right = { scope: `k${i}`, sourceId: `x${sep}y` };
+        await t.adapter.createSource({ ...left, conversationId: `left-${i}` });
+        const created = await t.adapter.createSource({ ...right, conversationId: `right-${i}` });
+        assertEquals(
+          [created.scope, created.sourceId, created.conversationId, created.received.chunkCount],
+          [right.scope, right.sourceId, `right-${i}`, 0],
+          `${label}: the second source is new`,
+        );
+        const leftChunks = [utf8(`left-${i}`)];
+        const rightChunks = [utf8(`right-${i}-0`), utf8(`right-${i}-1`)];
+        await append(t, left.sourceId, 0, leftChunks[0], { scope: left.scope });
+        for (const [index, bytes] of rightChunks.entries()) {
+          await append(t, right.sourceId, index, bytes, { scope: right.scope });
+        }
+        const readLeft = await t.adapter.getSource(left);
+        const readRight = await t.adapter.getSource(right);
+        assertEquals(
+          [readLeft.conversationId, readLeft.received.chunkCount],
+          [`left-${i}`, 1],
+          `${label}: the first source`,
+        );
+        assertEquals(
+          [readRight.conversationId, readRight.received.chunkCount],
+          [`right-${i}`, 2],
+          `${label}: the second source`,
+        );
+        const leftManifest = await manifestFor(leftChunks);
+        const rightManifest = await manifestFor(rightChunks);
+        assertEquals(
+          (await t.adapter.listChunks(left)).items.map((chunk) => chunk.sha256),
+          leftManifest.digests,
+          `${label}: chunks of the first source`,
+        );
+        assertEquals(
+          (await t.adapter.listChunks(right)).items.map((chunk) => chunk.sha256),
+          rightManifest.digests,
+          `${label}: chunks of the second source`,
+        );
+        const { job } = await t.adapter.sealSource({ ...left, manifest: leftManifest.manifest });
+        assertEquals(job.scope, left.scope, `${label}: the job's scope`);
+        assertEquals(
+          (await t.adapter.getSource(right)).state,
+          "collecting",
+          `${label}: sealing the first source leaves the second collecting`,
+        );
+        assertEquals(
+          (await t.adapter.listJobs({ scope: right.scope })).items,
+          [],
+          `${label}: jobs of the second scope`,
+        );
+        const sealed = await t.adapter.sealSource({ ...right, manifest: rightManifest.manifest });
+        assertEquals(sealed.job.totalChunks, 2, `${label}: the second source seals on its own`);
+      }
+    },
+  },
+  {
+    name:
+      "scope: gc and chunk deletion in one scope never touch another scope's source of the same id",
+    hooks: ["chunkCount"],
+    async run(t) {
+      const t0 = t.clock.now();
+      const other = t.otherScope;
+      // Expiry: the same id in both scopes, the other scope's created half a TTL later.
+      await t.upload(textChunks(2, "mine-ttl"), { sourceId: "twin-ttl" });
+      t.clock.set(t0 + SOURCE_TTL_MS / 2);
+      await t.upload(textChunks(3, "theirs-ttl"), { scope: other, sourceId: "twin-ttl" });
+      t.clock.set(t0 + SOURCE_TTL_MS + 1);
+      assertEquals(
+        await t.adapter.gc(),
+        { expiredSources: 1, purgedSources: 0, deletedChunks: 2 },
+        "gc past my source's TTL",
+      );
+      assertEquals(
+        (await t.adapter.getSource({ scope: t.scope, sourceId: "twin-ttl" })).state,
+        "expired",
+        "my source expired",
+      );
+      assertEquals(await storedChunkCount(t, "twin-ttl"), 0, "my chunks deleted");
+      assertEquals(await storedChunkCount(t, "twin-ttl", other), 3, "their chunks kept");
+      const late = await append(t, "twin-ttl", 3, utf8("theirs-late"), { scope: other });
+      assertEquals(late.source.state, "collecting", "their source still takes chunks");
+      // Retention: the same id sealed in both scopes, theirs ending half a retention later.
+      const mine = await t.uploadAndSeal(textChunks(2, "mine-done"), { sourceId: "twin-done" });
+      const mineDone = await t.runToTerminal(mine.job.jobId);
+      t.clock.set(mineDone.completedAt! + RETENTION_MS / 2);
+      const theirs = await t.uploadAndSeal(textChunks(3, "theirs-done"), {
+        scope: other,
+        sourceId: "twin-done",
+      });
+      assertEquals((await t.runToTerminal(theirs.job.jobId, other)).state, "succeeded", "theirs");
+      t.clock.set(mineDone.completedAt! + RETENTION_MS + 1);
+      // Their collecting source is past its TTL by now: it expires, on its own.
+      assertEquals(
+        await t.adapter.gc(),
+        { expiredSources: 1, purgedSources: 1, deletedChunks: 4 + 2 },
+        "gc past my job's retention",
+      );
+      assertEquals(await storedChunkCount(t, "twin-done"), 0, "my purged chunks");
+      assertEquals(await storedChunkCount(t, "twin-done", other), 3, "their sealed chunks kept");
+      assertEquals(
+        (await t.adapter.listChunks({ scope: other, sourceId: "twin-done" })).items.length,
+        3,
+        "their sealed source still lists its chunks",
+      );
     },
   },
 ];

@@ -8,17 +8,14 @@
 
 import { compositeDigest, sha256Hex } from "../../src/checksum.ts";
 import type { Manifest } from "../../src/contracts/domain.ts";
-import { type SyncErrorCode } from "../../src/errors.ts";
+import type { SyncErrorCode } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { type CaseContext, expectSyncError, manifestFor, utf8 } from "../context.ts";
 import { EMPTY_COMPOSITE_DIGEST, KNOWN_DIGESTS } from "../fixtures.ts";
-import { type ConformanceCase } from "../types.ts";
+import type { ConformanceCase } from "../types.ts";
 import {
   append,
-  chunkCount,
   createSource,
-  ids,
-  indexes,
   jobsOf,
   SOURCE_TTL_MS,
   storedChunkCount,
@@ -185,9 +182,6 @@ const failureCases: ConformanceCase[] = SEAL_FAILURES.map((failure) => ({
     assertEquals(await jobsOf(t, conversationId), [], "still no job");
   },
 }));
-
-// ---------------------------------------------------------------------------------------
-// seal
 
 const sealCasesList: ConformanceCase[] = [
   {

@@ -6,13 +6,32 @@
  * @module
  */
 
-import { assertEquals } from "../assert.ts";
+import type { Job } from "../../src/contracts/domain.ts";
+import { assert, assertEquals } from "../assert.ts";
 import { utf8 } from "../context.ts";
-import { type ConformanceCase } from "../types.ts";
-import { jobsOf } from "./support.ts";
+import { textChunks } from "../payloads.ts";
+import type { ConformanceCase } from "../types.ts";
+import {
+  appliesInTransaction,
+  deferred,
+  eventually,
+  indexes,
+  jobsOf,
+  LEASE_MS,
+  range,
+  recordApplies,
+  settleWithin,
+  track,
+  turnsUntil,
+} from "./support.ts";
 
-// ---------------------------------------------------------------------------------------
-// supersede
+/**
+ * Event-loop turns a seal gets to settle while a handler blocks before the case takes it
+ * as held back by the handler's transaction. A seal makes several round trips: more
+ * turns than a cancel gets, so a slow backend that does not hold it back is not taken
+ * for one that does.
+ */
+const SEAL_TURNS = 200;
 
 const supersedeList: ConformanceCase[] = [
   {
@@ -116,6 +135,169 @@ const supersedeList: ConformanceCase[] = [
       await t.uploadAndSeal([utf8("third")], { conversationId });
       assertEquals(await t.job(second.job.jobId), cancelled, "the cancelled job is unchanged");
       assertEquals(cancelled.error?.code, "E_SYNC_JOB_CANCELLED", "cancel is not a supersede");
+    },
+  },
+  {
+    name: "seal: a newer source supersedes a running job: its handler is signalled, its commit " +
+      "refused, and a wait on it settles",
+    async run(t) {
+      const entered = deferred<AbortSignal>();
+      const gate = deferred<void>();
+      try {
+        const conversationId = t.newConversationId();
+        const older = await t.uploadAndSeal(textChunks(3, "older-running"), { conversationId });
+        const olderId = older.job.jobId;
+        // Uploaded before the handler blocks: a backend running one transaction at a time
+        // could not take these chunks while the handler holds its transaction.
+        const newer = await t.upload(textChunks(2, "newer"), { conversationId });
+        recordApplies(t, async (index, job, _call, signal) => {
+          if (job.jobId === olderId && index === 1) {
+            entered.resolve(signal);
+            await gate.promise;
+          }
+        });
+        const waiting = track(t.adapter.waitForTerminal({ scope: t.scope, jobId: olderId }));
+        assert(!(await turnsUntil(() => waiting.settled, 5)), "the wait settled while queued");
+        const draining = track(t.harness.drain());
+        const signal = await settleWithin(entered.promise, "the handler never reached chunk 1");
+        const sealing = track(t.adapter.sealSource({
+          scope: t.scope,
+          sourceId: newer.source.sourceId,
+          manifest: newer.manifest,
+        }));
+        let superseded: Job;
+        const whileBlocked = await turnsUntil(() => sealing.settled, SEAL_TURNS);
+        if (whileBlocked) {
+          await sealing.promise;
+          superseded = await t.job(olderId);
+          assertEquals(superseded.state, "cancelled", "the running job's state after the seal");
+          assertEquals(superseded.error?.code, "E_SYNC_JOB_SUPERSEDED", "its error");
+          assertEquals(superseded.cursor, 1, "its cursor (chunk 0 committed)");
+          await eventually(() => signal.aborted, "the running handler's ctx.signal is aborted");
+          assertEquals(
+            await settleWithin(waiting.promise, "waitForTerminal on the superseded job"),
+            superseded,
+            "the wait settles with the superseded snapshot",
+          );
+          gate.resolve();
+          await settleWithin(draining.promise, "drain after the handler was released");
+        } else {
+          // Only an adapter applying inside the progress transaction may hold the seal back
+          // until the handler's transaction ends; the job may then even finish first.
+          assert(
+            appliesInTransaction(t),
+            "sealSource did not settle while a handler was running (non-transactional apply)",
+          );
+          gate.resolve();
+          await settleWithin(sealing.promise, "sealSource after the handler was released");
+          await settleWithin(draining.promise, "drain after the seal");
+          superseded = await t.job(olderId);
+          if (superseded.state !== "succeeded") {
+            assertEquals(superseded.state, "cancelled", "the older job's state");
+            assertEquals(superseded.error?.code, "E_SYNC_JOB_SUPERSEDED", "its error");
+          }
+          assertEquals(
+            await settleWithin(waiting.promise, "waitForTerminal on the older job"),
+            superseded,
+            "the wait settles with the older job's terminal snapshot",
+          );
+        }
+        await t.harness.drain();
+        t.clock.advance(LEASE_MS * 10);
+        await t.harness.drain();
+        assertEquals(await t.job(olderId), superseded, "no commit of the older job after it ended");
+        const olderCalls = t.handler.calls.filter((call) => call.jobId === olderId);
+        assertEquals(
+          indexes(olderCalls),
+          range(superseded.state === "succeeded" ? 3 : superseded.cursor + (whileBlocked ? 1 : 0)),
+          "the older job's chunks applied: the committed ones (and the one refused at commit)",
+        );
+        const newerJob = (await t.adapter.getSource({
+          scope: t.scope,
+          sourceId: newer.source.sourceId,
+        })).jobId!;
+        assertEquals((await t.job(newerJob)).state, "succeeded", "the newer job runs");
+      } finally {
+        gate.resolve();
+      }
+    },
+  },
+  {
+    name: "seal: a newer source supersedes a verifying job: its verification commit is refused",
+    async run(t) {
+      const gate = deferred<void>();
+      try {
+        const entered = deferred<void>();
+        const conversationId = t.newConversationId();
+        const older = await t.uploadAndSeal(textChunks(2, "older-verifying"), { conversationId });
+        const olderId = older.job.jobId;
+        const newer = await t.upload(textChunks(1, "newer"), { conversationId });
+        t.handler.onVerify(async (context) => {
+          if (context.job.jobId !== olderId) return;
+          entered.resolve();
+          await gate.promise;
+        });
+        const waiting = track(t.adapter.waitForTerminal({ scope: t.scope, jobId: olderId }));
+        assert(!(await turnsUntil(() => waiting.settled, 5)), "the wait settled while queued");
+        const draining = track(t.harness.drain());
+        await settleWithin(entered.promise, "the verify hook was never called");
+        const sealing = track(t.adapter.sealSource({
+          scope: t.scope,
+          sourceId: newer.source.sourceId,
+          manifest: newer.manifest,
+        }));
+        let ended: Job;
+        if (await turnsUntil(() => sealing.settled, SEAL_TURNS)) {
+          await sealing.promise;
+          ended = await t.job(olderId);
+          assertEquals(ended.state, "cancelled", "the verifying job's state after the seal");
+          assertEquals(ended.error?.code, "E_SYNC_JOB_SUPERSEDED", "its error");
+          assertEquals(ended.cursor, 2, "its cursor");
+          assertEquals(
+            await settleWithin(waiting.promise, "waitForTerminal on the superseded job"),
+            ended,
+            "the wait settles with the superseded snapshot",
+          );
+          gate.resolve();
+          await settleWithin(draining.promise, "drain after the verify hook was released");
+        } else {
+          // The verification's transaction holds the job: it commits first, and a terminal
+          // job is never superseded.
+          assert(
+            appliesInTransaction(t),
+            "sealSource did not settle while the verify hook ran (non-transactional apply)",
+          );
+          gate.resolve();
+          await settleWithin(sealing.promise, "sealSource after the verify hook was released");
+          await settleWithin(draining.promise, "drain after the seal");
+          ended = await t.job(olderId);
+          if (ended.state !== "succeeded") {
+            assertEquals(ended.state, "cancelled", "the older job's state");
+            assertEquals(ended.error?.code, "E_SYNC_JOB_SUPERSEDED", "its error");
+          }
+          assertEquals(
+            await settleWithin(waiting.promise, "waitForTerminal on the older job"),
+            ended,
+            "the wait settles with the older job's terminal snapshot",
+          );
+        }
+        await t.harness.drain();
+        t.clock.advance(LEASE_MS * 10);
+        await t.harness.drain();
+        assertEquals(await t.job(olderId), ended, "the verification commit after it ended");
+        assertEquals(
+          t.handler.verifications.filter((job) => job.jobId === olderId).length,
+          1,
+          "the older job's verify calls",
+        );
+        const newerJob = (await t.adapter.getSource({
+          scope: t.scope,
+          sourceId: newer.source.sourceId,
+        })).jobId!;
+        assertEquals((await t.job(newerJob)).state, "succeeded", "the newer job runs");
+      } finally {
+        gate.resolve();
+      }
     },
   },
 ];

@@ -8,13 +8,13 @@
 
 import { sha256Hex } from "../../src/checksum.ts";
 import { Capability } from "../../src/contracts/capabilities.ts";
-import type { Chunk, Manifest, UploadSourceResult } from "../../src/contracts/domain.ts";
+import type { Manifest, UploadSourceResult } from "../../src/contracts/domain.ts";
 import type { UploadChunkInput, UploadSourceInput } from "../../src/contracts/inputs.ts";
-import { type SyncErrorCode } from "../../src/errors.ts";
+import type { SyncErrorCode } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { type CaseContext, expectSyncError, manifestFor, utf8 } from "../context.ts";
-import { type ConformanceCase } from "../types.ts";
-import { append, chunkCount, createSource, indexes, jobsOf, LIMITS } from "./support.ts";
+import type { ConformanceCase } from "../types.ts";
+import { append, createSource, jobsOf, LIMITS } from "./support.ts";
 
 const ABC = ["a", "b", "c"].map(utf8);
 

@@ -10,11 +10,8 @@ import { nonRetryable } from "../../src/errors.ts";
 import { assert, assertEquals } from "../assert.ts";
 import { expectSyncError } from "../context.ts";
 import { textChunks } from "../payloads.ts";
-import { type ConformanceCase } from "../types.ts";
-import { settleWithin, track, turnsUntil } from "./support.ts";
-
-// ---------------------------------------------------------------------------------------
-// wait
+import type { ConformanceCase } from "../types.ts";
+import { MISSING_JOB, settleWithin, track, turnsUntil } from "./support.ts";
 
 const waitList: ConformanceCase[] = [
   {
@@ -130,11 +127,14 @@ const waitList: ConformanceCase[] = [
         "E_SYNC_ABORTED",
       );
       await expectSyncError(
-        t.adapter.waitForTerminal({
-          scope: t.scope,
-          jobId: before.jobId,
-          signal: AbortSignal.abort(),
-        }),
+        settleWithin(
+          t.adapter.waitForTerminal({
+            scope: t.scope,
+            jobId: before.jobId,
+            signal: AbortSignal.abort(),
+          }),
+          "waitForTerminal with an already-aborted signal",
+        ),
         "E_SYNC_ABORTED",
       );
       assertEquals(await t.job(before.jobId), before, "job untouched by the aborts");
@@ -147,15 +147,21 @@ const waitList: ConformanceCase[] = [
     async run(t) {
       const sealed = await t.uploadAndSeal(textChunks(1, "scoped"));
       await expectSyncError(
-        t.adapter.waitForTerminal({ scope: t.scope, jobId: "no-such-job", timeoutMs: 1_000 }),
+        settleWithin(
+          t.adapter.waitForTerminal({ scope: t.scope, jobId: "no-such-job", timeoutMs: 1_000 }),
+          "waitForTerminal on an unknown job",
+        ),
         "E_SYNC_JOB_NOT_FOUND",
       );
       await expectSyncError(
-        t.adapter.waitForTerminal({
-          scope: t.otherScope,
-          jobId: sealed.job.jobId,
-          timeoutMs: 1_000,
-        }),
+        settleWithin(
+          t.adapter.waitForTerminal({
+            scope: t.otherScope,
+            jobId: sealed.job.jobId,
+            timeoutMs: 1_000,
+          }),
+          "waitForTerminal on another scope's job",
+        ),
         "E_SYNC_JOB_NOT_FOUND",
       );
     },
@@ -176,6 +182,109 @@ const waitList: ConformanceCase[] = [
         await expectSyncError(
           () => t.adapter.waitForTerminal(input as Parameters<typeof t.adapter.waitForTerminal>[0]),
           "E_SYNC_INVALID_ARGUMENT",
+        );
+      }
+    },
+  },
+  {
+    name: "wait: timeoutMs 0 resolves a terminal job at once and times out a live one at the " +
+      "clock's next tick",
+    async run(t) {
+      const done = await t.uploadAndSeal(textChunks(1, "zero-done"));
+      await t.harness.drain();
+      const terminal = await t.job(done.job.jobId);
+      assertEquals(terminal.state, "succeeded", "fixture: a terminal job");
+      assertEquals(
+        await settleWithin(
+          t.adapter.waitForTerminal({ scope: t.scope, jobId: terminal.jobId, timeoutMs: 0 }),
+          "waitForTerminal(timeoutMs: 0) on a terminal job",
+        ),
+        terminal,
+        "the terminal snapshot",
+      );
+      const live = await t.uploadAndSeal(textChunks(1, "zero-live"));
+      const before = await t.job(live.job.jobId);
+      const timers = t.clock.pendingTimers;
+      const waiting = track(
+        t.adapter.waitForTerminal({ scope: t.scope, jobId: before.jobId, timeoutMs: 0 }),
+      );
+      await turnsUntil(() => t.clock.pendingTimers > timers || waiting.settled, 50);
+      t.clock.advance(0);
+      await expectSyncError(
+        settleWithin(waiting.promise, "waitForTerminal(timeoutMs: 0) on a live job"),
+        "E_SYNC_TIMEOUT",
+      );
+      assertEquals(await t.job(before.jobId), before, "job untouched by the timeout");
+      await t.harness.drain();
+      assertEquals((await t.job(before.jobId)).state, "succeeded", "the job still runs");
+    },
+  },
+  {
+    name: "wait: an already-aborted signal settles at once, for a live, a terminal and an " +
+      "unknown job",
+    async run(t) {
+      const live = await t.uploadAndSeal(textChunks(1, "aborted-live"));
+      const done = await t.uploadAndSeal(textChunks(1, "aborted-done"));
+      await t.adapter.cancelJob({ scope: t.scope, jobId: done.job.jobId });
+      const terminal = await t.job(done.job.jobId);
+      const liveBefore = await t.job(live.job.jobId);
+      const signal = AbortSignal.abort();
+      await expectSyncError(
+        settleWithin(
+          t.adapter.waitForTerminal({ scope: t.scope, jobId: liveBefore.jobId, signal }),
+          "waitForTerminal on a live job with an aborted signal",
+        ),
+        "E_SYNC_ABORTED",
+      );
+      // A job already terminal may be returned, or the wait refused as aborted.
+      const onTerminal = track(
+        t.adapter.waitForTerminal({ scope: t.scope, jobId: terminal.jobId, signal }),
+      );
+      assert(
+        await turnsUntil(() => onTerminal.settled),
+        "waitForTerminal on a terminal job with an aborted signal did not settle",
+      );
+      if (onTerminal.rejected) {
+        await expectSyncError(onTerminal.promise, "E_SYNC_ABORTED");
+      } else {
+        assertEquals(onTerminal.value, terminal, "the terminal snapshot");
+      }
+      const onUnknown = track(
+        t.adapter.waitForTerminal({ scope: t.scope, jobId: MISSING_JOB, signal }),
+      );
+      assert(
+        await turnsUntil(() => onUnknown.settled),
+        "waitForTerminal on an unknown job with an aborted signal did not settle",
+      );
+      assert(onUnknown.rejected, "waitForTerminal on an unknown job resolved");
+      const code = (onUnknown.error as { code?: string })?.code;
+      assert(
+        code === "E_SYNC_ABORTED" || code === "E_SYNC_JOB_NOT_FOUND",
+        `an unknown job with an aborted signal: E_SYNC_ABORTED or E_SYNC_JOB_NOT_FOUND, got ${
+          code ?? String(onUnknown.error)
+        }`,
+      );
+      assertEquals(await t.job(liveBefore.jobId), liveBefore, "the live job untouched");
+    },
+  },
+  {
+    name: "wait: an unknown job is E_SYNC_JOB_NOT_FOUND at once, with or without timeoutMs " +
+      "or a signal",
+    async run(t) {
+      await t.uploadAndSeal(textChunks(1, "known"));
+      const variants: [string, Record<string, unknown>][] = [
+        ["no options", {}],
+        ["timeoutMs: 0", { timeoutMs: 0 }],
+        ["timeoutMs: 60 000", { timeoutMs: 60_000 }],
+        ["a live signal", { signal: new AbortController().signal }],
+      ];
+      for (const [label, options] of variants) {
+        await expectSyncError(
+          settleWithin(
+            t.adapter.waitForTerminal({ scope: t.scope, jobId: MISSING_JOB, ...options }),
+            `waitForTerminal on an unknown job (${label})`,
+          ),
+          "E_SYNC_JOB_NOT_FOUND",
         );
       }
     },

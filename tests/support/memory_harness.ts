@@ -16,6 +16,7 @@ import { SyncEngine } from "../../src/engine/engine.ts";
 /** The harness hooks a memory-store harness provides. */
 export const MEMORY_HOOKS: readonly HarnessHook[] = [
   "newWorker",
+  "peer",
   "readChunk",
   "chunkCount",
   "corruptChunk",
@@ -59,6 +60,19 @@ export const memoryFactory: ConformanceFactory = (
     },
     newWorker: (owner) =>
       new SyncEngine({ store, handler, policy, clock, random, workerId: owner }),
+    peer: (owner) => {
+      // Another adapter over the same store, as a second process sharing it would run.
+      const peer = createMemoryAdapter({
+        handler,
+        policy,
+        clock,
+        random,
+        store,
+        mode: "manual",
+        workerId: owner,
+      });
+      return Promise.resolve({ adapter: peer, worker: peer.engine, close: () => peer.close() });
+    },
     oracle: memoryOracle(store),
     close: () => adapter.close(),
   });

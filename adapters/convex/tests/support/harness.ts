@@ -5,6 +5,7 @@
  */
 
 import type {
+  ConformanceEffects,
   ConformanceFactory,
   ConformanceHarness,
   ConformanceOracle,
@@ -31,6 +32,8 @@ type ConvexHandler = SyncHandler<ConvexHandlerExtras>;
 /** The hooks the Convex harness provides. */
 export const CONVEX_HOOKS: readonly HarnessHook[] = [
   "restart",
+  "peer",
+  "effects",
   "readChunk",
   "chunkCount",
   "corruptChunk",
@@ -116,6 +119,28 @@ export function clientOver(t: TestBackend, clock: Clock) {
   return { client, adapter };
 }
 
+/**
+ * The suite's effects hook: the handler inserts into the host's `messages` table through
+ * the worker mutation's `ctx.db` (rolled back with a failed step); `read` sees what
+ * committed.
+ */
+export function convexEffects(t: TestBackend): ConformanceEffects {
+  return {
+    write: async (context, effect) => {
+      const { ctx } = context as unknown as ConvexHandlerExtras;
+      await ctx.db.insert("messages", {
+        conversationId: "conformance-effects",
+        index: 0,
+        text: effect,
+      });
+    },
+    read: () =>
+      t.run(async (ctx) =>
+        (await ctx.db.query("messages").collect()).map((message) => message.text)
+      ),
+  };
+}
+
 /** The scale case's source on convex-test (see `ConformanceHarness.scaleChunks`). */
 const CONVEX_TEST_SCALE_CHUNKS = 1_000;
 
@@ -144,6 +169,18 @@ export const convexFactory: ConformanceFactory = (
       current = clientOver(t, clock);
       return Promise.resolve(current.adapter);
     },
+    // Another client process: its own connection and subscriptions, the same backend.
+    peer: () => {
+      const peer = clientOver(t, clock);
+      return Promise.resolve({
+        adapter: peer.adapter,
+        close: () => {
+          peer.client.close();
+          return Promise.resolve();
+        },
+      });
+    },
+    effects: convexEffects(t),
     oracle: convexOracle(t),
     // convex-test answers every query, indexed or not, by scanning all documents: a
     // 5 000-chunk source makes the case quadratic in the double (over 3 minutes).

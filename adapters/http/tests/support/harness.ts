@@ -132,6 +132,8 @@ export function httpTarget(backend: SuiteTarget, options: HttpTargetOptions): Su
       },
     };
     if (inner.newWorker) harness.newWorker = inner.newWorker.bind(inner);
+    if (inner.effects) harness.effects = inner.effects;
+    if (inner.peer) harness.peer = inner.peer.bind(inner);
     if (inner.scaleChunks !== undefined) harness.scaleChunks = inner.scaleChunks;
     if (inner.restart) {
       const restart = inner.restart.bind(inner);

@@ -15,6 +15,7 @@ import { fileURLToPath } from "node:url";
 import type { PGliteOptions } from "@electric-sql/pglite";
 import { scratchDir } from "./scratch.ts";
 import type {
+  ConformanceEffects,
   ConformanceFactory,
   ConformanceFactoryInput,
   ConformanceHarness,
@@ -39,6 +40,8 @@ import {
 export const POSTGRES_HOOKS: readonly HarnessHook[] = [
   "restart",
   "newWorker",
+  "peer",
+  "effects",
   "readChunk",
   "chunkCount",
   "corruptChunk",
@@ -98,10 +101,37 @@ export function sqlOracle(db: () => SqlExecutor, tables: TableNames): Conformanc
   };
 }
 
+/**
+ * The suite's effects hook: the handler inserts into a table of the case's schema through
+ * `ctx.sql` (the transaction that commits the chunk); `read` sees what committed.
+ */
+async function effectsTable(
+  db: () => SqlExecutor,
+  tables: TableNames,
+): Promise<ConformanceEffects> {
+  const table = `"${tables.schema}"."${tables.prefix}conformance_effects"`;
+  // Created up front: a handler's insert must not wait on DDL inside its transaction.
+  await db().query(`CREATE TABLE IF NOT EXISTS ${table} (effect text NOT NULL)`);
+  return {
+    write: async (context, effect) => {
+      const { sql } = context as unknown as PostgresExtras;
+      await sql.query(`INSERT INTO ${table} (effect) VALUES ($1::text)`, [effect]);
+    },
+    read: async () =>
+      (await db().query(`SELECT effect FROM ${table}`)).map((row) => row.effect as string),
+  };
+}
+
 /** What a target must say about where each case's adapter lives. */
 interface CaseStorage {
   /** Options that put the adapter on this case's storage. */
   options(): Partial<PostgresAdapterOptions>;
+  /**
+   * Options of another adapter instance over the same storage (hook `peer`): its own pool
+   * on a server; on PGlite, which one process opens at a time, the same driver (another
+   * store, engine and listener over it).
+   */
+  peerOptions(): Partial<PostgresAdapterOptions>;
   /** A connection for the oracle, independent of the adapter. */
   oracleDb(adapter: PostgresAdapter): SqlExecutor;
   /** Releases the case's storage after its adapter closed. */
@@ -125,8 +155,9 @@ function harnessOver(
       mode: "manual",
       workerId: "main",
     });
-  return open().then((first) => {
+  return open().then(async (first) => {
     let adapter = first;
+    const effects = await effectsTable(() => storage.oracleDb(adapter), adapter.tables);
     return {
       adapter,
       drain: async () => {
@@ -147,6 +178,19 @@ function harnessOver(
           random,
           workerId: owner,
         }),
+      peer: async (owner) => {
+        const peer = await createPostgresAdapter({
+          ...storage.peerOptions(),
+          handler,
+          policy,
+          clock,
+          random,
+          mode: "manual",
+          workerId: owner,
+        });
+        return { adapter: peer, worker: peer.engine, close: () => peer.close() };
+      },
+      effects,
       oracle: sqlOracle(() => storage.oracleDb(adapter), adapter.tables),
       close: async () => {
         try {
@@ -233,6 +277,7 @@ export class PGliteTarget {
     const schema = `case_${++this.#cases}`;
     return await harnessOver(input, {
       options: () => ({ driver, schema, tablePrefix: "sync_" }),
+      peerOptions: () => ({ driver, schema, tablePrefix: "sync_" }),
       // PGlite serves one caller at a time: the oracle shares the adapter's instance.
       oracleDb: (adapter) => adapter.driver,
       dispose: async () => {
@@ -286,6 +331,12 @@ export class ServerTarget {
       options: () => ({
         connectionString: this.#url,
         connectionOptions: { max: 6 },
+        schema,
+        tablePrefix: "sync_",
+      }),
+      peerOptions: () => ({
+        connectionString: this.#url,
+        connectionOptions: { max: 2 },
         schema,
         tablePrefix: "sync_",
       }),
