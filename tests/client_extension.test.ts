@@ -9,7 +9,8 @@ import {
   type SyncConversationOptions,
   type SyncProgressEvent,
 } from "../src/client/mod.ts";
-import { createMemoryAdapter, type MemoryAdapter } from "../memory/mod.ts";
+import { createMemoryAdapter } from "../memory/mod.ts";
+import { recordCalls } from "./support/recorded_calls.ts";
 
 const SCOPE = "tenant-a";
 const CONVERSATION = "conversation-1";
@@ -48,17 +49,7 @@ function recordedAdapter() {
     clock,
     mode: "manual",
   });
-  const calls: string[] = [];
-  const adapter = new Proxy(memory, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver);
-      if (typeof value !== "function" || typeof property !== "string") return value;
-      return (...args: unknown[]) => {
-        if (property !== "drain") calls.push(property);
-        return value.apply(target, args);
-      };
-    },
-  }) as MemoryAdapter;
+  const { adapter, calls } = recordCalls(memory);
   const events: SyncProgressEvent[] = [];
   const sync = async (payload: SyncConversationOptions["payload"], extra = {}) => {
     calls.length = 0;

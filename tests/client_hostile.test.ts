@@ -6,7 +6,8 @@ import type { Chunk } from "../src/contracts/domain.ts";
 import { ManualClock } from "../src/clock.ts";
 import { isSyncError, type SyncError } from "../src/errors.ts";
 import { syncConversation, type SyncConversationOptions } from "../src/client/mod.ts";
-import { createMemoryAdapter, type MemoryAdapter } from "../memory/mod.ts";
+import { createMemoryAdapter } from "../memory/mod.ts";
+import { recordCalls } from "./support/recorded_calls.ts";
 import type { PolicyOverrides } from "../src/policy/policy.ts";
 
 const SCOPE = "tenant";
@@ -21,17 +22,7 @@ function recorded(policy: PolicyOverrides = {}) {
     mode: "manual",
     policy,
   });
-  const calls: string[] = [];
-  const adapter = new Proxy(memory, {
-    get(target, property, receiver) {
-      const value = Reflect.get(target, property, receiver);
-      if (typeof value !== "function" || typeof property !== "string") return value;
-      return (...args: unknown[]) => {
-        if (property !== "drain") calls.push(property);
-        return value.apply(target, args);
-      };
-    },
-  }) as MemoryAdapter;
+  const { adapter, calls } = recordCalls(memory);
   const sync = (extra: Partial<SyncConversationOptions>) =>
     syncConversation(adapter, {
       scope: SCOPE,

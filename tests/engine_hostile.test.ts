@@ -7,7 +7,8 @@ import { compositeDigest } from "../src/checksum.ts";
 import { ManualClock } from "../src/clock.ts";
 import { isSyncError, type SyncError } from "../src/errors.ts";
 import { MAX_RECORDED_MESSAGE } from "../src/state/source.ts";
-import { createMemoryAdapter } from "../memory/mod.ts";
+import type { Job } from "../src/contracts/domain.ts";
+import { createMemoryAdapter, type MemoryAdapter } from "../memory/mod.ts";
 
 const SCOPE = "tenant";
 
@@ -19,6 +20,19 @@ function adapterWith(apply: (bytes: Uint8Array) => void = () => {}) {
     mode: "manual",
   });
   return { adapter, clock };
+}
+
+/** A one-chunk source of one byte, sealed in one call; returns its job. */
+async function uploadOneByte(adapter: MemoryAdapter): Promise<Job> {
+  const bytes = new TextEncoder().encode("x");
+  const sha256 = await sha256Hex(bytes);
+  const { job } = await adapter.uploadSource({
+    scope: SCOPE,
+    conversationId: "c",
+    chunks: [{ index: 0, bytes, sha256 }],
+    manifest: { chunkCount: 1, byteCount: 1, digest: compositeDigest([sha256]) },
+  });
+  return job;
 }
 
 async function rejection(promise: Promise<unknown>): Promise<SyncError> {
@@ -148,14 +162,7 @@ describe("engine: inputs that throw when read", () => {
         },
       };
     });
-    const bytes = new TextEncoder().encode("x");
-    const sha256 = await sha256Hex(bytes);
-    const { job } = await adapter.uploadSource({
-      scope: SCOPE,
-      conversationId: "c",
-      chunks: [{ index: 0, bytes, sha256 }],
-      manifest: { chunkCount: 1, byteCount: 1, digest: compositeDigest([sha256]) },
-    });
+    const job = await uploadOneByte(adapter);
     await adapter.drain();
     const after = await adapter.getJob({ scope: SCOPE, jobId: job.jobId });
     assert.equal(after.state, "retry_wait");
@@ -221,14 +228,7 @@ describe("engine: recorded errors are bounded", () => {
     const { adapter } = adapterWith(() => {
       throw Object.assign(new Error(huge), { retryable: false });
     });
-    const bytes = new TextEncoder().encode("x");
-    const sha256 = await sha256Hex(bytes);
-    const { job } = await adapter.uploadSource({
-      scope: SCOPE,
-      conversationId: "c",
-      chunks: [{ index: 0, bytes, sha256 }],
-      manifest: { chunkCount: 1, byteCount: 1, digest: compositeDigest([sha256]) },
-    });
+    const job = await uploadOneByte(adapter);
     await adapter.drain();
     const failed = await adapter.getJob({ scope: SCOPE, jobId: job.jobId });
     assert.equal(failed.state, "failed");
