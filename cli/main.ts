@@ -181,6 +181,25 @@ export function denoHost(): CliHost {
         for (const signal of STOP_SIGNALS) Deno.removeSignalListener(signal, listener);
       };
     },
+    async serve({ hostname, port }, handler) {
+      const controller = new AbortController();
+      const { promise, resolve } = Promise.withResolvers<Deno.NetAddr>();
+      const server = Deno.serve({
+        hostname,
+        port,
+        signal: controller.signal,
+        onListen: (addr) => resolve(addr as Deno.NetAddr),
+      }, handler);
+      const addr = await promise;
+      return {
+        hostname: addr.hostname,
+        port: addr.port,
+        async close() {
+          controller.abort();
+          await server.finished;
+        },
+      };
+    },
     exit(code) {
       locks.releaseAllSync();
       Deno.exit(code);

@@ -12,12 +12,22 @@
 
 import { realpathSync, rmSync, watch as watchDir } from "node:fs";
 import { mkdir, open, readdir, readFile, realpath, rename, rm, stat } from "node:fs/promises";
+import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
+import { Readable } from "node:stream";
 import process from "node:process";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { runCli } from "./src/cli.ts";
 import { fileStream } from "./src/file_stream.ts";
-import type { CliHost, DirEntry, FileInfo, FileWatcher, TextOutput } from "./src/host.ts";
+import type {
+  CliHost,
+  DirEntry,
+  FileInfo,
+  FileWatcher,
+  HttpServer,
+  TextOutput,
+} from "./src/host.ts";
 import { lockFiles } from "./src/lock_file.ts";
 
 function errorCode(error: unknown): unknown {
@@ -185,6 +195,78 @@ function processOutputs(): { stdout: NodeOutput; stderr: NodeOutput } {
   };
 }
 
+async function answer(
+  handler: (request: Request) => Promise<Response>,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const abort = new AbortController();
+  res.on("close", () => abort.abort());
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined) continue;
+    for (const item of Array.isArray(value) ? value : [value]) headers.append(name, item);
+  }
+  const method = req.method ?? "GET";
+  const hasBody = method !== "GET" && method !== "HEAD";
+  const request = new Request(`http://${req.headers.host ?? "localhost"}${req.url ?? "/"}`, {
+    method,
+    headers,
+    signal: abort.signal,
+    ...(hasBody
+      ? { body: Readable.toWeb(req) as unknown as ReadableStream<Uint8Array>, duplex: "half" }
+      : {}),
+  } as RequestInit);
+  let response: Response;
+  try {
+    response = await handler(request);
+  } catch {
+    response = new Response("internal error", { status: 500 });
+  }
+  res.statusCode = response.status;
+  response.headers.forEach((value, name) => res.appendHeader(name, value));
+  if (!response.body) {
+    res.end();
+    return;
+  }
+  const reader = response.body.getReader();
+  try {
+    while (true) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      if (!res.write(value)) await new Promise((resolve) => res.once("drain", resolve));
+      if (abort.signal.aborted) break;
+    }
+  } catch {
+    /* the client went away */
+  } finally {
+    reader.cancel().catch(() => {});
+    res.end();
+  }
+}
+
+function serveHttp(
+  { hostname, port }: { hostname: string; port: number },
+  handler: (request: Request) => Promise<Response>,
+): Promise<HttpServer> {
+  const server = createServer((req, res) => void answer(handler, req, res));
+  return new Promise((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(port, hostname, () => {
+      const address = server.address() as AddressInfo;
+      resolve({
+        hostname: address.address,
+        port: address.port,
+        close: () =>
+          new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          }),
+      });
+    });
+  });
+}
+
 /** The CLI's host on Node.js. */
 export function nodeHost(): CliHost {
   const { stdout, stderr } = processOutputs();
@@ -233,6 +315,7 @@ export function nodeHost(): CliHost {
         for (const signal of STOP_SIGNALS) process.off(signal, listener);
       };
     },
+    serve: serveHttp,
     exit(code) {
       locks.releaseAllSync();
       process.exit(code);

@@ -9,7 +9,7 @@
  * `node_modules/.bin/codex-sync import <the bundled sample>` into the default embedded
  * store (exit 0, verified), the same import again (a no-op that says so), and `--help`.
  *
- * Usage: `deno task build:npm:cli` (needs `npm/` and `adapters/postgres/npm/`).
+ * Usage: `deno task build:npm:cli` (needs `npm/`, `adapters/postgres/npm/` and `adapters/http/npm/`).
  *
  * @module
  */
@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { BuildError, NPM_DIR, ROOT, runMain } from "../../scripts/_build_common.ts";
 import { buildMemberPackage, type SmokeContext } from "../../scripts/_build_member.ts";
 import { POSTGRES_NPM_DIR } from "../../adapters/postgres/scripts/build_npm.ts";
+import { HTTP_NPM_DIR } from "../../adapters/http/scripts/build_npm.ts";
 
 const PACKAGE_DIR = join(ROOT, "cli");
 const SAMPLE = join(PACKAGE_DIR, "fixtures", "sample-rollout.jsonl");
@@ -90,7 +91,7 @@ export async function buildCliPackage(smokeTest: boolean): Promise<void> {
   await buildMemberPackage({
     dir: PACKAGE_DIR,
     description: DESCRIPTION,
-    workspaceDeps: [NPM_DIR, POSTGRES_NPM_DIR],
+    workspaceDeps: [NPM_DIR, POSTGRES_NPM_DIR, HTTP_NPM_DIR],
     denoOnlyExports: ["./main"],
     node: true,
     bins: { "codex-sync": BIN },

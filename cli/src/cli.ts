@@ -11,6 +11,7 @@ import { exportCommand, restoreCommand } from "./commands/export.ts";
 import { importCommand } from "./commands/import.ts";
 import { cancelCommand, jobsCommand, statusCommand } from "./commands/jobs.ts";
 import { gcCommand, verifyCommand } from "./commands/maintenance.ts";
+import { serveCommand } from "./commands/serve.ts";
 import { watchCommand } from "./commands/watch.ts";
 import { type Command, type CommandContext, GLOBAL_OPTIONS } from "./context.ts";
 import { EXIT, exitCodeFor, formatError, usage } from "./errors.ts";
@@ -30,6 +31,7 @@ export const COMMANDS: readonly Command[] = [
   verifyCommand,
   exportCommand,
   restoreCommand,
+  serveCommand,
   conformanceCommand,
 ];
 
@@ -63,7 +65,8 @@ function mainHelp(program: string): string {
     "",
     "Store (every command but conformance): the embedded PGlite database in ./.codex-sync",
     "by default (--data-dir), a PostgreSQL server with --database-url, or --store memory",
-    "for a dry run of import or watch.",
+    "for a dry run of import or watch; or a codex-sync serve with --server <url> --token <t>",
+    "(env CODEX_SYNC_SERVER, CODEX_SYNC_TOKEN).",
     "",
     "Errors are printed as CODE: message (with --verbose: stack and causes).",
     "Exit codes:",

@@ -34,8 +34,8 @@ export const GLOBAL_OPTIONS: readonly OptionSpec[] = [
   { name: "help", short: "h", type: "boolean", description: "Show this help" },
 ];
 
-/** Options of the commands that open a store. */
-export const STORE_OPTIONS: readonly OptionSpec[] = [
+/** Options of a local store (`serve`'s). */
+export const LOCAL_STORE_OPTIONS: readonly OptionSpec[] = [
   {
     name: "store",
     type: "string",
@@ -60,7 +60,24 @@ export const STORE_OPTIONS: readonly OptionSpec[] = [
     name: "scope",
     type: "string",
     value: "<scope>",
-    description: 'Owner the records belong to (default "local", env CODEX_SYNC_SCOPE)',
+    description:
+      'Owner the records belong to (default "local", env CODEX_SYNC_SCOPE; with --server, the token\'s)',
+  },
+];
+
+/** Options of the commands that can run through a `codex-sync serve`. */
+export const SERVER_OPTIONS: readonly OptionSpec[] = [
+  {
+    name: "server",
+    type: "string",
+    value: "<url>",
+    description: "Work through a codex-sync serve at this URL (env CODEX_SYNC_SERVER)",
+  },
+  {
+    name: "token",
+    type: "string",
+    value: "<token>",
+    description: "Bearer token for --server (env CODEX_SYNC_TOKEN); it decides the scope",
   },
 ];
 
@@ -69,3 +86,6 @@ export function scopeOf(context: CommandContext, args: ParsedArgs): string {
   return (args.options.scope as string | undefined) ?? context.host.env("CODEX_SYNC_SCOPE") ??
     "local";
 }
+
+/** Options of the commands that open a store: a local one, or a server. */
+export const STORE_OPTIONS: readonly OptionSpec[] = [...LOCAL_STORE_OPTIONS, ...SERVER_OPTIONS];

@@ -49,7 +49,8 @@ export type CliErrorCode =
   | "E_CLI_STORE_LOCKED"
   | "E_CLI_VERIFY_FAILED"
   | "E_CLI_CONFORMANCE_FAILED"
-  | "E_CLI_BAD_MODULE";
+  | "E_CLI_BAD_MODULE"
+  | "E_CLI_UNAUTHORIZED";
 
 const CLI_EXIT: Record<CliErrorCode, number> = {
   E_CLI_USAGE: EXIT.usage,
@@ -62,6 +63,7 @@ const CLI_EXIT: Record<CliErrorCode, number> = {
   E_CLI_VERIFY_FAILED: EXIT.checkFailed,
   E_CLI_CONFORMANCE_FAILED: EXIT.checkFailed,
   E_CLI_BAD_MODULE: EXIT.usage,
+  E_CLI_UNAUTHORIZED: EXIT.failure,
 };
 
 /** A failure meant for the person at the terminal. */

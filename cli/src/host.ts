@@ -45,6 +45,15 @@ export interface DirEntry {
   isSymlink: boolean;
 }
 
+/** An HTTP server started by {@link CliHost.serve}. */
+export interface HttpServer {
+  /** The address it listens on (the port chosen when 0 was asked). */
+  readonly hostname: string;
+  readonly port: number;
+  /** Stops accepting connections and ends those in flight. */
+  close(): Promise<void>;
+}
+
 /** Releases a lock taken with {@link CliHost.lock}. */
 export type Unlock = () => Promise<void>;
 
@@ -95,6 +104,14 @@ export interface CliHost {
    * has it); returns an unsubscribe.
    */
   onInterrupt(listener: () => void): () => void;
+  /**
+   * Serves `handler` (a fetch-style handler) on `hostname:port` (0: any free port).
+   * Optional: without it, `serve` is refused.
+   */
+  serve?(
+    options: { hostname: string; port: number },
+    handler: (request: Request) => Promise<Response>,
+  ): Promise<HttpServer>;
   /** Ends the process at once (a second Ctrl-C). */
   exit(code: number): never;
 }

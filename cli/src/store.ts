@@ -15,6 +15,7 @@ import {
   type PostgresExtras,
 } from "@zakstam/codex-sync-engine-postgres";
 import { CliError, usage } from "./errors.ts";
+import { openServerStore } from "./remote.ts";
 import { rolloutHandler, type RolloutHandlerOptions } from "./handler.ts";
 import type { CliHost, Unlock } from "./host.ts";
 import {
@@ -30,7 +31,9 @@ export const DEFAULT_DATA_DIR = ".codex-sync";
 
 /** Which store, and where. */
 export interface StoreOptions {
-  kind: "pglite" | "postgres" | "memory";
+  kind: "pglite" | "postgres" | "memory" | "server";
+  /** Server: a `codex-sync serve` (`--server`), and the token to present. */
+  server?: { url: string; token: string };
   /** PGlite: the CLI's data directory (the database lives in `<dir>/pgdata`). */
   dataDir?: string;
   /** Postgres: the connection string. */
@@ -52,11 +55,38 @@ export interface OpenStore {
   close(): Promise<void>;
 }
 
-/** Resolves `--store`, `--data-dir` and `--database-url` (and their environment variables). */
+/**
+ * Resolves `--store`, `--data-dir`, `--database-url`, `--server` and `--token` (and their
+ * environment variables). `local`: a local store only (`serve`), whatever
+ * `CODEX_SYNC_SERVER` says.
+ */
 export function storeOptions(
   host: CliHost,
   options: Record<string, unknown>,
+  local = false,
 ): StoreOptions {
+  const localGiven = ["store", "data-dir", "database-url"].filter((name) =>
+    options[name] !== undefined
+  );
+  const serverOption = options.server as string | undefined;
+  const serverUrl = local
+    ? undefined
+    : serverOption ?? (localGiven.length === 0 ? host.env("CODEX_SYNC_SERVER") : undefined);
+  if (serverUrl !== undefined) {
+    if (localGiven.length > 0) {
+      throw usage(`--server cannot be combined with --${localGiven[0]}`);
+    }
+    if (options.scope !== undefined) {
+      throw usage("--scope cannot be combined with --server: the token decides the scope");
+    }
+    if (!/^https?:\/\/[^/]/i.test(serverUrl)) {
+      throw usage(`--server expects an http:// or https:// URL, got ${JSON.stringify(serverUrl)}`);
+    }
+    const token = (options.token as string | undefined) ?? host.env("CODEX_SYNC_TOKEN");
+    if (!token) throw usage("--server needs --token (or CODEX_SYNC_TOKEN)");
+    return { kind: "server", server: { url: serverUrl, token } };
+  }
+  if (options.token !== undefined) throw usage("--token is for --server only");
   const databaseUrl = (options["database-url"] as string | undefined) ??
     host.env("CODEX_SYNC_DATABASE_URL");
   let kind = options.store as StoreOptions["kind"] | undefined;
@@ -101,6 +131,7 @@ export async function openStore(
   options: OpenOptions,
 ): Promise<OpenStore> {
   if (store.kind === "memory") return openMemory(options);
+  if (store.kind === "server") return await openServerStore(store.server!);
   const names = recordTableNames();
   let unlock: Unlock | undefined;
   let adapter: PostgresAdapter;

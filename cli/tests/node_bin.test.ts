@@ -1,5 +1,5 @@
-// The CLI's subprocess tests (import_suite.ts) on the built npm package under Node: the
-// core, Postgres adapter and CLI tarballs (from `deno task build:npm`) installed into a
+// The CLI's subprocess tests (import_suite.ts, serve_suite.ts) on the built npm package
+// under Node: the core, Postgres adapter, HTTP transport and CLI tarballs (from `deno task build:npm`) installed into a
 // scratch project, run as `node node_modules/.bin/codex-sync`.
 //
 // CODEX_SYNC_CLI_NODE_TESTS: unset, they run when the npm build exists and is newer than
@@ -17,12 +17,22 @@ import {
   walkFiles,
 } from "../../scripts/_build_common.ts";
 import { POSTGRES_NPM_DIR as POSTGRES_NPM } from "../../adapters/postgres/scripts/build_npm.ts";
+import { HTTP_NPM_DIR as HTTP_NPM } from "../../adapters/http/scripts/build_npm.ts";
 import { importSuite } from "./import_suite.ts";
+import { serveSuite } from "./serve_suite.ts";
 import { nodeEntry, tempDir } from "./support.ts";
 
 const CLI_NPM = join(ROOT, "cli", "npm");
-/** Sources of the three packages: a newer one means the build is stale. */
-const SOURCES = ["mod.ts", "src", "memory", "conformance", "adapters/postgres", "cli"];
+/** Sources of the four packages: a newer one means the build is stale. */
+const SOURCES = [
+  "mod.ts",
+  "src",
+  "memory",
+  "conformance",
+  "adapters/postgres",
+  "adapters/http",
+  "cli",
+];
 
 function mtime(path: string): number {
   return Deno.statSync(path).mtime?.getTime() ?? 0;
@@ -30,7 +40,7 @@ function mtime(path: string): number {
 
 /** Why the built package cannot be tested, or undefined when it can. */
 function notReady(): string | undefined {
-  const built = [NPM_DIR, POSTGRES_NPM, CLI_NPM].map((dir) => join(dir, "package.json"));
+  const built = [NPM_DIR, POSTGRES_NPM, HTTP_NPM, CLI_NPM].map((dir) => join(dir, "package.json"));
   const missing = built.filter((path) => !exists(path));
   if (missing.length > 0) {
     return `not built (${missing.map((path) => path.slice(ROOT.length + 1)).join(", ")} ` +
@@ -64,8 +74,12 @@ if (reason !== undefined) {
   const packs = join(scratch, "packs");
   Deno.mkdirSync(packs);
   const tarballs = [];
-  for (const dir of [NPM_DIR, POSTGRES_NPM, CLI_NPM]) tarballs.push(await pack(dir, packs));
+  for (const dir of [NPM_DIR, POSTGRES_NPM, HTTP_NPM, CLI_NPM]) {
+    tarballs.push(await pack(dir, packs));
+  }
   const app = join(scratch, "app");
   await installTarballs(app, tarballs);
-  await importSuite(nodeEntry(join(app, "node_modules", ".bin", "codex-sync")));
+  const entry = nodeEntry(join(app, "node_modules", ".bin", "codex-sync"));
+  await importSuite(entry);
+  serveSuite(entry);
 }

@@ -191,7 +191,7 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
         event: "start",
         files: files.length,
         store: store.location,
-        scope: settings.scope,
+        scope: store.kind === "server" ? "the token's" : settings.scope,
       });
       const session: SyncSession = {
         host,

@@ -165,7 +165,7 @@ state, and the jobs that are not finished.`,
         return EXIT.ok;
       }
       let text = `store          ${store.kind} at ${store.location}\n` +
-        `scope          ${scope}\n` +
+        `scope          ${store.kind === "server" ? "the token's (the server decides)" : scope}\n` +
         `conversations  ${conversations} imported\n` +
         `jobs           ${
           JOB_STATES.filter((state) => counts[state] > 0).map((state) =>

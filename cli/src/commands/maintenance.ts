@@ -64,6 +64,13 @@ never touched.`,
     withStore(context, args, "gc", async (store) => {
       const limit = (args.options.limit as number | undefined) ?? 1000;
       if (limit < 1) throw new CliError("E_CLI_USAGE", "--limit must be at least 1");
+      if (store.kind === "server") {
+        throw new CliError(
+          "E_CLI_USAGE",
+          '"gc" works across every scope and deletes rows directly: run it where the store is ' +
+            "(on the server's machine, without --server)",
+        );
+      }
       const report = await store.adapter.gc({ limit });
       let droppedSources = 0;
       let droppedRows = 0;

@@ -425,7 +425,13 @@ async function runWatch(context: CommandContext, args: ParsedArgs): Promise<numb
         }
       }
     }
-    emit({ event: "watch", dirs, mode, store: store.location, scope: settings.scope });
+    emit({
+      event: "watch",
+      dirs,
+      mode,
+      store: store.location,
+      scope: store.kind === "server" ? "the token's" : settings.scope,
+    });
     startPolling(
       mode === "poll" && args.options.interval === undefined ? DEFAULT_POLL_MS : pollMs,
     );
