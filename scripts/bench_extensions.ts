@@ -24,7 +24,7 @@ import { type SyncAdapter, syncConversation } from "../mod.ts";
 import { createMemoryAdapter } from "../memory/mod.ts";
 import { createPostgresAdapter, type PostgresAdapter } from "@zakstam/codex-sync-engine-postgres";
 import { startTestServer } from "../adapters/postgres/tests/support/cluster.ts";
-import { sampleConversation } from "./sample_conversation.ts";
+import { sampleJsonLines } from "./sample_conversation.ts";
 import {
   alternateTimed,
   emit,
@@ -41,19 +41,6 @@ const encoder = new TextEncoder();
 
 function log(message: string): void {
   logTo("bench:extensions", message);
-}
-
-/** At most `bytes` (and nearly that many) of JSON Lines of the sample conversation. */
-function payloadOf(bytes: number): Uint8Array {
-  const out = new Uint8Array(bytes);
-  let filled = 0;
-  for (const record of sampleConversation("bench", bytes)) {
-    const line = encoder.encode(JSON.stringify(record) + "\n");
-    if (filled + line.length > bytes) break;
-    out.set(line, filled);
-    filled += line.length;
-  }
-  return out.subarray(0, filled);
 }
 
 /** One ~2 KB JSON line, different each time. */
@@ -199,7 +186,7 @@ async function appendOneLine(
 /** Figures 9 and 10 on one store: `links` one-line extensions of one conversation. */
 async function chain(store: Store, links: number): Promise<Figure[]> {
   const conversationId = `chain-${crypto.randomUUID()}`;
-  const base = payloadOf(MIB);
+  const base = sampleJsonLines(MIB);
   let last = await timedSync(store, conversationId, base);
   const times: number[] = [];
   const growth: Array<{ rows: number; bytes: number; diskBytes?: number }> = [];
@@ -312,7 +299,7 @@ async function main(): Promise<void> {
   const mib = numberOption(Deno.args, "mib", quick ? 32 : 200);
   const rounds = numberOption(Deno.args, "rounds", quick ? 3 : 7);
   const links = numberOption(Deno.args, "links", quick ? 100 : 1000);
-  const big = payloadOf(mib * MIB);
+  const big = sampleJsonLines(mib * MIB);
   log(`conversation of ${big.length} bytes`);
   const figures: Figure[] = [];
 

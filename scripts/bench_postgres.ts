@@ -23,7 +23,7 @@ import {
   type PostgresDriver,
 } from "@zakstam/codex-sync-engine-postgres";
 import { startTestServer } from "../adapters/postgres/tests/support/cluster.ts";
-import { sampleConversation } from "./sample_conversation.ts";
+import { sampleJsonLines } from "./sample_conversation.ts";
 import {
   alternateTimed,
   emit,
@@ -36,15 +36,6 @@ import {
 } from "./bench/figure.ts";
 
 const MIB = 1024 * 1024;
-
-/** At most `bytes` (and nearly that many) of JSON Lines of the sample conversation. */
-function payloadOf(bytes: number): Uint8Array {
-  const lines: string[] = [];
-  for (const record of sampleConversation("bench", bytes)) lines.push(JSON.stringify(record));
-  const all = new TextEncoder().encode(lines.join("\n") + "\n");
-  if (all.length <= bytes) return all;
-  return all.subarray(0, all.lastIndexOf(0x0a, bytes - 1) + 1);
-}
 
 /** The payload cut into chunks of `size` bytes, as the client cuts a byte payload. */
 function chunksOf(payload: Uint8Array, size: number): Uint8Array[] {
@@ -145,7 +136,7 @@ async function main(): Promise<void> {
   const mib = numberOption(Deno.args, "mib", quick ? 16 : 64);
   const chunkSize = numberOption(Deno.args, "chunk-kib", 1024) * 1024;
   const rounds = numberOption(Deno.args, "rounds", quick ? 1 : 5);
-  const payload = payloadOf(mib * MIB);
+  const payload = sampleJsonLines(mib * MIB);
   const chunks = chunksOf(payload, chunkSize);
   log(`payload ${payload.length} bytes, ${chunks.length} chunks of at most ${chunkSize} bytes`);
 

@@ -74,3 +74,14 @@ export function* sampleConversation(
     turn++;
   }
 }
+
+/** At most `bytes` (and nearly that many) of JSON Lines of the sample conversation. */
+export function sampleJsonLines(bytes: number, conversationId = "bench"): Uint8Array {
+  const lines: string[] = [];
+  for (const record of sampleConversation(conversationId, bytes)) {
+    lines.push(JSON.stringify(record));
+  }
+  const all = new TextEncoder().encode(lines.join("\n") + "\n");
+  if (all.length <= bytes) return all;
+  return all.subarray(0, all.lastIndexOf(0x0a, bytes - 1) + 1);
+}

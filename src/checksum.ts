@@ -267,7 +267,19 @@ export function finishComposite(state: string): string {
  * `hex(SHA-256(d0 ‖ … ‖ dn-1))`. Zero digests give the SHA-256 of the empty input.
  */
 export function compositeDigest(chunkDigests: Iterable<string>): string {
+  return compositeHasher(chunkDigests).digestHex();
+}
+
+/**
+ * The serialised composite state after chunk digests given in index order (what an
+ * extension resumes from; {@link finishComposite} turns it into the digest).
+ */
+export function compositeState(chunkDigests: Iterable<string>): string {
+  return compositeHasher(chunkDigests).save();
+}
+
+function compositeHasher(chunkDigests: Iterable<string>): IncrementalSha256 {
   const hasher = new IncrementalSha256();
   for (const digest of chunkDigests) hasher.update(hexDigestToBytes(digest));
-  return hasher.digestHex();
+  return hasher;
 }

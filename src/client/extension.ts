@@ -6,7 +6,7 @@
  * @module
  */
 
-import { hexDigestToBytes, IncrementalSha256, sha256Hex } from "../checksum.ts";
+import { compositeState, sha256Hex } from "../checksum.ts";
 import type { ChunkInfo, Source } from "../contracts/domain.ts";
 import { SyncError } from "../errors.ts";
 import { assertPiece, concat, type PayloadChunk } from "./chunker.ts";
@@ -41,13 +41,6 @@ export function extensionStart(base: Source, digestState: string): UploadStart {
   };
   if (manifest.itemCount !== undefined) start.itemCount = manifest.itemCount;
   return start;
-}
-
-/** The composite state over `digests` (in index order). */
-export function compositeState(digests: readonly string[]): string {
-  const hasher = new IncrementalSha256();
-  for (const digest of digests) hasher.update(hexDigestToBytes(digest));
-  return hasher.save();
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 
 import type { SyncAdapter } from "../contracts/adapter.ts";
-import type { JsonValue, Source } from "../contracts/domain.ts";
+import type { ChunkInfo, JsonValue, Source } from "../contracts/domain.ts";
 import type { CreateSourceInput } from "../contracts/inputs.ts";
 import { SyncError } from "../errors.ts";
 
@@ -79,14 +79,27 @@ async function storedDigests(
   call: CallBackend,
 ): Promise<Map<number, string>> {
   const stored = new Map<number, string>();
+  for (const chunk of await listAllChunks(adapter, source, call)) {
+    stored.set(chunk.index, chunk.sha256);
+  }
+  return stored;
+}
+
+/** Every stored chunk of `source` (digest, length, item count), in index order. */
+export async function listAllChunks(
+  adapter: SyncAdapter,
+  source: Source,
+  call: CallBackend,
+): Promise<ChunkInfo[]> {
+  const infos: ChunkInfo[] = [];
   let cursor: string | undefined;
   do {
     const input = { scope: source.scope, sourceId: source.sourceId, limit: PAGE_LIMIT };
     const page = await call(() =>
       adapter.listChunks(cursor === undefined ? input : { ...input, cursor })
     );
-    for (const chunk of page.items) stored.set(chunk.index, chunk.sha256);
+    infos.push(...page.items);
     cursor = page.nextCursor;
   } while (cursor !== undefined);
-  return stored;
+  return infos;
 }

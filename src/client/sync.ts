@@ -6,8 +6,8 @@
  */
 
 import type { SyncAdapter } from "../contracts/adapter.ts";
-import { hexDigestToBytes, IncrementalSha256, sha256Hex } from "../checksum.ts";
-import type { ChunkInfo, Job, Manifest, SealResult, Source } from "../contracts/domain.ts";
+import { compositeState, hexDigestToBytes, IncrementalSha256, sha256Hex } from "../checksum.ts";
+import type { Job, Manifest, SealResult, Source } from "../contracts/domain.ts";
 import type {
   UploadChunkInput,
   UploadSourceInput,
@@ -15,10 +15,10 @@ import type {
 } from "../contracts/inputs.ts";
 import { Capability } from "../contracts/capabilities.ts";
 import { type SyncError, toSyncError } from "../errors.ts";
-import { compositeState, extensionStart, matchBase, type PlannedExtension } from "./extension.ts";
+import { extensionStart, matchBase, type PlannedExtension } from "./extension.ts";
 import { abortedError, linkAbort, raceSignal } from "./abort.ts";
 import { requireSucceeded } from "./job_outcome.ts";
-import { type OpenedSource, openSource } from "./open_source.ts";
+import { listAllChunks, type OpenedSource, openSource } from "./open_source.ts";
 import {
   type ResolvedSyncOptions,
   resolveSyncOptions,
@@ -144,25 +144,6 @@ async function planExtension(
   if (infos.length !== base.manifest.chunkCount) return undefined;
   const units = await payloadUnits(openPayload(options.payload, format), format, chunkSize);
   return await matchBase(units, base, infos, chunkSize);
-}
-
-/** Every stored chunk digest of `source`, in index order. */
-async function listAllChunks(
-  adapter: SyncAdapter,
-  source: Source,
-  call: <T>(operation: () => Promise<T>) => Promise<T>,
-): Promise<ChunkInfo[]> {
-  const infos: ChunkInfo[] = [];
-  let cursor: string | undefined;
-  do {
-    const input = { scope: source.scope, sourceId: source.sourceId, limit: 1000 };
-    const page = await call(() =>
-      adapter.listChunks(cursor === undefined ? input : { ...input, cursor })
-    );
-    infos.push(...page.items);
-    cursor = page.nextCursor;
-  } while (cursor !== undefined);
-  return infos;
 }
 
 /** True for the engine refusing `base` as a base (or the source id being taken otherwise). */

@@ -667,22 +667,16 @@ export class SourceOperations<TExtras extends object> {
    */
   async #releaseHome(tx: StoreTransaction<TExtras>, source: Source): Promise<number> {
     const home = chunkHomeOf(source);
-    const root = home === source.sourceId ? source : await this.#lockRoot(tx, source, home);
-    if (!root) return 0;
+    let root: Source | undefined = source;
+    if (home !== source.sourceId) {
+      // Lock order: the source, then its home's root.
+      await tx.updateSource(source);
+      root = await tx.lockSource(source.scope, home);
+      if (!root) return 0;
+    }
     const refs = (root.homeRefs ?? 1) - 1;
-    const released = root.homeRefs === undefined ? root : { ...root, homeRefs: refs };
-    await tx.updateSource(released);
+    await tx.updateSource(root.homeRefs === undefined ? root : { ...root, homeRefs: refs });
     return refs <= 0 ? await tx.deleteChunks(source.scope, home) : 0;
-  }
-
-  /** Writes `source`, then locks its chunk home's root source (lock order: source, root). */
-  async #lockRoot(
-    tx: StoreTransaction<TExtras>,
-    source: Source,
-    home: string,
-  ): Promise<Source | undefined> {
-    await tx.updateSource(source);
-    return await tx.lockSource(source.scope, home);
   }
 
   async #appendIn(

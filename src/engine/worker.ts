@@ -70,6 +70,11 @@ function handlerFailure(error: unknown, index: number): SyncError {
   });
 }
 
+/** `job` when it is running under `claim`'s lease, else undefined. */
+function heldRunning(job: Job | undefined, claim: Claim): Job | undefined {
+  return job?.state === "running" && job.lease?.token === claim.token ? job : undefined;
+}
+
 /** Jobs failed on claim (abandoned leases out of attempts) before one claim gives up. */
 const MAX_FAILED_ON_CLAIM = 100;
 
@@ -386,9 +391,8 @@ export class JobRunner<TExtras extends object> {
     let handlerThrew = false;
     try {
       return await store.transaction(async (tx) => {
-        const seen = watch ? await tx.getJob(claim.scope, claim.jobId) : undefined;
         const current = watch
-          ? (seen?.state === "running" && seen.lease?.token === claim.token ? seen : undefined)
+          ? heldRunning(await tx.getJob(claim.scope, claim.jobId), claim)
           : await this.#currentHeld(tx, claim);
         if (!current) throw new SyncError("E_SYNC_LEASE_LOST", "lease lost before apply");
         try {
