@@ -262,3 +262,15 @@ describe("engine: ids every backend can store", () => {
     await adapter.close();
   });
 });
+
+describe("engine: JSON members of every name", () => {
+  // Deno has no __proto__ setter, Bun and Node do: this fails there without the fix.
+  test("a metadata member named __proto__ is kept as a member", async () => {
+    const { adapter } = adapterWith();
+    const metadata = JSON.parse('{"__proto__": [1], "a": 2}');
+    const source = await adapter.createSource({ scope: SCOPE, conversationId: "c", metadata });
+    const stored = await adapter.getSource({ scope: SCOPE, sourceId: source.sourceId });
+    assert.equal(JSON.stringify(stored.metadata), '{"__proto__":[1],"a":2}');
+    await adapter.close();
+  });
+});

@@ -165,7 +165,13 @@ function copyJson(value: unknown, depth: number, budget: { left: number }): Json
   for (const key of Object.keys(value)) {
     const item = (value as Record<string, unknown>)[key];
     if (item === undefined) throw new NotJson(`an undefined member ${JSON.stringify(key)}`);
-    out[key] = copyJson(item, depth + 1, budget);
+    // Defined, not assigned: a member named "__proto__" must stay a member.
+    Object.defineProperty(out, key, {
+      value: copyJson(item, depth + 1, budget),
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
     spend(key.length + 3);
   }
   spend(1);
