@@ -6,7 +6,12 @@
  * @module
  */
 
-import type { OneCallUpload, SyncAdapter } from "../src/contracts/adapter.ts";
+import type {
+  ConversationLookup,
+  OneCallUpload,
+  PayloadRelease,
+  SyncAdapter,
+} from "../src/contracts/adapter.ts";
 import { Capability } from "../src/contracts/capabilities.ts";
 import type { Clock } from "../src/contracts/clock.ts";
 import type { SyncHandler } from "../src/contracts/handler.ts";
@@ -43,6 +48,10 @@ export interface MemoryAdapterOptions {
 export interface MemoryAdapter extends SyncAdapter {
   /** Always present: this adapter declares `one-call-upload`. */
   uploadSource: OneCallUpload["uploadSource"];
+  /** Always present: this adapter declares `extensions`. */
+  getLatestSource: ConversationLookup["getLatestSource"];
+  /** Always present: this adapter declares `release-payloads`. */
+  releasePayloads: PayloadRelease["releasePayloads"];
   /** The engine behind the adapter. */
   readonly engine: SyncEngine;
   /** The store (shareable, and with an oracle for tests). */
@@ -57,6 +66,7 @@ const CAPABILITIES = [
   Capability.concurrentWorkers,
   Capability.oneCallUpload,
   Capability.extensions,
+  Capability.releasePayloads,
 ] as const;
 
 /** Builds an in-memory adapter. */

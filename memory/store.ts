@@ -14,9 +14,12 @@ type Key = string;
 
 const key = (scope: string, id: string): Key => `${scope.length}:${scope}:${id}`;
 
+/** A stored chunk; without `bytes` once its payload was released. */
+type StoredChunk = ChunkInfo & { bytes?: Uint8Array };
+
 /** Per-source chunk storage: chunks by index plus the indexes kept sorted. */
 interface ChunkTable {
-  byIndex: Map<number, Chunk>;
+  byIndex: Map<number, StoredChunk>;
   sorted: number[];
 }
 
@@ -50,11 +53,12 @@ function compareNewestFirst(a: Job, b: Job): number {
   return a.jobId < b.jobId ? 1 : a.jobId > b.jobId ? -1 : 0;
 }
 
-function copyChunk(chunk: Chunk): Chunk {
-  return { ...chunk, bytes: chunk.bytes.slice() };
+/** A copy of the chunk with its bytes; undefined when missing or released. */
+function copyChunk(chunk: StoredChunk | undefined): Chunk | undefined {
+  return chunk?.bytes ? { ...chunk, bytes: chunk.bytes.slice() } : undefined;
 }
 
-function info(chunk: Chunk): ChunkInfo {
+function info(chunk: StoredChunk): ChunkInfo {
   const out: ChunkInfo = { index: chunk.index, byteLength: chunk.byteLength, sha256: chunk.sha256 };
   if (chunk.itemCount !== undefined) out.itemCount = chunk.itemCount;
   return out;
@@ -124,14 +128,12 @@ export class MemoryStore implements SyncStore {
 
   /** Direct access for tests and the conformance suite's oracle (bypasses the engine). */
   readonly oracle: MemoryOracle = {
-    chunk: (scope, sourceId, index) => {
-      const chunk = this.#chunks.get(key(scope, sourceId))?.byIndex.get(index);
-      return chunk ? copyChunk(chunk) : undefined;
-    },
+    chunk: (scope, sourceId, index) =>
+      copyChunk(this.#chunks.get(key(scope, sourceId))?.byIndex.get(index)),
     chunkCount: (scope, sourceId) => this.#chunks.get(key(scope, sourceId))?.sorted.length ?? 0,
     corruptChunk: (scope, sourceId, index) => {
       const chunk = this.#chunks.get(key(scope, sourceId))?.byIndex.get(index);
-      if (!chunk) return false;
+      if (!chunk?.bytes) return false;
       chunk.bytes[0] ^= 0xff;
       return true;
     },
@@ -149,7 +151,7 @@ export class MemoryStore implements SyncStore {
       for (const table of this.#chunks.values()) {
         for (const chunk of table.byIndex.values()) {
           chunks++;
-          bytes += chunk.bytes.length;
+          bytes += chunk.bytes?.length ?? 0;
         }
       }
       return { chunks, bytes, sources: this.#sources.size, jobs: this.#jobs.size };
@@ -212,10 +214,8 @@ export class MemoryStore implements SyncStore {
         const chunk = this.#chunks.get(key(scope, sourceId))?.byIndex.get(index);
         return Promise.resolve(chunk ? info(chunk) : undefined);
       },
-      getChunk: (scope, sourceId, index) => {
-        const chunk = this.#chunks.get(key(scope, sourceId))?.byIndex.get(index);
-        return Promise.resolve(chunk ? copyChunk(chunk) : undefined);
-      },
+      getChunk: (scope, sourceId, index) =>
+        Promise.resolve(copyChunk(this.#chunks.get(key(scope, sourceId))?.byIndex.get(index))),
       insertChunk: (scope, sourceId, chunk) => {
         const sourceKey = key(scope, sourceId);
         let table = this.#chunks.get(sourceKey);
@@ -257,6 +257,23 @@ export class MemoryStore implements SyncStore {
           table.sorted.push(...removed);
         });
         return Promise.resolve(removed.length);
+      },
+      releaseChunkPayloads: (scope, sourceId, fromIndex, toIndex) => {
+        const table = this.#chunks.get(key(scope, sourceId));
+        if (!table) return Promise.resolve();
+        const start = firstAfter(table.sorted, fromIndex - 1);
+        const end = firstAfter(table.sorted, toIndex - 1);
+        const kept: StoredChunk[] = [];
+        for (const index of table.sorted.slice(start, end)) {
+          const chunk = table.byIndex.get(index)!;
+          if (!chunk.bytes) continue;
+          kept.push(chunk);
+          table.byIndex.set(index, info(chunk));
+        }
+        undo.push(() => {
+          for (const chunk of kept) table.byIndex.set(chunk.index, chunk);
+        });
+        return Promise.resolve();
       },
       getJob: (scope, jobId) => {
         const job = this.#jobs.get(key(scope, jobId));
@@ -335,6 +352,7 @@ export class MemoryStore implements SyncStore {
 
 /** Reads and faults that bypass the engine, for tests and the conformance oracle. */
 export interface MemoryOracle {
+  /** The chunk with its bytes; undefined when missing or its payload was released. */
   chunk(scope: string, sourceId: string, index: number): Chunk | undefined;
   chunkCount(scope: string, sourceId: string): number;
   /** Flips the first byte of a stored chunk (simulated storage corruption). */

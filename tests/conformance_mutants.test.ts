@@ -12,6 +12,7 @@ import {
 import { memoryTarget } from "./support/memory_harness.ts";
 import {
   DURABLE_CONTROL,
+  KEEPS_BYTES_CONTROL,
   MUTANTS,
   mutantTarget,
   TRANSACTIONAL_CONTROL,
@@ -44,6 +45,15 @@ describe("conformance suite catches seeded bugs", () => {
     assert.deepEqual(failed.map((result) => `${result.name}: ${result.reason}`), []);
     const effects = results.filter((result) => result.name.startsWith("transactional apply:"));
     assert.ok(effects.length > 0 && effects.every((result) => result.status === "passed"));
+  });
+
+  test("control: a release that keeps the bytes passes every release case", async () => {
+    const results = await runConformance({
+      ...mutantTarget(KEEPS_BYTES_CONTROL),
+      only: ["release:"],
+    });
+    const released = results.filter((result) => result.name.startsWith("release:"));
+    assert.ok(released.length > 0 && released.every((result) => result.status === "passed"));
   });
 
   for (const mutant of MUTANTS) {

@@ -35,7 +35,12 @@ export {
   type PostgresJsDriverOptions,
   type PostgresJsOptions,
 } from "./src/postgresjs.ts";
-export { createPGliteDriver, type PGliteDriverOptions } from "./src/pglite.ts";
+export {
+  createPGliteDriver,
+  type PGliteDriverOptions,
+  type PGliteInstance,
+  type PGliteSettings,
+} from "./src/pglite.ts";
 export { type PostgresExtras, PostgresStore } from "./src/store.ts";
 export {
   DEFAULT_SCHEMA,

@@ -30,6 +30,7 @@ import { uploadCases } from "./upload.ts";
 import { transactionalCases } from "./transactional.ts";
 import { extensionCases } from "./extensions.ts";
 import { abandonCases } from "./abandon.ts";
+import { releaseCases } from "./release.ts";
 
 /** All cases of the suite. */
 export const conformanceCases: readonly ConformanceCase[] = [
@@ -57,4 +58,5 @@ export const conformanceCases: readonly ConformanceCase[] = [
   ...transactionalCases,
   ...extensionCases,
   ...abandonCases,
+  ...releaseCases,
 ];

@@ -11,6 +11,7 @@ import type {
   GcReport,
   Job,
   Page,
+  ReleasePayloadsResult,
   SealResult,
   Source,
   UploadSourceResult,
@@ -27,6 +28,7 @@ import type {
   GetSourceInput,
   ListChunksInput,
   ListJobsInput,
+  ReleasePayloadsInput,
   SealSourceInput,
   UploadSourceInput,
   WaitForTerminalInput,
@@ -89,13 +91,33 @@ export interface SourceAbandon {
   abandonSource(input: AbandonSourceInput): Promise<Source>;
 }
 
+/**
+ * Dropping the chunk bytes of a verified, current source (capability `release-payloads`):
+ * the store then holds about the data's own size once the host has applied it.
+ */
+export interface PayloadRelease {
+  /**
+   * Drops the bytes of the source's `n` chunks, keeping their metadata (`listChunks`,
+   * digests, sizes, `digestState`, manifest, jobs). Allowed only when the source is
+   * sealed, its job succeeded, that job is the conversation's newest and no job of the
+   * conversation is active; else it refuses, changing nothing: `E_SYNC_INVALID_ARGUMENT`
+   * (not sealed, not verified, not current, a job active; `details.reason` says which),
+   * `E_SYNC_SOURCE_EXPIRED` (expired, or its chunks purged), `E_SYNC_SOURCE_NOT_FOUND`
+   * (missing or another scope's). Idempotent: a released source answers again. An extension of a released source is then accepted
+   * only where its job starts at the base's chunk count; elsewhere `createSource` (or
+   * the seal, after a race) answers `E_SYNC_SOURCE_EXPIRED`.
+   */
+  releasePayloads(input: ReleasePayloadsInput): Promise<ReleasePayloadsResult>;
+}
+
 /** A backend adapter: the operations plus what the backend can guarantee. */
 export interface SyncAdapter
   extends
     SyncOperations,
     Partial<OneCallUpload>,
     Partial<ConversationLookup>,
-    Partial<SourceAbandon> {
+    Partial<SourceAbandon>,
+    Partial<PayloadRelease> {
   readonly capabilities: readonly Capability[];
   /** The largest chunk `appendChunk` accepts; clients size their chunks to fit. */
   readonly maxChunkBytes?: number;

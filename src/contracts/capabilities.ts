@@ -17,6 +17,11 @@ export const Capability = {
   oneCallUpload: "one-call-upload",
   /** Sources extend a sealed base by reference, and `getLatestSource` finds the base. */
   extensions: "extensions",
+  /**
+   * `releasePayloads` drops the chunk bytes of a verified, current source while keeping
+   * their metadata, so the next extension of it starts at its chunk count.
+   */
+  releasePayloads: "release-payloads",
 } as const;
 
 /** One capability flag. */

@@ -119,6 +119,16 @@ export interface Source {
   homeRefs?: number;
   /** Engine bookkeeping: the composite-digest state over all chunks, saved at seal. */
   digestState?: string;
+  /**
+   * When `releasePayloads` dropped the bytes of this source's chunks (their digests,
+   * sizes and item counts stay): no job may read them again.
+   */
+  payloadsReleasedAt?: number;
+  /**
+   * Engine bookkeeping, on a chunk home: its chunks `0..releasedChunks-1` have no bytes
+   * any more (released by `releasePayloads` of a source using the home).
+   */
+  releasedChunks?: number;
 }
 
 /** A stored chunk without its bytes. */
@@ -206,6 +216,14 @@ export interface SealResult {
 export interface UploadSourceResult extends SealResult {
   /** Per input chunk, in input order: false when the source already held it. */
   appended: boolean[];
+}
+
+/** Outcome of `releasePayloads`. */
+export interface ReleasePayloadsResult {
+  /** The source, with `payloadsReleasedAt` set. */
+  source: Source;
+  /** Chunks whose bytes this call dropped (0 when an earlier call, or a later link's, did). */
+  releasedChunks: number;
 }
 
 /** Counts reported by a garbage-collection pass. */

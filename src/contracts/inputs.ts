@@ -74,6 +74,12 @@ export interface AbandonSourceInput {
   sourceId: string;
 }
 
+/** Input of `releasePayloads`. */
+export interface ReleasePayloadsInput {
+  scope: string;
+  sourceId: string;
+}
+
 /** Input of `getLatestSource`. */
 export interface GetLatestSourceInput {
   scope: string;
@@ -214,6 +220,12 @@ export const getSourceInputSchema: z.ZodType<GetSourceInput> = z.strictObject({
 
 /** Schema of {@link AbandonSourceInput}. */
 export const abandonSourceInputSchema: z.ZodType<AbandonSourceInput> = z.strictObject({
+  scope: text,
+  sourceId: text,
+});
+
+/** Schema of {@link ReleasePayloadsInput}. */
+export const releasePayloadsInputSchema: z.ZodType<ReleasePayloadsInput> = z.strictObject({
   scope: text,
   sourceId: text,
 });

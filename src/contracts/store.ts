@@ -42,6 +42,7 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
   updateSource(source: Source): Promise<void>;
 
   getChunkInfo(scope: string, sourceId: string, index: number): Promise<ChunkInfo | undefined>;
+  /** The chunk with its bytes; undefined when missing or its bytes were released. */
   getChunk(scope: string, sourceId: string, index: number): Promise<Chunk | undefined>;
   /** Stores a chunk. The engine owns `chunk.bytes` (its own copy): the store may keep them. */
   insertChunk(scope: string, sourceId: string, chunk: Chunk): Promise<void>;
@@ -57,6 +58,18 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
    * returns how many were deleted.
    */
   deleteChunks(scope: string, sourceId: string, fromIndex?: number): Promise<number>;
+  /**
+   * Optional (capability `release-payloads`): drops the bytes of the source's chunks
+   * with `fromIndex <= index < toIndex`, in one statement where the backend has them;
+   * their info (`getChunkInfo`, `listChunkInfos`) stays and `getChunk` answers undefined.
+   * `deleteChunks` deletes released chunks like any other.
+   */
+  releaseChunkPayloads?(
+    scope: string,
+    sourceId: string,
+    fromIndex: number,
+    toIndex: number,
+  ): Promise<void>;
 
   getJob(scope: string, jobId: string): Promise<Job | undefined>;
   /** Reads the job and locks it against other writers until the transaction ends. */

@@ -8,6 +8,7 @@
 import type {
   ConversationLookup,
   OneCallUpload,
+  PayloadRelease,
   SourceAbandon,
   SyncOperations,
 } from "../contracts/adapter.ts";
@@ -17,17 +18,19 @@ export type BoundOperations =
   & SyncOperations
   & OneCallUpload
   & ConversationLookup
-  & SourceAbandon;
+  & SourceAbandon
+  & PayloadRelease;
 
 /**
  * `engine`'s operations, bound, ready to spread into an adapter object (which then
- * declares the `one-call-upload` and `extensions` capabilities). It also carries
- * `abandonSource`.
+ * declares the `one-call-upload` and `extensions` capabilities, and `release-payloads`
+ * where its store implements `releaseChunkPayloads`). It also carries `abandonSource`.
  */
 export function bindOperations(engine: BoundOperations): BoundOperations {
   return {
     getLatestSource: (input) => engine.getLatestSource(input),
     abandonSource: (input) => engine.abandonSource(input),
+    releasePayloads: (input) => engine.releasePayloads(input),
     uploadSource: (input) => engine.uploadSource(input),
     createSource: (input) => engine.createSource(input),
     appendChunk: (input) => engine.appendChunk(input),

@@ -8,6 +8,7 @@
 import type {
   ConversationLookup,
   OneCallUpload,
+  PayloadRelease,
   SourceAbandon,
   SyncOperations,
 } from "../contracts/adapter.ts";
@@ -18,6 +19,7 @@ import type {
   GcReport,
   Job,
   Page,
+  ReleasePayloadsResult,
   SealResult,
   Source,
   UploadSourceResult,
@@ -34,6 +36,7 @@ import type {
   GetSourceInput,
   ListChunksInput,
   ListJobsInput,
+  ReleasePayloadsInput,
   SealSourceInput,
   UploadSourceInput,
   WaitForTerminalInput,
@@ -44,6 +47,7 @@ import type { RandomSource } from "../policy/backoff.ts";
 import { type PolicyOverrides, resolvePolicy, type SyncPolicy } from "../policy/policy.ts";
 import type { EngineContext } from "./context.ts";
 import { SourceOperations } from "./operations.ts";
+import { releasePayloads } from "./release.ts";
 import { waitForTerminal } from "./wait.ts";
 import { JobRunner, type RunDueJobsOptions, type RunJobOptions } from "./worker.ts";
 
@@ -67,7 +71,7 @@ export interface SyncEngineOptions<TExtras extends object> {
 
 /** The lifecycle, written once over an adapter's store primitives. */
 export class SyncEngine<TExtras extends object = Record<never, never>>
-  implements SyncOperations, OneCallUpload, ConversationLookup, SourceAbandon {
+  implements SyncOperations, OneCallUpload, ConversationLookup, SourceAbandon, PayloadRelease {
   /** The resolved policy. */
   readonly policy: SyncPolicy;
   /** The clock the engine runs on. */
@@ -120,6 +124,14 @@ export class SyncEngine<TExtras extends object = Record<never, never>>
 
   getLatestSource(input: GetLatestSourceInput): Promise<Source | null> {
     return this.#operations.getLatestSource(input);
+  }
+
+  /**
+   * Drops the chunk bytes of a verified, current source, keeping their metadata (the
+   * store must implement `releaseChunkPayloads`); see `PayloadRelease`.
+   */
+  releasePayloads(input: ReleasePayloadsInput): Promise<ReleasePayloadsResult> {
+    return releasePayloads(this.#ctx, input);
   }
 
   getSource(input: GetSourceInput): Promise<Source> {

@@ -78,6 +78,7 @@ import {
   withoutField,
 } from "../state/source.ts";
 import { commitThenSettle, type EngineContext, type Outcome, readOnce } from "./context.ts";
+import { currentApplied, releasedChunksOf } from "./current.ts";
 import {
   decodeChunkCursor,
   decodeJobCursor,
@@ -194,6 +195,19 @@ function readField(input: unknown, field: string, op: string): unknown {
 /** Thrown inside an upload's transaction (rolling it back) when its new source exists. */
 class SourceCreatedMeanwhile extends Error {}
 
+/**
+ * Thrown inside a seal's transaction (rolling it back) when it must refuse an extension
+ * over released payloads but holds the conversation's jobs without its base and chunk
+ * home locked: the seal runs again, locking them first (lock order: sources, then jobs).
+ */
+class HomeNotLocked extends Error {}
+
+/** An extension's base and the root of its chunk home (the same record for a plain base). */
+interface ResolvedBase {
+  base: Source;
+  root: Source;
+}
+
 /** The source/job operations of {@link SyncOperations}, over an {@link EngineContext}. */
 export class SourceOperations<TExtras extends object> {
   readonly #ctx: EngineContext<TExtras>;
@@ -270,7 +284,7 @@ export class SourceOperations<TExtras extends object> {
     for (const chunk of args.chunks) chunks.push(await this.#receiveChunk(chunk, op));
     const sourceId = args.sourceId ?? this.#ctx.generateId();
     const now = this.#ctx.clock.now();
-    const upload = (): Promise<UploadSourceResult> =>
+    const upload = (lockHome = false): Promise<UploadSourceResult> =>
       commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<UploadSourceResult>> => {
         // A generated id is new; a caller's id may name a source to resume.
         const isNew = args.sourceId === undefined ||
@@ -294,7 +308,7 @@ export class SourceOperations<TExtras extends object> {
         } else {
           for (const _ of chunks) appended.push(false);
         }
-        const sealed = await this.#sealIn(tx, args.scope, sourceId, manifest, now);
+        const sealed = await this.#sealIn(tx, args.scope, sourceId, manifest, now, lockHome);
         if ("error" in sealed) return sealed;
         return { value: { ...sealed.value, appended } };
       });
@@ -303,6 +317,7 @@ export class SourceOperations<TExtras extends object> {
     } catch (error) {
       // Another call created the same source meanwhile: resume it like any other.
       if (error instanceof SourceCreatedMeanwhile) return await upload();
+      if (error instanceof HomeNotLocked) return await upload(true);
       throw error;
     }
   }
@@ -340,10 +355,17 @@ export class SourceOperations<TExtras extends object> {
     checkIdLengths(this.#ctx.policy.limits, op, { scope: args.scope, sourceId: args.sourceId });
     const manifest = this.#checkManifest(args.manifest, op);
     const now = this.#ctx.clock.now();
-    return await commitThenSettle(
-      this.#ctx.store,
-      (tx) => this.#sealIn(tx, args.scope, args.sourceId, manifest, now),
-    );
+    const seal = (lockHome: boolean) =>
+      commitThenSettle(
+        this.#ctx.store,
+        (tx) => this.#sealIn(tx, args.scope, args.sourceId, manifest, now, lockHome),
+      );
+    try {
+      return await seal(false);
+    } catch (error) {
+      if (error instanceof HomeNotLocked) return await seal(true);
+      throw error;
+    }
   }
 
   /**
@@ -572,12 +594,12 @@ export class SourceOperations<TExtras extends object> {
     const existing = await tx.lockSource(args.scope, sourceId);
     if (existing) return answer(existing);
     let source = this.#newSource(args, sourceId, now);
-    let base: Source | undefined;
+    let base: ResolvedBase | undefined;
     if (args.baseSourceId !== undefined) {
       const resolved = await this.#resolveBase(tx, args, args.baseSourceId, sourceId, now, op);
       if ("error" in resolved) return resolved;
       base = resolved.value;
-      source = extendSource(source, base, await this.#digestStateOf(tx, base));
+      source = extendSource(source, base.base, await this.#digestStateOf(tx, base.base));
     }
     if (!(await tx.insertSource(source))) {
       // Another transaction created it first: answer as if it had been there.
@@ -590,6 +612,9 @@ export class SourceOperations<TExtras extends object> {
   /**
    * Locks and checks the base an extension names: of the same scope (else it does not
    * exist) and conversation, sealed, its chunks stored, not continued by another source.
+   * Locks its chunk home's root too; where payloads of that home were released, the base
+   * must be the conversation's current applied snapshot (the extension's job then starts
+   * at its chunk count, never over released bytes).
    */
   async #resolveBase(
     tx: StoreTransaction<TExtras>,
@@ -598,13 +623,13 @@ export class SourceOperations<TExtras extends object> {
     sourceId: string,
     now: number,
     op: string,
-  ): Promise<Outcome<Source>> {
+  ): Promise<Outcome<ResolvedBase>> {
     const base = await tx.lockSource(args.scope, baseSourceId);
     const refuse = (
       code: "E_SYNC_INVALID_ARGUMENT" | "E_SYNC_SOURCE_EXPIRED" | "E_SYNC_CHUNK_CONFLICT",
       message: string,
       details: Record<string, unknown> = {},
-    ): Outcome<Source> => ({
+    ): Outcome<ResolvedBase> => ({
       error: new SyncError(code, `${op}: base source ${baseSourceId} ${message}`, {
         details: { baseSourceId, ...details },
       }),
@@ -626,7 +651,23 @@ export class SourceOperations<TExtras extends object> {
         extendedBy: base.extendedBy,
       });
     }
-    return { value: base };
+    // Lock order: the new source, its base, the home's root, then the conversation's jobs.
+    const home = chunkHomeOf(base);
+    const root = home === base.sourceId ? base : await tx.lockSource(args.scope, home);
+    if (!root) return { error: new SyncError("E_SYNC_INTERNAL", `chunk home ${home} is missing`) };
+    if ((root.releasedChunks ?? 0) > 0) {
+      const active = await tx.listActiveJobs(base.scope, base.conversationId);
+      const current = await currentApplied(tx, base, active);
+      if (!("job" in current) || current.job.cursor !== base.manifest.chunkCount) {
+        return refuse(
+          "E_SYNC_SOURCE_EXPIRED",
+          "has its chunk payloads released and is not the conversation's current applied " +
+            "snapshot, so an extension's job could not start after it; upload a full source",
+          { reason: "job" in current ? "not-current" : current.reason },
+        );
+      }
+    }
+    return { value: { base, root } };
   }
 
   /** The composite state over a sealed source's chunks: saved at its seal, else recomputed. */
@@ -648,16 +689,15 @@ export class SourceOperations<TExtras extends object> {
   }
 
   /** Records that `extensionId` continues `base`'s chunk home, and counts it as a user. */
-  async #linkToBase(tx: StoreTransaction<TExtras>, base: Source, extensionId: string) {
-    const home = chunkHomeOf(base);
+  async #linkToBase(tx: StoreTransaction<TExtras>, resolved: ResolvedBase, extensionId: string) {
+    const { base, root } = resolved;
     const linked: Source = { ...base, extendedBy: extensionId };
-    if (home === base.sourceId) {
+    if (root.sourceId === base.sourceId) {
       await tx.updateSource({ ...linked, homeRefs: (base.homeRefs ?? 1) + 1 });
       return;
     }
     await tx.updateSource(linked);
-    const root = await tx.lockSource(base.scope, home);
-    if (root) await tx.updateSource({ ...root, homeRefs: (root.homeRefs ?? 1) + 1 });
+    await tx.updateSource({ ...root, homeRefs: (root.homeRefs ?? 1) + 1 });
   }
 
   /**
@@ -710,15 +750,23 @@ export class SourceOperations<TExtras extends object> {
     return { value: { appended: true, chunk: chunkInfo(chunk), source: updated } };
   }
 
+  /** `lockHome`: lock an extension's base and chunk home first (see {@link HomeNotLocked}). */
   async #sealIn(
     tx: StoreTransaction<TExtras>,
     scope: string,
     sourceId: string,
     manifest: Manifest,
     now: number,
+    lockHome: boolean,
   ): Promise<Outcome<SealResult>> {
     const source = await tx.lockSource(scope, sourceId);
     if (!source) return { error: sourceNotFound(sourceId) };
+    if (lockHome && source.base) {
+      await tx.lockSource(scope, source.base.sourceId);
+      if (chunkHomeOf(source) !== source.base.sourceId) {
+        await tx.lockSource(scope, chunkHomeOf(source));
+      }
+    }
     if (source.state === "sealed" && sameManifest(source.manifest, manifest)) {
       const job = source.jobId === undefined
         ? undefined
@@ -729,7 +777,15 @@ export class SourceOperations<TExtras extends object> {
     const refusal = await this.#refuseUnlessCollecting(tx, source, now);
     if (refusal) return { error: refusal };
     const checked = await this.#checkAgainstManifest(tx, source, manifest);
-    return await this.#settleSeal(tx, source, manifest, checked, now, (s) => tx.updateSource(s));
+    return await this.#settleSeal(
+      tx,
+      source,
+      manifest,
+      checked,
+      now,
+      (s) => tx.updateSource(s),
+      lockHome,
+    );
   }
 
   /**
@@ -746,7 +802,7 @@ export class SourceOperations<TExtras extends object> {
   ): Promise<Outcome<UploadSourceResult>> {
     const { limits } = this.#ctx.policy;
     let source = this.#newSource(args, sourceId, now);
-    let base: Source | undefined;
+    let base: ResolvedBase | undefined;
     if (args.baseSourceId !== undefined) {
       const resolved = await this.#resolveBase(
         tx,
@@ -758,7 +814,7 @@ export class SourceOperations<TExtras extends object> {
       );
       if ("error" in resolved) return resolved;
       base = resolved.value;
-      source = extendSource(source, base, await this.#digestStateOf(tx, base));
+      source = extendSource(source, base.base, await this.#digestStateOf(tx, base.base));
     }
     const reusedCount = source.base?.chunkCount ?? 0;
     const appended: boolean[] = [];
@@ -782,11 +838,12 @@ export class SourceOperations<TExtras extends object> {
     for (const chunk of [...fresh].sort((a, b) => a.index - b.index)) check.add(chunk);
     const checked = { mismatch: check.finish(), digestState: check.digestState };
     const home = chunkHomeOf(source);
+    // #resolveBase locked the base and its chunk home's root.
     const sealed = await this.#settleSeal(tx, source, manifest, checked, now, async (s) => {
       if (!(await tx.insertSource(s))) throw new SourceCreatedMeanwhile();
       for (const chunk of fresh) await tx.insertChunk(args.scope, home, chunk);
       if (base) await this.#linkToBase(tx, base, sourceId);
-    });
+    }, true);
     if ("error" in sealed) return sealed;
     return { value: { ...sealed.value, appended } };
   }
@@ -794,6 +851,8 @@ export class SourceOperations<TExtras extends object> {
   /**
    * Records a seal's outcome through `write` (which stores the source): failed durably
    * with the mismatch, or sealed with a new job that supersedes the conversation's others.
+   * An extension whose job would have to apply released chunks fails too
+   * (`E_SYNC_SOURCE_EXPIRED`); `homeLocked` says its base and chunk home are locked.
    */
   async #settleSeal(
     tx: StoreTransaction<TExtras>,
@@ -802,6 +861,7 @@ export class SourceOperations<TExtras extends object> {
     checked: { mismatch?: SyncError; digestState: string },
     now: number,
     write: (source: Source) => Promise<void>,
+    homeLocked: boolean,
   ): Promise<Outcome<SealResult>> {
     const { mismatch } = checked;
     if (mismatch) {
@@ -819,6 +879,22 @@ export class SourceOperations<TExtras extends object> {
     // Locks the conversation's jobs (lock order: sources, then jobs) before reading them.
     const active = await tx.listActiveJobs(source.scope, source.conversationId);
     const start = await this.#jobStart(tx, source, active);
+    // Read after the jobs are locked: a release of the base commits before, or sees this
+    // seal's job as active.
+    if (!start && source.base && (await releasedChunksOf(tx, source)) > 0) {
+      if (!homeLocked) throw new HomeNotLocked();
+      const refusal = new SyncError(
+        "E_SYNC_SOURCE_EXPIRED",
+        `sealSource: source ${source.sourceId} extends source ${source.base.sourceId}, whose ` +
+          `chunk payloads were released, and its job can no longer start after its base's; ` +
+          `upload a full source`,
+        { details: { sourceId: source.sourceId, baseSourceId: source.base.sourceId } },
+      );
+      const failed = sealFailed(source, manifest, recordError(refusal), now);
+      await tx.updateSource(failed);
+      await this.#releaseBase(tx, failed, now);
+      return { error: refusal };
+    }
     const job = newJob({
       jobId,
       scope: source.scope,
@@ -846,19 +922,10 @@ export class SourceOperations<TExtras extends object> {
   ): Promise<JobStart | undefined> {
     if (!source.base || active.length > 0) return undefined;
     const base = await tx.getSource(source.scope, source.base.sourceId);
-    if (base?.jobId === undefined) return undefined;
-    const baseJob = await tx.getJob(source.scope, base.jobId);
-    if (baseJob?.state !== "succeeded" || baseJob.cursor !== source.base.chunkCount) {
-      return undefined;
-    }
-    const [newest, next] = await tx.listJobs({
-      scope: source.scope,
-      conversationId: source.conversationId,
-      limit: 2,
-    });
-    if (newest?.jobId !== baseJob.jobId || (next && next.createdAt >= baseJob.createdAt)) {
-      return undefined;
-    }
+    if (!base) return undefined;
+    const current = await currentApplied(tx, base, active);
+    if (!("job" in current) || current.job.cursor !== source.base.chunkCount) return undefined;
+    const baseJob = current.job;
     return {
       base: { sourceId: base.sourceId, jobId: baseJob.jobId, chunkCount: baseJob.cursor },
       appliedBytes: baseJob.appliedBytes,

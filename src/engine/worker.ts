@@ -14,6 +14,7 @@ import { backoffDelay } from "../policy/backoff.ts";
 import { type JobEvent, transitionJob } from "../state/job.ts";
 import { chunkHomeOf, recordError } from "../state/source.ts";
 import { type EngineContext, readOnce } from "./context.ts";
+import { releasedChunksOf } from "./current.ts";
 
 /** Options of {@link JobRunner.runClaimedJob}. */
 export interface RunJobOptions {
@@ -315,16 +316,30 @@ export class JobRunner<TExtras extends object> {
     manifest: Manifest,
   ): Promise<StepResult> {
     const index = job.cursor;
-    const read = await this.#ctx.store.transaction(async (tx) => ({
-      current: await tx.getJob(claim.scope, claim.jobId),
-      chunk: await tx.getChunk(job.scope, chunkHomeOf(source), index),
-      extras: tx.extras,
-    }));
+    const read = await this.#ctx.store.transaction(async (tx) => {
+      const chunk = await tx.getChunk(job.scope, chunkHomeOf(source), index);
+      return {
+        current: await tx.getJob(claim.scope, claim.jobId),
+        chunk,
+        // Only where the chunk is gone: were its bytes released on purpose?
+        released: chunk ? false : index < await releasedChunksOf(tx, source),
+        extras: tx.extras,
+      };
+    });
     // A worker whose lease was taken over must not run the handler even once more.
     if (read.current?.lease?.token !== claim.token) {
       return { job: read.current ?? job, holding: false };
     }
     const chunk = read.chunk;
+    if (!chunk && read.released) {
+      return await this.#fail(claim, job, {
+        code: "E_SYNC_SOURCE_EXPIRED",
+        message: `chunk ${index} of source ${job.sourceId}: its payload was released ` +
+          `(releasePayloads) and cannot be applied again; upload a full source`,
+        retryable: false,
+        details: { index, sourceId: job.sourceId },
+      });
+    }
     if (!chunk) {
       return await this.#fail(claim, job, {
         code: "E_SYNC_INTERNAL",

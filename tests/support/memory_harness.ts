@@ -82,7 +82,7 @@ export const memoryFactory: ConformanceFactory = (
 export function memoryTarget(): SuiteTarget {
   return {
     factory: memoryFactory,
-    capabilities: ["concurrent-workers", "one-call-upload", "extensions"],
+    capabilities: ["concurrent-workers", "one-call-upload", "extensions", "release-payloads"],
     hooks: MEMORY_HOOKS,
   };
 }

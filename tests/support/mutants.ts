@@ -80,6 +80,7 @@ const BASE_CAPABILITIES: readonly Capability[] = [
   "concurrent-workers",
   "one-call-upload",
   "extensions",
+  "release-payloads",
 ];
 
 function mutantFactory(mutant: Mutant): ConformanceFactory {
@@ -170,6 +171,17 @@ export const TRANSACTIONAL_CONTROL: Mutant = {
   caughtBy: "",
   afterRestart: () => ({}),
   transactional: true,
+};
+
+/**
+ * A store whose release keeps the bytes (it only says they are released): not a defect,
+ * the control proving the `release:` cases ask for nothing a client cannot observe.
+ */
+export const KEEPS_BYTES_CONTROL: Mutant = {
+  name: "control: releaseChunkPayloads keeps the bytes",
+  caughtBy: "",
+  store: () => ({ releaseChunkPayloads: () => Promise.resolve() }),
+  afterRestart: () => ({}),
 };
 
 /** A source record as an adapter that forgot the extension fields would read it back. */
@@ -602,6 +614,78 @@ export const MUTANTS: readonly Mutant[] = [
       getJob: async (scope, jobId) => withoutJobBase(await tx.getJob(scope, jobId)),
       lockJob: async (scope, jobId) => withoutJobBase(await tx.lockJob(scope, jobId)),
     }),
+  },
+  // Releasing payloads (capability release-payloads).
+  {
+    name: "release: releaseChunkPayloads deletes the chunks (their metadata is lost)",
+    caughtBy: "release: a verified, current source's payloads are released; its metadata stays",
+    store: (tx) => ({
+      releaseChunkPayloads: async (scope, sourceId, fromIndex) => {
+        await tx.deleteChunks(scope, sourceId, fromIndex);
+      },
+    }),
+  },
+  {
+    name: "release: an extension of a released source is stored to apply from 0 (over " +
+      "released bytes)",
+    caughtBy: "release: an extension of a released source starts at k",
+    store: (tx) => ({
+      insertJob: (job) => {
+        if (!job.base) return tx.insertJob(job);
+        const { base: _base, ...rest } = job;
+        return tx.insertJob({
+          ...rest,
+          cursor: 0,
+          appliedBytes: 0,
+          appliedDigestState: EMPTY_COMPOSITE_STATE,
+        });
+      },
+    }),
+  },
+  {
+    name: "release: the chunk home's released count is never stored (an extension that " +
+      "would start at 0 is accepted)",
+    caughtBy: "release: an extension whose job would start at 0 is refused at create",
+    store: (tx) => ({
+      updateSource: (source) => {
+        const { releasedChunks: _count, ...rest } = source;
+        return tx.updateSource(rest);
+      },
+    }),
+  },
+  {
+    name: "release: the seal reads the released count without the lock (a raced extension's " +
+      "job starts at 0)",
+    caughtBy: "release: an extension whose base stopped being current before its seal",
+    store: (tx) => ({
+      getSource: async (scope, sourceId) => {
+        const source = await tx.getSource(scope, sourceId);
+        if (!source) return source;
+        const { releasedChunks: _count, ...rest } = source;
+        return rest;
+      },
+    }),
+  },
+  {
+    name: "release: the conversation's active jobs are not seen (a source is released while " +
+      "a job runs)",
+    caughtBy: "release: a source that is not sealed, verified and current is refused",
+    store: () => ({ listActiveJobs: () => Promise.resolve([]) }),
+  },
+  {
+    name: "release: a restart drops the release fields of sources",
+    caughtBy: "release: durability: a released source and its marker survive a restart",
+    afterRestart: (tx) => {
+      const strip = (source: Source | undefined) => {
+        if (!source) return source;
+        const { releasedChunks: _count, payloadsReleasedAt: _at, ...rest } = source;
+        return rest;
+      };
+      return {
+        getSource: async (scope, sourceId) => strip(await tx.getSource(scope, sourceId)),
+        lockSource: async (scope, sourceId) => strip(await tx.lockSource(scope, sourceId)),
+      };
+    },
   },
   // Issue 12: invariants the suite checks since.
   {

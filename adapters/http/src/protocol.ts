@@ -42,7 +42,12 @@ export interface CapabilitiesDocument {
 }
 
 /** Operations a server routes only when its adapter has them. */
-export const OPTIONAL_OPERATIONS = ["uploadSource", "getLatestSource", "abandonSource"] as const;
+export const OPTIONAL_OPERATIONS = [
+  "uploadSource",
+  "getLatestSource",
+  "abandonSource",
+  "releasePayloads",
+] as const;
 
 /** One of {@link OPTIONAL_OPERATIONS}. */
 export type OptionalOperation = typeof OPTIONAL_OPERATIONS[number];

@@ -198,10 +198,12 @@ test("capabilities and maxChunkBytes come from the server; declared ones skip th
     "concurrent-workers",
     "one-call-upload",
     "extensions",
+    "release-payloads",
   ]);
   assert.equal(client.maxChunkBytes, 4096);
   assert.equal(typeof client.uploadSource, "function");
   assert.equal(typeof client.getLatestSource, "function");
+  assert.equal(typeof client.releasePayloads, "function");
   let requests = 0;
   const declared = await createHttpSyncAdapter({
     url: server.url,
@@ -216,6 +218,7 @@ test("capabilities and maxChunkBytes come from the server; declared ones skip th
   assert.equal(requests, 0);
   assert.equal(declared.uploadSource, undefined);
   assert.equal(declared.getLatestSource, undefined);
+  assert.equal(declared.releasePayloads, undefined);
   assert.equal(declared.maxChunkBytes, 1024);
   assert.ok(ALL_CAPABILITIES.length > 0);
 });

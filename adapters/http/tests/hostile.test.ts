@@ -111,6 +111,7 @@ describe("credentials", () => {
     ["/v1/sources/s/chunks/0", { method: "PUT", body: "x" }],
     ["/v1/sources/s/seal", jsonInit({})],
     ["/v1/sources/s/abandon", jsonInit({})],
+    ["/v1/sources/s/release-payloads", jsonInit({})],
     ["/v1/uploads", { method: "POST", body: "x" }],
     ["/v1/conversations/c/latest-source"],
     ["/v1/gc", jsonInit({})],
@@ -160,11 +161,11 @@ describe("credentials", () => {
     const doc = await json(response);
     assert.deepEqual(doc, {
       protocol: 1,
-      capabilities: ["concurrent-workers", "one-call-upload", "extensions"],
+      capabilities: ["concurrent-workers", "one-call-upload", "extensions", "release-payloads"],
       maxChunkBytes: LIMIT,
       maxWaitMs: 25_000,
       maxJsonBytes: 2 * 1024 * 1024,
-      operations: ["uploadSource", "getLatestSource", "abandonSource"],
+      operations: ["uploadSource", "getLatestSource", "abandonSource", "releasePayloads"],
       limits: server.adapter.limits,
     });
     const client = await server.client();
@@ -220,6 +221,10 @@ describe("tenants", () => {
       [
         "abandonSource",
         () => server.request(`/v1/sources/${sourceId}/abandon`, jsonInit({}), TOKEN_B),
+      ],
+      [
+        "releasePayloads",
+        () => server.request(`/v1/sources/${sourceId}/release-payloads`, jsonInit({}), TOKEN_B),
       ],
     ];
     const foreign = probes(source.sourceId, sealed.job.jobId);

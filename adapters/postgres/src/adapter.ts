@@ -12,6 +12,7 @@ import {
   type Clock,
   type ConversationLookup,
   type OneCallUpload,
+  type PayloadRelease,
   type PolicyOverrides,
   type RandomSource,
   type SyncAdapter,
@@ -25,8 +26,7 @@ import { toBackendError } from "./errors.ts";
 import { migrate } from "./migrations.ts";
 import { type TableLocation, type TableNames, tableNames } from "./names.ts";
 import { JobNotifications } from "./notifications.ts";
-import type { PGliteOptions } from "@electric-sql/pglite";
-import { createPGliteDriver } from "./pglite.ts";
+import { createPGliteDriver, type PGliteSettings } from "./pglite.ts";
 import { createPostgresJsDriver, type PostgresJsOptions } from "./postgresjs.ts";
 import { type PostgresExtras, PostgresStore } from "./store.ts";
 import { JobWorker } from "./worker.ts";
@@ -50,7 +50,7 @@ export interface PostgresAdapterOptions extends TableLocation {
   /** An embedded PGlite database persisted to this directory, owned by the adapter. */
   dataDir?: string;
   /** More options for the embedded PGlite (when neither `driver` nor `connectionString`). */
-  pgliteOptions?: PGliteOptions;
+  pgliteOptions?: PGliteSettings;
   /** Policy overrides (lease, retries, limits, retention). */
   policy?: PolicyOverrides;
   /** Time source of the engine, timers and polls (default: the system clock). */
@@ -77,6 +77,8 @@ export interface PostgresAdapter extends SyncAdapter {
   uploadSource: OneCallUpload["uploadSource"];
   /** Always present: this adapter declares `extensions`. */
   getLatestSource: ConversationLookup["getLatestSource"];
+  /** Always present: this adapter declares `release-payloads`. */
+  releasePayloads: PayloadRelease["releasePayloads"];
   /** The largest chunk `appendChunk` accepts (the policy's limit). */
   readonly maxChunkBytes: number;
   /** The engine behind the adapter (`claimNextJob`, `runClaimedJob`, `runDueJobs`). */
@@ -103,6 +105,7 @@ const CAPABILITIES = [
   Capability.transactionalApply,
   Capability.oneCallUpload,
   Capability.extensions,
+  Capability.releasePayloads,
 ] as const;
 
 function invalid(message: string): SyncError {

@@ -87,6 +87,12 @@ export const MIGRATIONS: readonly Migration[] = [
         WHERE completed_at IS NOT NULL AND NOT chunks_purged`,
     ],
   },
+  {
+    version: 2,
+    name: "chunk payloads may be released",
+    // releasePayloads sets a verified chunk's bytes to NULL; its metadata stays.
+    statements: (t) => [`ALTER TABLE ${t.chunks} ALTER COLUMN bytes DROP NOT NULL`],
+  },
 ];
 
 /** The newest schema version this adapter knows. */

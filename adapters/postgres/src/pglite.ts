@@ -9,17 +9,61 @@
 import { PGlite, type PGliteOptions } from "@electric-sql/pglite";
 import type { PostgresDriver, SqlExecutor, SqlRow } from "./driver.ts";
 
+// The two types below stand in for PGlite's own in this package's public declarations:
+// PGlite's `.d.ts` files need Emscripten's and Node's ambient types, so a consumer
+// type-checking with `skipLibCheck: false` would fail on them (issue 13).
+
+/**
+ * PGlite options passed through to `PGlite.create`: PGlite's `PGliteOptions` (see its
+ * documentation), with PGlite-specific value types loosened to `unknown`.
+ */
+export interface PGliteSettings {
+  noInitDb?: boolean;
+  dataDir?: string;
+  username?: string;
+  database?: string;
+  fs?: unknown;
+  pgDataProxyFs?: unknown;
+  debug?: number;
+  relaxedDurability?: boolean;
+  extensions?: Record<string, unknown>;
+  loadDataDir?: Blob;
+  icuDataDir?: Blob;
+  initialMemory?: number;
+  pgliteWasmModule?: WebAssembly.Module;
+  initdbWasmModule?: WebAssembly.Module;
+  fsBundle?: Blob;
+  parsers?: Record<number, (value: string, typeId: number) => unknown>;
+  serializers?: Record<number, (value: unknown) => string>;
+  startParams?: string[];
+  initDbStartParams?: string[];
+  postgresqlconf?: string[] | string;
+  onStdout?: (text: string) => boolean;
+  onStderr?: (text: string) => boolean;
+}
+
+/** What the driver uses of a PGlite instance (`new PGlite()` / `PGlite.create()`). */
+export interface PGliteInstance {
+  readonly closed: boolean;
+  query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  transaction<T>(
+    fn: (tx: { query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }> }) => Promise<T>,
+  ): Promise<T>;
+  listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  close(): Promise<void>;
+}
+
 /** Where the embedded database lives. */
 export interface PGliteDriverOptions {
   /** A directory to persist to (created if missing); in memory when absent. */
   dataDir?: string;
   /** More PGlite options (`relaxedDurability`, `pgliteWasmModule`, `extensions`, …). */
-  options?: PGliteOptions;
+  options?: PGliteSettings;
   /** An instance you opened yourself; the driver then leaves closing it to you. */
-  pglite?: PGlite;
+  pglite?: PGliteInstance;
 }
 
-function executor(db: Pick<PGlite, "query">): SqlExecutor {
+function executor(db: Pick<PGliteInstance, "query">): SqlExecutor {
   return {
     query: async <R extends SqlRow = SqlRow>(text: string, params: readonly unknown[] = []) =>
       (await db.query<R>(text, params as unknown[])).rows,
@@ -31,7 +75,7 @@ export async function createPGliteDriver(
   options: PGliteDriverOptions = {},
 ): Promise<PostgresDriver> {
   const owned = options.pglite === undefined;
-  const settings: PGliteOptions = { ...options.options };
+  const settings = { ...options.options } as PGliteOptions;
   if (options.dataDir !== undefined) settings.dataDir = options.dataDir;
   const db = options.pglite ?? await PGlite.create(settings);
   const pool = executor(db);

@@ -107,9 +107,10 @@ export function chunkInfoOf(row: SqlRow): ChunkInfo {
   return info;
 }
 
-/** A chunk row with its bytes, as a plain `Uint8Array` the caller owns. */
-export function chunkOf(row: SqlRow): Chunk {
-  const raw = row.bytes as Uint8Array;
+/** A chunk row with its bytes, as a plain `Uint8Array` the caller owns; undefined once released. */
+export function chunkOf(row: SqlRow): Chunk | undefined {
+  const raw = row.bytes as Uint8Array | null;
+  if (raw === null || raw === undefined) return undefined;
   // postgres.js returns a Buffer: copy into a plain Uint8Array.
   const bytes = raw.constructor === Uint8Array ? raw : new Uint8Array(raw);
   return { ...chunkInfoOf(row), bytes };

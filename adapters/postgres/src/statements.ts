@@ -32,6 +32,8 @@ export interface StoreStatements {
   deleteChunks: string;
   /** Deletes the chunks of a source from an index on (`idx >= $3`), on the primary key. */
   deleteChunksFrom: string;
+  /** Drops the bytes of a source's chunks with `$3 <= idx < $4`, on the primary key. */
+  releaseChunkPayloads: string;
   getJob: string;
   lockJob: string;
   insertJob: string;
@@ -83,6 +85,8 @@ export function storeStatements(t: TableNames): StoreStatements {
     deleteChunksFrom: `WITH deleted AS (
         DELETE FROM ${t.chunks} WHERE ${sourceKey} AND idx >= $3::bigint RETURNING 1
       ) SELECT count(*)::integer AS deleted FROM deleted`,
+    releaseChunkPayloads: `UPDATE ${t.chunks} SET bytes = NULL
+      WHERE ${sourceKey} AND idx >= $3::bigint AND idx < $4::bigint AND bytes IS NOT NULL`,
     getJob,
     lockJob: `${getJob} FOR UPDATE`,
     insertJob: `INSERT INTO ${t.jobs}

@@ -171,6 +171,19 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
     return row ? chunkOf(row) : undefined;
   }
 
+  async releaseChunkPayloads(
+    scope: string,
+    sourceId: string,
+    fromIndex: number,
+    toIndex: number,
+  ): Promise<void> {
+    await this.#query("releaseChunkPayloads", this.#sql.releaseChunkPayloads, [
+      ...this.#sourceKey(scope, sourceId),
+      fromIndex,
+      toIndex,
+    ]);
+  }
+
   async insertChunk(scope: string, sourceId: string, chunk: Chunk): Promise<void> {
     await this.#query("insertChunk", this.#sql.insertChunk, chunkParams(scope, sourceId, chunk));
   }

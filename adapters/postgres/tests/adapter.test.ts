@@ -17,6 +17,7 @@ import {
   createPGliteDriver,
   createPostgresAdapter,
   migrate,
+  MIGRATIONS,
   type PostgresAdapter,
   type PostgresAdapterOptions,
   SCHEMA_VERSION,
@@ -133,13 +134,24 @@ test("migrations: applied once, idempotent, and a newer schema version is refuse
   const driver = await createPGliteDriver();
   try {
     const names = tableNames({ schema: "m", tablePrefix: "t_" });
-    assert.deepEqual(await migrate(driver, names), { applied: [1], version: SCHEMA_VERSION });
+    assert.deepEqual(await migrate(driver, names), { applied: [1, 2], version: SCHEMA_VERSION });
     assert.deepEqual(await migrate(driver, names), { applied: [], version: SCHEMA_VERSION });
     // Other prefixes in the same schema are independent.
     assert.deepEqual(
       (await migrate(driver, tableNames({ schema: "m", tablePrefix: "u_" }))).applied,
-      [1],
+      [1, 2],
     );
+    // Tables made by an older adapter are brought up to date: chunk bytes become nullable.
+    const old = tableNames({ schema: "m", tablePrefix: "v1_" });
+    assert.deepEqual(await migrate(driver, old, MIGRATIONS.slice(0, 1)), {
+      applied: [1],
+      version: 1,
+    });
+    const nullable = `SELECT is_nullable FROM information_schema.columns
+      WHERE table_schema = 'm' AND table_name = 'v1_chunks' AND column_name = 'bytes'`;
+    assert.equal((await driver.query(nullable))[0].is_nullable, "NO");
+    assert.deepEqual(await migrate(driver, old), { applied: [2], version: SCHEMA_VERSION });
+    assert.equal((await driver.query(nullable))[0].is_nullable, "YES");
     await driver.query(`INSERT INTO ${names.migrations} (version, name) VALUES (999, 'future')`);
     await expectCode(() => migrate(driver, names), "E_SYNC_INTERNAL");
   } finally {

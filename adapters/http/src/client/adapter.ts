@@ -33,6 +33,9 @@ import {
   type ListJobsInput,
   listJobsInputSchema,
   type Page,
+  type ReleasePayloadsInput,
+  releasePayloadsInputSchema,
+  type ReleasePayloadsResult,
   type SealResult,
   type SealSourceInput,
   sealSourceInputSchema,
@@ -215,6 +218,7 @@ export async function createHttpSyncAdapter(
       ...(capabilities.includes(Capability.oneCallUpload) ? ["uploadSource" as const] : []),
       ...(capabilities.includes(Capability.extensions) ? ["getLatestSource" as const] : []),
       "abandonSource",
+      ...(capabilities.includes(Capability.releasePayloads) ? ["releasePayloads" as const] : []),
     ];
   } else {
     const { value } = await transport.call<CapabilitiesDocument>({
@@ -315,6 +319,9 @@ class HttpClient {
     }
     if (operations.includes("abandonSource")) {
       adapter.abandonSource = (input) => this.abandonSource(input);
+    }
+    if (operations.includes("releasePayloads")) {
+      adapter.releasePayloads = (input) => this.releasePayloads(input);
     }
     return adapter;
   }
@@ -453,6 +460,17 @@ class HttpClient {
       scope: args.scope,
       method: "POST",
       path: `/v1/sources/${pathSegment("sourceId", args.sourceId)}/abandon`,
+      json: {},
+    });
+    return value;
+  }
+
+  async releasePayloads(input: ReleasePayloadsInput): Promise<ReleasePayloadsResult> {
+    const args = parseInput(releasePayloadsInputSchema, input, "releasePayloads");
+    const { value } = await this.#transport.call<ReleasePayloadsResult>({
+      scope: args.scope,
+      method: "POST",
+      path: `/v1/sources/${pathSegment("sourceId", args.sourceId)}/release-payloads`,
       json: {},
     });
     return value;

@@ -135,6 +135,7 @@ function offeredCapabilities(adapter: SyncAdapter): string[] {
   return adapter.capabilities.filter((cap) => {
     if (cap === Capability.oneCallUpload) return typeof adapter.uploadSource === "function";
     if (cap === Capability.extensions) return typeof adapter.getLatestSource === "function";
+    if (cap === Capability.releasePayloads) return typeof adapter.releasePayloads === "function";
     return true;
   });
 }
@@ -182,6 +183,7 @@ export function createSyncHttpHandler(options: SyncHttpHandlerOptions): SyncHttp
   if (offered.includes(Capability.oneCallUpload)) operations.push("uploadSource");
   if (offered.includes(Capability.extensions)) operations.push("getLatestSource");
   if (typeof adapter.abandonSource === "function") operations.push("abandonSource");
+  if (offered.includes(Capability.releasePayloads)) operations.push("releasePayloads");
   const capabilities: CapabilitiesDocument = {
     protocol: PROTOCOL_VERSION,
     capabilities: offered,
@@ -286,7 +288,9 @@ export function createSyncHttpHandler(options: SyncHttpHandlerOptions): SyncHttp
   });
 
   if (operations.includes("abandonSource")) {
-    const abandonSource = adapter.abandonSource!.bind(adapter);
+    // Looked up at each request: the adapter may be a proxy whose backend is swapped.
+    const abandonSource: NonNullable<SyncAdapter["abandonSource"]> = (input) =>
+      adapter.abandonSource!(input);
     app.post("/v1/sources/:sourceId/abandon", async (c) => {
       const body = await readJsonObject(c.req.raw, jsonLimits("abandonSource body"), true);
       const source = await abandonSource(
@@ -300,8 +304,27 @@ export function createSyncHttpHandler(options: SyncHttpHandlerOptions): SyncHttp
     });
   }
 
+  if (operations.includes("releasePayloads")) {
+    // Looked up at each request: the adapter may be a proxy whose backend is swapped.
+    const releasePayloads: NonNullable<SyncAdapter["releasePayloads"]> = (input) =>
+      adapter.releasePayloads!(input);
+    app.post("/v1/sources/:sourceId/release-payloads", async (c) => {
+      const body = await readJsonObject(c.req.raw, jsonLimits("releasePayloads body"), true);
+      const result = await releasePayloads(
+        {
+          ...bodyInput(body, ["sourceId"]),
+          scope: scopeOf(c),
+          sourceId: c.req.param("sourceId"),
+        } as Parameters<NonNullable<SyncAdapter["releasePayloads"]>>[0],
+      );
+      return jsonResponse(result);
+    });
+  }
+
   if (operations.includes("uploadSource")) {
-    const uploadSource = adapter.uploadSource!.bind(adapter);
+    // Looked up at each request: the adapter may be a proxy whose backend is swapped.
+    const uploadSource: NonNullable<SyncAdapter["uploadSource"]> = (input) =>
+      adapter.uploadSource!(input);
     app.post("/v1/uploads", async (c) => {
       const request = c.req.raw;
       const type = (request.headers.get("content-type") ?? "").split(";")[0].trim();
@@ -363,7 +386,9 @@ export function createSyncHttpHandler(options: SyncHttpHandlerOptions): SyncHttp
   }
 
   if (operations.includes("getLatestSource")) {
-    const getLatestSource = adapter.getLatestSource!.bind(adapter);
+    // Looked up at each request: the adapter may be a proxy whose backend is swapped.
+    const getLatestSource: NonNullable<SyncAdapter["getLatestSource"]> = (input) =>
+      adapter.getLatestSource!(input);
     app.get("/v1/conversations/:conversationId/latest-source", async (c) => {
       const source = await getLatestSource({
         scope: scopeOf(c),

@@ -59,7 +59,8 @@ export function sqlOracle(db: () => SqlExecutor, tables: TableNames): Conformanc
           WHERE ${source} AND idx = $3::bigint`,
         [scope, sourceId, index],
       );
-      if (!row) return undefined;
+      // A released chunk (bytes NULL) has no bytes to read.
+      if (!row || row.bytes === null) return undefined;
       const chunk: Chunk = {
         index: Number(row.idx),
         byteLength: Number(row.byte_length),
@@ -302,6 +303,7 @@ export class PGliteTarget {
         "transactional-apply",
         "one-call-upload",
         "extensions",
+        "release-payloads",
       ],
       hooks: POSTGRES_HOOKS,
     };
@@ -356,6 +358,7 @@ export class ServerTarget {
         "transactional-apply",
         "one-call-upload",
         "extensions",
+        "release-payloads",
       ],
       hooks: POSTGRES_HOOKS,
     };

@@ -59,6 +59,7 @@ export function sampleStatements(tables: TableNames): Array<[string, string, unk
     ["listChunkInfos", sql.listChunkInfos, [...source, -1, 1000]],
     ["deleteChunks", sql.deleteChunks, source],
     ["deleteChunksFrom", sql.deleteChunksFrom, [...source, 3]],
+    ["releaseChunkPayloads", sql.releaseChunkPayloads, [...source, 0, 3]],
     ["getJob", sql.getJob, job],
     ["lockJob", sql.lockJob, job],
     [
@@ -156,6 +157,7 @@ export const EXPECTED_INDEXES: Readonly<Record<string, readonly string[]>> = {
   listChunkInfos: ["chunks_pkey"],
   deleteChunks: ["chunks_pkey"],
   deleteChunksFrom: ["chunks_pkey"],
+  releaseChunkPayloads: ["chunks_pkey"],
   findClaimableJob: ["jobs_due"],
   nextRunAt: ["jobs_due"],
   listActiveJobs: ["jobs_active"],
@@ -172,7 +174,7 @@ export const EXPECTED_INDEXES: Readonly<Record<string, readonly string[]>> = {
 };
 
 /** Range statements whose index condition must bound `idx` too (not just the source). */
-const IDX_RANGES = new Set(["listChunkInfos", "deleteChunksFrom"]);
+const IDX_RANGES = new Set(["listChunkInfos", "deleteChunksFrom", "releaseChunkPayloads"]);
 
 /** Partial indexes: a scan of one without a condition still reads only live rows. */
 const PARTIAL_INDEXES = new Set([
