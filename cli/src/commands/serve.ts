@@ -11,7 +11,8 @@ import { resolve } from "node:path";
 import type { ParsedArgs } from "../args.ts";
 import { type Command, type CommandContext, LOCAL_STORE_OPTIONS } from "../context.ts";
 import { CliError, EXIT, usage } from "../errors.ts";
-import { hashTokens, parseTokens, serverHandler } from "../remote.ts";
+import { CLI_ROUTES, hashTokens, parseTokens, serverHandler } from "../remote.ts";
+import { openDashboard } from "../dashboard/mod.ts";
 import { openStore, storeOptions } from "../store.ts";
 
 /** Default `--listen`. */
@@ -29,6 +30,11 @@ export function parseListen(text: string): { hostname: string; port: number } {
   return { hostname: match[1] ?? (match[2] || "127.0.0.1"), port };
 }
 
+/** True for the API's paths (the engine's protocol and the CLI's routes); the rest is the dashboard's. */
+export function isApiPath(pathname: string): boolean {
+  return pathname.startsWith("/v1/") || pathname.startsWith(CLI_ROUTES);
+}
+
 /** True for loopback addresses. */
 export function isLoopback(hostname: string): boolean {
   return hostname === "localhost" || hostname === "::1" || /^127\.\d+\.\d+\.\d+$/.test(hostname);
@@ -41,7 +47,9 @@ export const serveCommand: Command = {
     summary: "Serve the store over HTTP to import --server (bearer tokens)",
     description: `
 Serves the store (the embedded PGlite database by default, or --database-url) over HTTP:
-the sync engine's protocol, and a few reads of the record tables, so that "import",
+a web dashboard at / (log in with a token: conversations, jobs with live progress and a
+cancel button, a conversation viewer), the sync engine's protocol under /v1/, and a few
+reads of the record tables under /codex-sync/v1/, so that "import",
 "watch", "status", "jobs", "cancel", "verify", "export" and "restore" run from another
 terminal or machine with --server <url> --token <token>. Their rows land in the same
 tables as a local import.
@@ -107,11 +115,17 @@ async function runServe(context: CommandContext, args: ParsedArgs): Promise<numb
   let stopped: () => void = () => {};
   const stop = new Promise<void>((done) => stopped = done);
   const unsubscribe = host.onInterrupt(() => stopped());
+  let dashboard: Awaited<ReturnType<typeof openDashboard>> | undefined;
   try {
     store.startWorker();
-    const handler = serverHandler(store, tokens, (error) => {
+    const onError = (error: unknown) => {
       if (context.verbose) host.stderr.write(`server error: ${error}\n`);
-    });
+    };
+    const api = serverHandler(store, tokens, onError);
+    dashboard = await openDashboard(store, tokens, onError);
+    const pages = dashboard;
+    const handler = (request: Request) =>
+      isApiPath(new URL(request.url).pathname) ? api(request) : pages.handle(request);
     const server = await host.serve(listen, handler);
     const shown = server.hostname.includes(":") ? `[${server.hostname}]` : server.hostname;
     const url = `http://${shown}:${server.port}`;
@@ -130,13 +144,16 @@ async function runServe(context: CommandContext, args: ParsedArgs): Promise<numb
         scopes: [...new Set(tokens.map((t) => t.scope))].length,
       },
       `listening on ${url} (store: ${store.kind} at ${store.location}, ${tokens.length} token(s)); ` +
-        "Ctrl-C to stop",
+        `dashboard at ${url}/; Ctrl-C to stop`,
     );
     await stop;
+    // The dashboard's event streams first: a graceful close waits for open responses.
+    await dashboard.close();
     await server.close();
     emit({ event: "stopped" }, "stopped");
   } finally {
     unsubscribe();
+    await dashboard?.close();
     await store.close();
   }
   return EXIT.ok;
