@@ -5,8 +5,9 @@ import { test } from "node:test";
 import { nodeTestRegistrar, registerConformance } from "@zakstam/codex-sync-engine/conformance";
 import { memoryTarget } from "../../../tests/support/memory_harness.ts";
 import { httpTarget } from "./support/harness.ts";
+import { serveOnDenoLoopback } from "./support/deno_loopback.ts";
 
 registerConformance(
   nodeTestRegistrar(test),
-  httpTarget(memoryTarget(), { transport: "loopback" }),
+  httpTarget(memoryTarget(), { serve: serveOnDenoLoopback }),
 );

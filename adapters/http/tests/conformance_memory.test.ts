@@ -4,9 +4,9 @@
 import { test } from "node:test";
 import { nodeTestRegistrar, registerConformance } from "@zakstam/codex-sync-engine/conformance";
 import { memoryTarget } from "../../../tests/support/memory_harness.ts";
-import { httpTarget } from "./support/harness.ts";
+import { httpTarget, serveInProcess } from "./support/harness.ts";
 
 registerConformance(
   nodeTestRegistrar(test),
-  httpTarget(memoryTarget(), { transport: "in-process" }),
+  httpTarget(memoryTarget(), { serve: serveInProcess }),
 );

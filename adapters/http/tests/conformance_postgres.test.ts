@@ -7,6 +7,7 @@ import { nodeTestRegistrar, registerConformance } from "@zakstam/codex-sync-engi
 import { startTestServer } from "../../postgres/tests/support/cluster.ts";
 import { ServerTarget } from "../../postgres/tests/support/harness.ts";
 import { httpTarget } from "./support/harness.ts";
+import { serveOnDenoLoopback } from "./support/deno_loopback.ts";
 
 const database = await startTestServer();
 const target = new ServerTarget(database.url);
@@ -17,5 +18,5 @@ after(async () => {
 
 registerConformance(
   nodeTestRegistrar(test),
-  httpTarget(target.target(), { transport: "loopback" }),
+  httpTarget(target.target(), { serve: serveOnDenoLoopback }),
 );

@@ -12,7 +12,11 @@ import {
   type HttpSyncAdapter,
   type SyncHttpHandlerOptions,
 } from "../../mod.ts";
-import { type HttpTransport, type RunningServer, serve } from "./harness.ts";
+import { type RunningServer, serveInProcess } from "./harness.ts";
+import { serveOnDenoLoopback } from "./deno_loopback.ts";
+
+/** How the client reaches the server: its `fetch` calls the handler, or Deno.serve. */
+export type HttpTransport = "in-process" | "loopback";
 
 /** Tenant A's token and scope. */
 export const TOKEN_A = "token-for-tenant-a";
@@ -73,7 +77,10 @@ export function startServer(options: StartOptions = {}): TestServer {
     ]),
     ...options.server,
   });
-  const running = serve(handler, options.transport ?? "loopback");
+  const serve = (options.transport ?? "loopback") === "loopback"
+    ? serveOnDenoLoopback
+    : serveInProcess;
+  const running = serve(handler);
   return {
     ...running,
     adapter,

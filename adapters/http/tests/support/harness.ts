@@ -2,8 +2,10 @@
  * Conformance targets over HTTP: any backend target's adapter behind
  * `createSyncHttpHandler`, and the suite talking to it through `createHttpSyncAdapter`,
  * either in-process (the client's `fetch` calls the handler) or over loopback TCP (a real
- * `Deno.serve` on 127.0.0.1, one per case). The harness hooks (drain, restart, workers,
- * oracle) go to the backend directly; `restart` swaps the backend under the same server.
+ * server on 127.0.0.1, one per case: `Deno.serve` in deno_loopback.ts, `node:http` in
+ * node_loopback.ts). The harness hooks (drain, restart, workers, oracle) go to the
+ * backend directly; `restart` swaps the backend under the same server. Runtime-agnostic:
+ * the Node run (scripts/test_node_http.ts) compiles it against the built packages.
  *
  * Credentials: the token of scope `s` is `scope.<encodeURIComponent(s)>`, so the suite's
  * cross-scope cases act as two tenants.
@@ -22,10 +24,7 @@ import {
   type HttpSyncAdapter,
   type SyncHttpHandler,
   type SyncHttpHandlerOptions,
-} from "../../mod.ts";
-
-/** How the client reaches the server. */
-export type HttpTransport = "in-process" | "loopback";
+} from "@zakstam/codex-sync-engine-http";
 
 const TOKEN_PREFIX = "scope.";
 
@@ -53,20 +52,15 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-/** Serves `handler` in-process (no socket) or on a loopback port. */
-export function serve(handler: SyncHttpHandler, transport: HttpTransport): RunningServer {
-  if (transport === "in-process") {
-    return {
-      url: "http://sync.test",
-      fetch: (request) => handler(request),
-      close: () => Promise.resolve(),
-    };
-  }
-  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, handler);
+/** Starts serving `handler` somewhere its client can reach. */
+export type Serve = (handler: SyncHttpHandler) => RunningServer | Promise<RunningServer>;
+
+/** Serves `handler` in-process: the client's `fetch` calls it (no socket). */
+export function serveInProcess(handler: SyncHttpHandler): RunningServer {
   return {
-    url: `http://127.0.0.1:${server.addr.port}`,
-    fetch: (request) => fetch(request),
-    close: () => server.shutdown(),
+    url: "http://sync.test",
+    fetch: (request) => handler(request),
+    close: () => Promise.resolve(),
   };
 }
 
@@ -86,7 +80,8 @@ export function forwarding(current: () => SyncAdapter): SyncAdapter {
 
 /** Options of {@link httpTarget}. */
 export interface HttpTargetOptions {
-  transport: HttpTransport;
+  /** How the server is reached (in-process, or a loopback server of the runtime). */
+  serve: Serve;
   /** More handler options (the adapter and authenticate are the harness's). */
   server?: Partial<SyncHttpHandlerOptions>;
 }
@@ -103,7 +98,13 @@ export function httpTarget(backend: SuiteTarget, options: HttpTargetOptions): Su
       exposeInternalErrors: true,
       ...options.server,
     });
-    const server = serve(handler, options.transport);
+    let server: RunningServer;
+    try {
+      server = await options.serve(handler);
+    } catch (error) {
+      await inner.close();
+      throw error;
+    }
     let client: HttpSyncAdapter;
     try {
       client = await createHttpSyncAdapter({
