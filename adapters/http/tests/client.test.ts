@@ -404,6 +404,38 @@ test("an event stream ends at its maximum duration and the client reconnects", a
   assert.equal(states.at(-1), "succeeded");
 });
 
+test("an event stream gone silent (a half-open connection) is dropped and reconnected", async () => {
+  const { server, open } = gatedServer({ transport: "loopback" });
+  let streams = 0;
+  let silentCancelled = false;
+  const client = await server.client(TOKEN_A, {
+    eventIdleTimeoutMs: 100,
+    fetch: (request) => {
+      if (request.url.endsWith("/events") && streams++ === 0) {
+        // Headers arrive, then nothing: no event, no keep-alive, no end.
+        const silent = new ReadableStream<Uint8Array>({
+          cancel() {
+            silentCancelled = true;
+          },
+        });
+        return Promise.resolve(
+          new Response(silent, { headers: { "content-type": "text/event-stream" } }),
+        );
+      }
+      return server.fetch(request);
+    },
+  });
+  const job = await sealedJob(client, "silent");
+  open();
+  const states: string[] = [];
+  for await (const snapshot of client.jobEvents({ scope: SCOPE_A, jobId: job.jobId })) {
+    states.push(snapshot.state);
+  }
+  assert.equal(streams, 2, "the silent stream was given up and a new one opened");
+  assert.ok(silentCancelled, "the silent stream was cancelled, not left open");
+  assert.equal(states.at(-1), "succeeded");
+});
+
 test("an event stream whose client goes away unsubscribes from the job", async () => {
   let subscribed = 0;
   let unsubscribed = 0;

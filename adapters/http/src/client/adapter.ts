@@ -109,6 +109,12 @@ export interface HttpSyncAdapterOptions {
   clock?: Clock;
   /** Real-time bound of each request but long-polls, in ms (default 120 s). */
   requestTimeoutMs?: number;
+  /**
+   * Real-time silence after which `jobEvents` treats its stream as dead (a half-open
+   * connection) and reconnects, in ms (default 60 s; the server sends a keep-alive every
+   * 15 s by default).
+   */
+  eventIdleTimeoutMs?: number;
   /** Whose credentials `gc` sends when `token`/`headers` are per scope. */
   gcScope?: string;
 }
@@ -254,6 +260,8 @@ export async function createHttpSyncAdapter(
     gcScope: options.gcScope,
     operations,
     limits,
+    eventIdleTimeoutMs: positiveOption(options.eventIdleTimeoutMs, "eventIdleTimeoutMs") ??
+      60_000,
   }).adapter();
 }
 
@@ -278,6 +286,7 @@ interface ClientSettings {
   maxWaitMs: number;
   clock: Clock;
   gcScope?: string;
+  eventIdleTimeoutMs: number;
 }
 
 class HttpClient {
@@ -634,13 +643,13 @@ class HttpClient {
         let buffer = "";
         try {
           for (;;) {
-            let next: ReadableStreamReadResult<Uint8Array>;
+            let next: ReadableStreamReadResult<Uint8Array> | "idle";
             try {
-              next = await reader.read();
+              next = await readWithin(reader, this.#settings.eventIdleTimeoutMs);
             } catch (error) {
               throw fail(error);
             }
-            if (next.done) {
+            if (next === "idle" || next.done) {
               reconnect = true;
               break;
             }
@@ -681,6 +690,22 @@ class HttpClient {
       // that ended without saying why waits the SSE retry delay first.
       if (!announced) await pause(RECONNECT_DELAY_MS, input.signal);
     }
+  }
+}
+
+/** The next read of `reader`, or `"idle"` when nothing arrives within `ms` (real time). */
+async function readWithin(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  ms: number,
+): Promise<ReadableStreamReadResult<Uint8Array> | "idle"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const idle = new Promise<"idle">((resolve) => {
+    timer = setTimeout(() => resolve("idle"), ms);
+  });
+  try {
+    return await Promise.race([reader.read(), idle]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

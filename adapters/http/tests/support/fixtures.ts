@@ -40,7 +40,10 @@ export interface TestServer extends RunningServer {
   /** A raw request with `token` (none when undefined). */
   request(path: string, init?: RequestInit, token?: string): Promise<Response>;
   /** An HTTP client adapter with `token`. */
-  client(token?: string, options?: { fetch?: RunningServer["fetch"] }): Promise<HttpSyncAdapter>;
+  client(
+    token?: string,
+    options?: { fetch?: RunningServer["fetch"]; eventIdleTimeoutMs?: number },
+  ): Promise<HttpSyncAdapter>;
 }
 
 /** Options of {@link startServer}. */
@@ -95,6 +98,7 @@ export function startServer(options: StartOptions = {}): TestServer {
         url: running.url,
         token,
         fetch: clientOptions.fetch ?? running.fetch,
+        eventIdleTimeoutMs: clientOptions.eventIdleTimeoutMs,
       });
     },
     async close() {
