@@ -67,6 +67,10 @@ function info(chunk: StoredChunk): ChunkInfo {
 /** Listener told about every committed job write (for schedulers). */
 export type JobWriteListener = (job: Job) => void;
 
+function conversationKeyOf(scope: string, conversationId: string): string {
+  return JSON.stringify([scope, conversationId]);
+}
+
 /** The in-memory store. Several engines may share one (concurrent workers). */
 export class MemoryStore implements SyncStore {
   readonly transactionalApply = false;
@@ -75,6 +79,8 @@ export class MemoryStore implements SyncStore {
   readonly #jobs = new Map<Key, Job>();
   readonly #activeJobs = new Set<Key>();
   readonly #jobsByScope = new Map<string, Set<Key>>();
+  /** Jobs of one conversation, so a conversation's listing does not walk its scope's jobs. */
+  readonly #jobsByConversation = new Map<string, Set<Key>>();
   readonly #jobListeners = new Map<Key, Set<() => void>>();
   readonly #writeListeners = new Set<JobWriteListener>();
   #lock: Promise<void> = Promise.resolve();
@@ -174,13 +180,22 @@ export class MemoryStore implements SyncStore {
     if (!scopeJobs) this.#jobsByScope.set(job.scope, scopeJobs = new Set());
     const wasListed = scopeJobs.has(jobKey);
     scopeJobs.add(jobKey);
+    const conversationKey = conversationKeyOf(job.scope, job.conversationId);
+    let conversationJobs = this.#jobsByConversation.get(conversationKey);
+    if (!conversationJobs) {
+      this.#jobsByConversation.set(conversationKey, conversationJobs = new Set());
+    }
+    conversationJobs.add(jobKey);
     written.set(jobKey, stored);
     undo.push(() => {
       if (previous) this.#jobs.set(jobKey, previous);
       else this.#jobs.delete(jobKey);
       if (wasActive) this.#activeJobs.add(jobKey);
       else this.#activeJobs.delete(jobKey);
-      if (!wasListed) scopeJobs.delete(jobKey);
+      if (!wasListed) {
+        scopeJobs.delete(jobKey);
+        conversationJobs.delete(jobKey);
+      }
       written.delete(jobKey);
     });
   }
@@ -337,7 +352,10 @@ export class MemoryStore implements SyncStore {
 
   #listJobs(query: JobListQuery): Job[] {
     const out: Job[] = [];
-    for (const jobKey of this.#jobsByScope.get(query.scope) ?? []) {
+    const listed = query.conversationId === undefined
+      ? this.#jobsByScope.get(query.scope)
+      : this.#jobsByConversation.get(conversationKeyOf(query.scope, query.conversationId));
+    for (const jobKey of listed ?? []) {
       const job = this.#jobs.get(jobKey)!;
       if (query.conversationId !== undefined && job.conversationId !== query.conversationId) {
         continue;
