@@ -14,8 +14,8 @@
  * import type { DataModel } from "./_generated/dataModel";
  *
  * export const {
- *   createSource, appendChunk, sealSource, uploadSource, cancelJob, abandonSource, gc,
- *   getSource, getLatestSource, listChunks, getJob, listJobs, worker,
+ *   createSource, appendChunk, sealSource, uploadSource, cancelJob, abandonSource,
+ *   releasePayloads, gc, getSource, getLatestSource, listChunks, getJob, listJobs, worker,
  * } = defineSyncFunctions<DataModel>({
  *   worker: () => internal.sync.worker,
  *   authorize: async (ctx, { scope }) => { … throw unless the caller owns scope … },

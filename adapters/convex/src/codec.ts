@@ -101,8 +101,8 @@ function jobBaseCopy(base: JobBase): JobBase {
 }
 
 /**
- * The extension fields of a source, copied from `from` onto `to` (absent ones stay
- * absent). Wire and record spell them alike.
+ * The extension and release fields of a source, copied from `from` onto `to` (absent
+ * ones stay absent). Wire and record spell them alike.
  */
 function copyExtensionFields(from: Source | SourceWire, to: Source | SourceWire): void {
   if (from.base !== undefined) to.base = sourceBaseCopy(from.base);
@@ -110,6 +110,8 @@ function copyExtensionFields(from: Source | SourceWire, to: Source | SourceWire)
   if (from.extendedBy !== undefined) to.extendedBy = from.extendedBy;
   if (from.homeRefs !== undefined) to.homeRefs = from.homeRefs;
   if (from.digestState !== undefined) to.digestState = from.digestState;
+  if (from.payloadsReleasedAt !== undefined) to.payloadsReleasedAt = from.payloadsReleasedAt;
+  if (from.releasedChunks !== undefined) to.releasedChunks = from.releasedChunks;
 }
 
 /** A source as it travels. */

@@ -69,6 +69,10 @@ export type SourceWire = {
   extendedBy?: string;
   homeRefs?: number;
   digestState?: string;
+  /** When `releasePayloads` dropped the source's chunk bytes. */
+  payloadsReleasedAt?: number;
+  /** Engine bookkeeping of released payloads, on a chunk home. */
+  releasedChunks?: number;
 };
 
 /** A job on the wire. */
@@ -228,6 +232,18 @@ export type AbandonSourceArgs = {
   sourceId: string;
 };
 
+/** Arguments of `releasePayloads`. */
+export type ReleasePayloadsArgs = {
+  scope: string;
+  sourceId: string;
+};
+
+/** What `releasePayloads` returns. */
+export type ReleasePayloadsResultWire = {
+  source: SourceWire;
+  releasedChunks: number;
+};
+
 /** Arguments of `cancelJob`. */
 export type CancelJobArgs = {
   scope: string;
@@ -247,7 +263,10 @@ export type { GcReport };
 export type WorkerTask =
   /** Apply the next step of a job this worker chain holds the lease of. */
   | { kind: "continue"; scope: string; jobId: string; token: number }
-  /** Delete chunks whose deletion did not fit in the transaction that released them. */
+  /**
+   * Delete chunks whose deletion did not fit in the transaction that asked for it, then
+   * drop the chunk bytes a payload release left pending.
+   */
   | { kind: "sweep" };
 
 /** Arguments of the internal `worker` mutation. */

@@ -124,6 +124,9 @@ test("extension fields round-trip through the codec; absent ones stay absent", (
   assert.deepEqual(sourceFromWire(sourceToWire(extension)), extension);
   const counted: Source = { ...extension, base: { ...extension.base!, itemCount: 7 } };
   assert.deepEqual(sourceFromWire(sourceToWire(counted)), counted);
+  const released: Source = { ...extension, payloadsReleasedAt: 9, releasedChunks: 3 };
+  assert.deepEqual(sourceFromWire(sourceToWire(released)), released);
+  assert.ok(!("payloadsReleasedAt" in sourceToWire(extension)));
   const job: Job = {
     jobId: "job",
     scope: SCOPE,

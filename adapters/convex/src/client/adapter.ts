@@ -13,6 +13,7 @@ import {
   type GcReport,
   type Job,
   type Page,
+  type ReleasePayloadsResult,
   type SealResult,
   type Source,
   type SyncAdapter,
@@ -37,6 +38,8 @@ import type {
   ListJobsArgs,
   MutationResult,
   PageWire,
+  ReleasePayloadsArgs,
+  ReleasePayloadsResultWire,
   SealResultWire,
   SealSourceArgs,
   SourceWire,
@@ -54,6 +57,7 @@ import {
   getSourceArgs,
   listChunksArgs,
   listJobsArgs,
+  releasePayloadsArgs,
   sealSourceArgs,
   uploadSourceArgs,
 } from "./args.ts";
@@ -81,6 +85,7 @@ export interface ConvexSyncFunctionReferences {
   sealSource: Mutation<SealSourceArgs, SealResultWire>;
   cancelJob: Mutation<CancelJobArgs, JobWire>;
   abandonSource: Mutation<AbandonSourceArgs, SourceWire>;
+  releasePayloads: Mutation<ReleasePayloadsArgs, ReleasePayloadsResultWire>;
   gc: Mutation<GcArgs, GcReport>;
   getSource: Query<GetSourceArgs, SourceWire>;
   getLatestSource: Query<GetLatestSourceArgs, SourceWire | null>;
@@ -123,6 +128,7 @@ const CAPABILITIES: readonly Capability[] = [
   Capability.durable,
   Capability.transactionalApply,
   Capability.extensions,
+  Capability.releasePayloads,
 ];
 
 const CAPABILITIES_WITH_UPLOAD: readonly Capability[] = [
@@ -220,6 +226,10 @@ export function createConvexSyncAdapter(options: ConvexSyncAdapterOptions): Sync
     },
     async abandonSource(input): Promise<Source> {
       return sourceFromWire(await mutate(functions.abandonSource, abandonSourceArgs(input)));
+    },
+    async releasePayloads(input): Promise<ReleasePayloadsResult> {
+      const result = await mutate(functions.releasePayloads, releasePayloadsArgs(input));
+      return { source: sourceFromWire(result.source), releasedChunks: result.releasedChunks };
     },
     waitForTerminal(input): Promise<Job> {
       return waitForTerminal({

@@ -32,6 +32,8 @@ import {
   listJobsInputSchema,
   type Manifest,
   parseInput,
+  type ReleasePayloadsInput,
+  releasePayloadsInputSchema,
   type SealSourceInput,
   sealSourceInputSchema,
   type UploadChunkInput,
@@ -53,6 +55,7 @@ import type {
   ListChunksArgs,
   ListJobsArgs,
   ManifestWire,
+  ReleasePayloadsArgs,
   SealSourceArgs,
   UploadChunkWire,
   UploadSourceArgs,
@@ -147,6 +150,11 @@ export function listJobsArgs(input: ListJobsInput): ListJobsArgs {
 /** Arguments of `abandonSource`. */
 export function abandonSourceArgs(input: AbandonSourceInput): AbandonSourceArgs {
   return defined(parseInput(abandonSourceInputSchema, input, "abandonSource"));
+}
+
+/** Arguments of `releasePayloads`. */
+export function releasePayloadsArgs(input: ReleasePayloadsInput): ReleasePayloadsArgs {
+  return defined(parseInput(releasePayloadsInputSchema, input, "releasePayloads"));
 }
 
 /** Arguments of `cancelJob`. */

@@ -38,6 +38,7 @@ export type SyncOperationName =
   | "listJobs"
   | "cancelJob"
   | "abandonSource"
+  | "releasePayloads"
   | "gc";
 
 /** One call to authorize: the operation and, except for `gc`, the scope it touches. */

@@ -52,6 +52,8 @@ import type {
   ListJobsArgs,
   MutationResult,
   PageWire,
+  ReleasePayloadsArgs,
+  ReleasePayloadsResultWire,
   SealResultWire,
   SealSourceArgs,
   SourceWire,
@@ -80,6 +82,7 @@ import {
   manifestWire,
   mutationResultOf,
   pageOf,
+  releasePayloadsResultWire,
   sealResultWire,
   sourceWire,
   uploadChunkWire,
@@ -110,6 +113,15 @@ export interface SyncFunctions {
     "public",
     AbandonSourceArgs,
     Promise<MutationResult<SourceWire>>
+  >;
+  /**
+   * Drops the chunk bytes of a verified, current source (capability `release-payloads`);
+   * what does not fit the mutation is hidden at once and dropped by the worker's sweep.
+   */
+  releasePayloads: RegisteredMutation<
+    "public",
+    ReleasePayloadsArgs,
+    Promise<MutationResult<ReleasePayloadsResultWire>>
   >;
   gc: RegisteredMutation<"public", GcArgs, Promise<MutationResult<GcReport>>>;
   getSource: RegisteredQuery<"public", GetSourceArgs, Promise<SourceWire>>;
@@ -198,7 +210,7 @@ function sealResultToWire(sealed: SealResult): SealResultWire {
  *
  * ```ts
  * export const { createSource, appendChunk, sealSource, uploadSource, cancelJob,
- *   abandonSource, gc,
+ *   abandonSource, releasePayloads, gc,
  *   getSource, getLatestSource, listChunks, getJob, listJobs, worker } =
  *   defineSyncFunctions<DataModel>({
  *   handler, authorize, worker: () => internal.sync.worker,
@@ -331,6 +343,22 @@ export function defineSyncFunctions<DataModel extends GenericDataModel = Generic
           { operation: "cancelJob", scope: args.scope },
           ({ engine }) => engine.cancelJob(args),
           jobToWire,
+        ),
+    }),
+
+    releasePayloads: mutationGeneric({
+      args: { scope: v.string(), sourceId: v.string() },
+      returns: mutationResultOf(releasePayloadsResultWire),
+      handler: (ctx: GenericMutationCtx<DataModel>, args: ReleasePayloadsArgs) =>
+        inMutation(
+          config,
+          ctx,
+          { operation: "releasePayloads", scope: args.scope },
+          ({ engine }) => engine.releasePayloads(args),
+          (released) => ({
+            source: sourceToWire(released.source),
+            releasedChunks: released.releasedChunks,
+          }),
         ),
     }),
 

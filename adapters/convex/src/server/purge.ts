@@ -24,7 +24,8 @@ export function defaultDeleteBudget(): DeleteBudget {
   return { chunks: 512, bytes: 8 * 1024 * 1024 };
 }
 
-const PAGE = 64;
+/** Chunk documents read per query while deleting or releasing. */
+export const PAGE = 64;
 
 /** What one {@link deleteChunkDocs} call did. */
 export interface DeletedChunkDocs {
@@ -56,12 +57,15 @@ export async function deleteChunkDocs(
       .take(Math.min(PAGE, budget.chunks));
     if (page.length === 0) return { done: true, live, next };
     for (const chunk of page) {
-      await db.delete(chunk.bytes);
+      // A released chunk has no bytes document left.
+      if (chunk.bytes !== undefined) {
+        await db.delete(chunk.bytes);
+        budget.bytes -= chunk.byteLength;
+      }
       await db.delete(chunk._id);
       if (chunk.index < liveBelow) live++;
       next = chunk.index + 1;
       budget.chunks--;
-      budget.bytes -= chunk.byteLength;
       if (budget.chunks <= 0 || budget.bytes <= 0) break;
     }
   }

@@ -18,7 +18,14 @@ import type { ChunkDoc, JobDoc, SourceDoc } from "./schema.ts";
 /** The bookkeeping fields of a stored source. */
 export type SourceBookkeeping = Pick<
   SourceDoc,
-  "storedChunks" | "purgePending" | "purgeFrom" | "purgeable" | "purgeAt"
+  | "storedChunks"
+  | "purgePending"
+  | "purgeFrom"
+  | "purgeable"
+  | "purgeAt"
+  | "releasePending"
+  | "releaseFrom"
+  | "releaseTo"
 >;
 
 /** Bookkeeping of a source that was just created. */
@@ -48,6 +55,15 @@ export function purgeWindow(
   return { purgeable: false, purgeAt: 0 };
 }
 
+/** The pending-release fields of `bookkeeping`: all three, or none. */
+function pendingReleaseFields(
+  bookkeeping: SourceBookkeeping,
+): Pick<SourceBookkeeping, "releasePending" | "releaseFrom" | "releaseTo"> {
+  const { releasePending, releaseFrom, releaseTo } = bookkeeping;
+  if (!releasePending || releaseFrom === undefined || releaseTo === undefined) return {};
+  return { releasePending, releaseFrom, releaseTo };
+}
+
 /** The document fields of `source` (bookkeeping included). */
 export function sourceFields(
   source: Source,
@@ -59,6 +75,7 @@ export function sourceFields(
     purgePending: bookkeeping.purgePending,
     ...(bookkeeping.purgeFrom === undefined ? {} : { purgeFrom: bookkeeping.purgeFrom }),
     ...purgeWindow(source, bookkeeping),
+    ...pendingReleaseFields(bookkeeping),
   };
 }
 

@@ -38,21 +38,30 @@ const sources = defineTable({
   /** Whether retention may purge the chunks, and from when (`purgeAt`). */
   purgeable: v.boolean(),
   purgeAt: v.number(),
+  /**
+   * A payload release whose bytes are not all dropped yet: the chunks with
+   * `releaseFrom <= index < releaseTo` read as released (no bytes) until the background
+   * sweep has dropped them. Absent when none is pending.
+   */
+  releasePending: v.optional(v.boolean()),
+  releaseFrom: v.optional(v.number()),
+  releaseTo: v.optional(v.number()),
 })
   .index("by_key", ["scope", "sourceId"])
   .index("by_expiry", ["state", "expiresAt"])
   .index("by_purge", ["purgeable", "purgeAt"])
-  .index("by_pending_purge", ["purgePending"]);
+  .index("by_pending_purge", ["purgePending"])
+  .index("by_pending_release", ["releasePending"]);
 
 // A chunk's digest and its bytes live in two documents, so that a seal or a listing
-// reads digests without reading megabytes of bytes.
+// reads digests without reading megabytes of bytes. A released chunk has no `bytes`.
 const chunks = defineTable({
   source: v.id(SYNC_TABLE_NAMES.sources),
   index: v.number(),
   byteLength: v.number(),
   sha256: v.string(),
   itemCount: v.optional(v.number()),
-  bytes: v.id(SYNC_TABLE_NAMES.chunkBytes),
+  bytes: v.optional(v.id(SYNC_TABLE_NAMES.chunkBytes)),
 }).index("by_source", ["source", "index"]);
 
 const chunkBytes = defineTable({ bytes: v.bytes() });

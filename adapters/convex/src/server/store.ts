@@ -5,8 +5,10 @@
  * mutation that conflicts with a concurrent one).
  *
  * Convex cannot roll back part of a mutation. A transaction body that throws after
- * writing therefore poisons the store (`failure`): the function wrapper must then throw,
- * so that Convex rolls the whole mutation back.
+ * writing is undone by compensating writes where every write it made can be (inserts and
+ * replacements: the engine retries a seal that must lock more first this way); otherwise
+ * (a deletion, a release, the host's writes) it poisons the store (`failure`): the
+ * function wrapper must then throw, so that Convex rolls the whole mutation back.
  *
  * @module
  */
@@ -24,6 +26,7 @@ import {
 import { toArrayBuffer } from "../bytes.ts";
 import { listJobDocs } from "./job_list.ts";
 import { defaultDeleteBudget, type DeleteBudget, deleteChunkDocs } from "./purge.ts";
+import { isPendingRelease, pendingReleaseOf, releaseChunkBytes } from "./release.ts";
 import {
   chunkInfoOf,
   jobFields,
@@ -72,9 +75,16 @@ function readableEnd(doc: SourceDoc): number {
   return doc.purgePending ? doc.purgeFrom ?? 0 : Number.POSITIVE_INFINITY;
 }
 
+/** A compensating write that undoes one write of a transaction (and its cache entry). */
+type Undo = () => Promise<void>;
+
 /** One transaction's view; `wrote` records whether it changed anything. */
 interface TransactionState {
   wrote: boolean;
+  /** Undoes the transaction's writes, run last to first. */
+  undo: Undo[];
+  /** Some write cannot be undone: a throw must roll the whole mutation back. */
+  irreversible: boolean;
 }
 
 /** A {@link SyncStore} over one Convex function invocation. */
@@ -109,21 +119,42 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
 
   /** Records that code outside the store (the host's handler) may have written. */
   markForeignWrites(): void {
-    if (this.#current) this.#current.wrote = true;
+    if (!this.#current) return;
+    this.#current.wrote = true;
+    this.#current.irreversible = true;
   }
 
   async transaction<T>(fn: (tx: StoreTransaction<TExtras>) => Promise<T>): Promise<T> {
-    const state: TransactionState = { wrote: false };
+    const state: TransactionState = { wrote: false, undo: [], irreversible: false };
     const outer = this.#current;
     this.#current = state;
     try {
       return await fn(this.#view(state));
     } catch (error) {
-      if (state.wrote) this.#failure ??= { error };
+      if (state.wrote) await this.#rollBack(state, error);
       throw error;
     } finally {
       this.#current = outer;
-      if (outer && state.wrote) outer.wrote = true;
+      if (outer && state.wrote) {
+        outer.wrote = true;
+        outer.undo.push(...state.undo);
+        outer.irreversible ||= state.irreversible;
+      }
+    }
+  }
+
+  /** Undoes a failed transaction's writes, or poisons the store when they cannot be. */
+  async #rollBack(state: TransactionState, error: unknown): Promise<void> {
+    if (state.irreversible) {
+      this.#failure ??= { error };
+      return;
+    }
+    try {
+      for (const undo of state.undo.reverse()) await undo();
+      state.wrote = false;
+      state.undo = [];
+    } catch {
+      this.#failure ??= { error };
     }
   }
 
@@ -132,7 +163,15 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
     return () => {};
   }
 
+  /** The writer for a write that cannot be undone (see {@link TransactionState}). */
   #writer(state: TransactionState): SyncDbWriter {
+    const db = this.#undoableWriter(state);
+    state.irreversible = true;
+    return db;
+  }
+
+  /** The writer for a write whose caller records how to undo it in `state.undo`. */
+  #undoableWriter(state: TransactionState): SyncDbWriter {
     const db = this.#db as Partial<SyncDbWriter>;
     if (typeof db.insert !== "function") {
       throw new SyncError("E_SYNC_INTERNAL", "write attempted in a read-only Convex query");
@@ -176,11 +215,14 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
     doc: SourceDoc,
     fields: Omit<SourceDoc, "_id" | "_creationTime">,
   ): Promise<void> {
-    await this.#writer(state).replace(doc._id, fields);
-    this.#sources.set(keyOf(doc.scope, doc.sourceId), {
-      ...fields,
-      _id: doc._id,
-      _creationTime: doc._creationTime,
+    const db = this.#undoableWriter(state);
+    const key = keyOf(doc.scope, doc.sourceId);
+    await db.replace(doc._id, fields);
+    this.#sources.set(key, { ...fields, _id: doc._id, _creationTime: doc._creationTime });
+    const { _id: _, _creationTime: __, ...before } = doc;
+    state.undo.push(async () => {
+      await db.replace(doc._id, before);
+      this.#sources.set(key, doc);
     });
   }
 
@@ -235,6 +277,69 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
   }
 
   /**
+   * Drops the bytes of `owner`'s chunks from `from` to `to` within the budget, merged with
+   * its pending release where the two ranges meet; what is left becomes (or stays) the
+   * pending release, for the sweep. A pending release the new range does not meet is
+   * finished first, or the call refused (retryable) when that does not fit.
+   */
+  async #releaseRange(
+    state: TransactionState,
+    owner: SourceDoc,
+    from: number,
+    to: number,
+  ): Promise<void> {
+    let range = { from, to };
+    const pending = pendingReleaseOf(owner);
+    if (pending && pending.from <= to && from <= pending.to) {
+      range = { from: Math.min(from, pending.from), to: Math.max(to, pending.to) };
+    } else if (pending) {
+      owner = await this.#finishPendingRelease(state, owner);
+    }
+    const result = await releaseChunkBytes(
+      this.#writer(state),
+      owner._id,
+      this.#budget,
+      range.from,
+      range.to,
+    );
+    await this.#patchBookkeeping(
+      state,
+      owner,
+      result.done
+        ? { releasePending: undefined, releaseFrom: undefined, releaseTo: undefined }
+        : { releasePending: true, releaseFrom: result.next, releaseTo: range.to },
+    );
+    if (!result.done) await this.#requestSweep();
+  }
+
+  /**
+   * Finishes `owner`'s pending release within the budget (before a chunk is stored in its
+   * range, or another range is released); refused (retryable) when it does not fit: the
+   * sweep, requested by the release, goes on, and a retry then succeeds.
+   */
+  async #finishPendingRelease(state: TransactionState, owner: SourceDoc): Promise<SourceDoc> {
+    const pending = pendingReleaseOf(owner);
+    if (!pending) return owner;
+    const db = this.#writer(state);
+    const { done } = await releaseChunkBytes(db, owner._id, this.#budget, pending.from, pending.to);
+    if (!done) {
+      // Thrown after writing: the mutation rolls back.
+      throw new SyncError(
+        "E_SYNC_BACKEND_UNAVAILABLE",
+        `chunk payloads of ${owner.sourceId} from index ${pending.from} are still being ` +
+          `released; retry shortly`,
+        { retryable: true, details: { sourceId: owner.sourceId, fromIndex: pending.from } },
+      );
+    }
+    await this.#patchBookkeeping(state, owner, {
+      releasePending: undefined,
+      releaseFrom: undefined,
+      releaseTo: undefined,
+    });
+    return (await this.#sourceDoc(owner.scope, owner.sourceId))!;
+  }
+
+  /**
    * Live chunk documents of `owner` with `next <= index < end`, read within the count
    * budget; undefined when there are more than it allows.
    */
@@ -272,9 +377,14 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
       insertSource: async (source) => {
         if (await this.#sourceDoc(source.scope, source.sourceId)) return false;
         const fields = sourceFields(source, NEW_SOURCE_BOOKKEEPING);
-        const id = await this.#writer(state).insert("syncSources", fields);
-        const created = await this.#db.get(id);
-        this.#sources.set(keyOf(source.scope, source.sourceId), created);
+        const db = this.#undoableWriter(state);
+        const key = keyOf(source.scope, source.sourceId);
+        const id = await db.insert("syncSources", fields);
+        this.#sources.set(key, await this.#db.get(id));
+        state.undo.push(async () => {
+          await db.delete(id);
+          this.#sources.set(key, null);
+        });
         return true;
       },
       updateSource: async (source) => {
@@ -289,7 +399,10 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
       },
       getChunk: async (scope, sourceId, index): Promise<Chunk | undefined> => {
         const doc = await this.#chunkDoc(scope, sourceId, index);
-        if (!doc) return undefined;
+        // Released: its bytes are gone, or are about to be (a pending release).
+        if (!doc || doc.bytes === undefined) return undefined;
+        const owner = await this.#sourceDoc(scope, sourceId);
+        if (!owner || isPendingRelease(owner, index)) return undefined;
         const stored = await this.#db.get(doc.bytes);
         if (!stored) return undefined;
         return { ...chunkInfoOf(doc), bytes: new Uint8Array(stored.bytes) };
@@ -298,15 +411,23 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
         let owner = await this.#sourceDoc(scope, sourceId);
         if (!owner) throw missing(`source ${sourceId}`);
         if (chunk.index >= readableEnd(owner)) owner = await this.#clearPendingRange(state, owner);
-        const db = this.#writer(state);
+        // The sweep must not drop the new chunk's bytes.
+        if (isPendingRelease(owner, chunk.index)) {
+          owner = await this.#finishPendingRelease(state, owner);
+        }
+        const db = this.#undoableWriter(state);
         const bytes = await db.insert("syncChunkBytes", { bytes: toArrayBuffer(chunk.bytes) });
-        await db.insert("syncChunks", {
+        const id = await db.insert("syncChunks", {
           source: owner._id,
           index: chunk.index,
           byteLength: chunk.byteLength,
           sha256: chunk.sha256,
           bytes,
           ...(chunk.itemCount === undefined ? {} : { itemCount: chunk.itemCount }),
+        });
+        state.undo.push(async () => {
+          await db.delete(id);
+          await db.delete(bytes);
         });
         await this.#patchBookkeeping(state, owner, { storedChunks: owner.storedChunks + 1 });
       },
@@ -358,24 +479,40 @@ export class ConvexStore<TExtras extends object> implements SyncStore<TExtras> {
         return deleted;
       },
 
+      releaseChunkPayloads: async (scope, sourceId, fromIndex, toIndex) => {
+        const owner = await this.#sourceDoc(scope, sourceId);
+        const from = Math.max(0, Math.ceil(fromIndex));
+        if (!owner || from >= toIndex) return;
+        await this.#releaseRange(state, owner, from, toIndex);
+      },
+
       getJob: async (scope, jobId) => {
         const doc = await this.#jobDoc(scope, jobId);
         return doc ? jobOf(doc) : undefined;
       },
       lockJob: (scope, jobId) => view.getJob(scope, jobId),
       insertJob: async (job) => {
-        const id = await this.#writer(state).insert("syncJobs", jobFields(job));
-        this.#jobs.set(keyOf(job.scope, job.jobId), await this.#db.get(id));
+        const db = this.#undoableWriter(state);
+        const key = keyOf(job.scope, job.jobId);
+        const id = await db.insert("syncJobs", jobFields(job));
+        this.#jobs.set(key, await this.#db.get(id));
+        state.undo.push(async () => {
+          await db.delete(id);
+          this.#jobs.set(key, null);
+        });
       },
       updateJob: async (job) => {
         const doc = await this.#jobDoc(job.scope, job.jobId);
         if (!doc) throw missing(`job ${job.jobId}`);
         const fields = jobFields(job);
-        await this.#writer(state).replace(doc._id, fields);
-        this.#jobs.set(keyOf(job.scope, job.jobId), {
-          ...fields,
-          _id: doc._id,
-          _creationTime: doc._creationTime,
+        const db = this.#undoableWriter(state);
+        const key = keyOf(job.scope, job.jobId);
+        await db.replace(doc._id, fields);
+        this.#jobs.set(key, { ...fields, _id: doc._id, _creationTime: doc._creationTime });
+        const { _id: _, _creationTime: __, ...before } = doc;
+        state.undo.push(async () => {
+          await db.replace(doc._id, before);
+          this.#jobs.set(key, doc);
         });
         if (doc.active && !fields.active) await this.#jobEnded(state, job);
       },

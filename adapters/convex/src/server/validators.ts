@@ -13,6 +13,7 @@ import type {
   JobWire,
   ManifestWire,
   RecordedErrorWire,
+  ReleasePayloadsResultWire,
   SealResultWire,
   SourceBaseWire,
   SourceWire,
@@ -95,6 +96,8 @@ export const sourceWireFields = {
   extendedBy: v.optional(v.string()),
   homeRefs: v.optional(v.number()),
   digestState: v.optional(v.string()),
+  payloadsReleasedAt: v.optional(v.number()),
+  releasedChunks: v.optional(v.number()),
 };
 
 /** The fields of {@link JobWire}. */
@@ -152,6 +155,12 @@ export const uploadSourceResultWire: V<UploadSourceResultWire> = v.object({
   source: sourceWire,
   job: jobWire,
   appended: v.array(v.boolean()),
+});
+
+/** Validator of {@link ReleasePayloadsResultWire}. */
+export const releasePayloadsResultWire: V<ReleasePayloadsResultWire> = v.object({
+  source: sourceWire,
+  releasedChunks: v.number(),
 });
 
 /** Validator of {@link UploadChunkWire}. */

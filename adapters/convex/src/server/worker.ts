@@ -24,6 +24,7 @@ import {
   type ServerConfig,
 } from "./context.ts";
 import { defaultDeleteBudget, sweepPendingChunks } from "./purge.ts";
+import { sweepPendingReleases } from "./release.ts";
 import type { SyncDbWriter } from "./schema.ts";
 
 /** How the host's code failed in an attempt, enough to fail the same way again. */
@@ -178,6 +179,17 @@ async function scheduleNext<DataModel extends GenericDataModel>(
   }
 }
 
+/**
+ * One sweep run: pending deletions first, then pending payload releases, within one
+ * transaction's budget; whether work remains.
+ */
+async function sweep(db: SyncDbWriter): Promise<boolean> {
+  const budget = defaultDeleteBudget();
+  const deletions = await sweepPendingChunks(db, budget);
+  const releases = await sweepPendingReleases(db, budget);
+  return deletions.remaining || releases.remaining;
+}
+
 /** The worker mutation's handler. */
 export function workerHandler<DataModel extends GenericDataModel>(
   config: ServerConfig<DataModel>,
@@ -186,8 +198,7 @@ export function workerHandler<DataModel extends GenericDataModel>(
     if (args.attempt) return await attempt(config, ctx, args.task);
     let report: WorkerReport;
     if (args.task?.kind === "sweep") {
-      const db = ctx.db as unknown as SyncDbWriter;
-      report = { kind: "swept", ...await sweepPendingChunks(db, defaultDeleteBudget()) };
+      report = { kind: "swept", remaining: await sweep(ctx.db as unknown as SyncDbWriter) };
     } else {
       report = await runStep(config, ctx, args.task);
     }

@@ -16,6 +16,7 @@ import type { Clock, SyncHandler } from "@zakstam/codex-sync-engine";
 import { Capability } from "@zakstam/codex-sync-engine";
 import { createConvexSyncAdapter } from "../../mod.ts";
 import { chunkInfoOf, jobOf, sourceOf } from "../../src/server/records.ts";
+import { isPendingRelease } from "../../src/server/release.ts";
 import type { ConvexHandlerExtras } from "../../server.ts";
 import { TestConvexClient } from "./client.ts";
 import type { SyncDbReader, SyncDbWriter } from "../../src/server/schema.ts";
@@ -47,6 +48,7 @@ export const CONVEX_CAPABILITIES = [
   Capability.transactionalApply,
   Capability.oneCallUpload,
   Capability.extensions,
+  Capability.releasePayloads,
 ] as const;
 
 /** Reads (and damages) the sync tables directly. */
@@ -66,8 +68,13 @@ export function convexOracle(t: TestBackend): ConformanceOracle {
         const chunk = source && await db.query("syncChunks")
           .withIndex("by_source", (range) => range.eq("source", source._id).eq("index", index))
           .unique();
-        const stored = chunk && await db.get(chunk.bytes);
-        return chunk && stored ? { chunk: chunkInfoOf(chunk), bytes: stored.bytes } : null;
+        // A released chunk has no bytes (or they wait for the sweep: see the store).
+        const bytes = chunk?.bytes;
+        if (!source || !chunk || bytes === undefined || isPendingRelease(source, index)) {
+          return null;
+        }
+        const stored = await db.get(bytes);
+        return stored ? { chunk: chunkInfoOf(chunk), bytes: stored.bytes } : null;
       });
       return found ? { ...found.chunk, bytes: new Uint8Array(found.bytes) } : undefined;
     },
@@ -86,8 +93,8 @@ export function convexOracle(t: TestBackend): ConformanceOracle {
         const chunk = source && await db.query("syncChunks")
           .withIndex("by_source", (range) => range.eq("source", source._id).eq("index", index))
           .unique();
-        const stored = chunk && await db.get(chunk.bytes);
-        if (!chunk || !stored) return;
+        const stored = chunk?.bytes && await db.get(chunk.bytes);
+        if (!chunk?.bytes || !stored) return;
         const bytes = new Uint8Array(stored.bytes.slice(0));
         bytes[0] ^= 0xff;
         await db.patch(chunk.bytes, { bytes: bytes.buffer });
