@@ -6,7 +6,7 @@
  * two timings taken side by side in the same run, or an amount against its target.
  *
  * Run: deno task bench [--md] [--quick]
- * [--only memory,client-memory,postgres,postgres-workers,extensions,http]
+ * [--only memory,client-memory,postgres,postgres-workers,extensions,http,import]
  * (or `deno task bench --from run.json` for the markdown table of a saved JSON run)
  *
  * - `memory` (scripts/bench_memory.ts): 1 checksum, 2 end to end 64 MiB, 3 per-chunk
@@ -20,6 +20,10 @@
  *   first, 10 bytes uploaded and stored per extension (memory and a PostgreSQL server)
  * - `http` (scripts/bench_http.ts): 11 a 64 MiB sync through the HTTP transport on
  *   loopback ÷ the same in-process
+ * - `import` (scripts/bench_import.ts): 20–24 `codex-sync import` of a seeded sessions
+ *   tree beside a naive Node importer, on a server and on PGlite: rate, peak RSS, store
+ *   size after gc, no-op re-import, one appended line (env CODEX_SYNC_BENCH_IMPORT_FULL=1
+ *   for issue 17's 316 MB tree)
  *
  * The Postgres groups start a throwaway cluster of the machine's PostgreSQL (or use
  * `DATABASE_URL`). Output: one JSON document on stdout, or with `--md` a markdown table
@@ -55,6 +59,7 @@ const GROUPS: { name: string; script: string; flags: string[] }[] = [
     script: "scripts/bench_http.ts",
     flags: ["--v8-flags=--expose-gc", "--allow-read", "--allow-run", "--allow-net=127.0.0.1"],
   },
+  { name: "import", script: "scripts/bench_import.ts", flags: PG_FLAGS },
 ];
 
 interface GroupResult {
