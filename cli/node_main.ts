@@ -308,7 +308,9 @@ export function nodeHost(): CliHost {
     writeFile: writeFileAtomic,
     watch: watchDirs,
     lock: (path) => locks.take(path),
-    importModule: (path) => import(pathToFileURL(path).href),
+    // A `file://` template is a specifier `deno publish` can analyze (any other expression
+    // warns unanalyzable-dynamic-import); the pathname is already percent-encoded.
+    importModule: (path) => import(`file://${pathToFileURL(path).pathname}`),
     onInterrupt(listener) {
       for (const signal of STOP_SIGNALS) process.on(signal, listener);
       return () => {

@@ -318,7 +318,8 @@ export function collectDependencies(
         deps.set(name, workspace[name]);
         continue;
       }
-      const mapped = cfg.imports[name] ?? cfg.imports[`${name}/`];
+      // `convex/server` may be mapped on its own (`npm:convex@^1/server`), not as `convex`.
+      const mapped = cfg.imports[name] ?? cfg.imports[`${name}/`] ?? cfg.imports[spec];
       const parsed = mapped === undefined ? undefined : parseNpmSpecifier(mapped);
       if (!parsed) {
         problems.push(
@@ -331,7 +332,9 @@ export function collectDependencies(
   }
   if (problems.length > 0) {
     throw new BuildError(
-      `the compiled package in ${shown} has bad imports:\n  - ${problems.join("\n  - ")}`,
+      `the compiled package in ${shown} has bad imports:\n  - ${
+        [...new Set(problems)].join("\n  - ")
+      }`,
     );
   }
   return Object.fromEntries([...deps].sort(([a], [b]) => a.localeCompare(b)));

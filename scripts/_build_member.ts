@@ -34,6 +34,7 @@ import {
   verifyExportsMirror,
   withScratchDir,
 } from "./_build_common.ts";
+import { specifiers, typeCheckConsumer } from "./npm_smoke.ts";
 
 /** Files copied verbatim from the member's directory into its package. */
 const COPIED_FILES = ["README.md", "LICENSE"];
@@ -57,6 +58,17 @@ export interface MemberPackage {
   denoOnlyExports?: string[];
   /** Allow `node:*` imports and compile with Node's types (a Node-only package). */
   node?: boolean;
+  /**
+   * Packages the host brings itself (declared `peerDependencies` at the range deno.json
+   * maps them to, e.g. `convex`): one copy shared with the host's own code.
+   */
+  peerDependencies?: string[];
+  /**
+   * Ambient type packages a consumer of this package needs (`node` → `@types/node`, at the
+   * workspace's devDependency range): installed into the smoke project and listed in its
+   * consumer's `types`. A Node-only package (`node`) always gets `node`.
+   */
+  consumerTypes?: string[];
   /** Executables: command name → the text of `bin/<name>.js`. */
   bins?: Record<string, string>;
   /** The member's own checks under Node, after the tarballs are installed. */
@@ -89,6 +101,35 @@ function declarationPaths(deps: readonly BuiltPackage[]): Record<string, string[
     }
   }
   return paths;
+}
+
+/** `@types/<name>@<range>` at the range of the workspace's devDependency. */
+function typesPackage(name: string): string {
+  const pkg = JSON.parse(Deno.readTextFileSync(join(ROOT, "package.json"))) as {
+    devDependencies?: Record<string, string>;
+  };
+  const range = pkg.devDependencies?.[`@types/${name}`];
+  if (range === undefined) {
+    throw new BuildError(`@types/${name} is not a devDependency of the workspace's package.json`);
+  }
+  return `@types/${name}@${range}`;
+}
+
+/** Moves the `peers` out of the imported dependencies; fails on a peer never imported. */
+function splitPeers(
+  imported: Record<string, string>,
+  peers: readonly string[],
+): { dependencies: Record<string, string>; peerDependencies: Record<string, string> } {
+  const dependencies = { ...imported };
+  const peerDependencies: Record<string, string> = {};
+  for (const name of peers) {
+    if (!(name in dependencies)) {
+      throw new BuildError(`peer dependency ${name} is not imported by the compiled package`);
+    }
+    peerDependencies[name] = dependencies[name];
+    delete dependencies[name];
+  }
+  return { dependencies, peerDependencies };
 }
 
 /** Builds (and, with `smoke`, smoke-tests) a member's npm package into `<dir>/npm/`. */
@@ -136,10 +177,11 @@ export async function buildMemberPackage(member: MemberPackage, smoke: boolean):
   // 2. Imports: `.d.ts` ones rewritten to `.js`; relative ones must resolve, bare ones
   //    become dependencies.
   rewriteDeclarationImports(outDir);
-  const dependencies = collectDependencies(outDir, cfg, {
+  const imported = collectDependencies(outDir, cfg, {
     workspace: Object.fromEntries(deps.map((dep) => [dep.name, `^${dep.version}`])),
     nodeBuiltins: member.node,
   });
+  const { dependencies, peerDependencies } = splitPeers(imported, member.peerDependencies ?? []);
 
   // 3. bin scripts, package.json, README, LICENSE.
   const exportsField: Record<string, NpmExportEntry> = {};
@@ -173,6 +215,7 @@ export async function buildMemberPackage(member: MemberPackage, smoke: boolean):
         exports: exportsField,
         files: [...files, ...COPIED_FILES],
         dependencies,
+        ...(member.peerDependencies ? { peerDependencies } : {}),
         engines: { node: ">=20" },
       },
       null,
@@ -181,7 +224,8 @@ export async function buildMemberPackage(member: MemberPackage, smoke: boolean):
   );
   console.log(
     `wrote ${label}/npm/package.json: ${cfg.name}@${cfg.version}, ` +
-      `dependencies ${JSON.stringify(dependencies)}`,
+      `dependencies ${JSON.stringify(dependencies)}` +
+      (member.peerDependencies ? `, peerDependencies ${JSON.stringify(peerDependencies)}` : ""),
   );
 
   // 4. The package mirrors the shipped exports, and npm would pack every file of them.
@@ -197,9 +241,9 @@ export async function buildMemberPackage(member: MemberPackage, smoke: boolean):
       `${(packed.bytes / 1024).toFixed(1)} KiB`,
   );
 
-  // 5. Install with its workspace dependencies into a scratch project; the member's checks.
-  if (!smoke || !member.smoke) return;
-  const check = member.smoke;
+  // 5. Install with its workspace dependencies into a scratch project; type-check a strict
+  //    consumer of every shipped export; the member's own checks.
+  if (!smoke) return;
   await withScratchDir(`${label.replaceAll("/", "-")}-npm-smoke`, async (tmp) => {
     const packDir = join(tmp, "packs");
     Deno.mkdirSync(packDir);
@@ -208,7 +252,9 @@ export async function buildMemberPackage(member: MemberPackage, smoke: boolean):
       tarballs.push(await pack(dir, packDir));
     }
     const appDir = join(tmp, "app");
-    await installTarballs(appDir, tarballs);
-    await check({ appDir, tarballs });
+    const types = [...new Set([...(member.node ? ["node"] : []), ...(member.consumerTypes ?? [])])];
+    await installTarballs(appDir, [...tarballs, ...types.map(typesPackage)]);
+    await typeCheckConsumer(appDir, specifiers(shipped), types);
+    await member.smoke?.({ appDir, tarballs });
   });
 }

@@ -12,7 +12,8 @@
  * `npm pack --dry-run` → the Node smoke test (`npm_smoke.ts`) unless `--no-smoke` → the
  * same for the workspace members that depend on it (`scripts/_build_member.ts`): the
  * Postgres adapter (`adapters/postgres/scripts/build_npm.ts`), the HTTP transport
- * (`adapters/http/scripts/build_npm.ts`), then the CLI (`cli/scripts/build_npm.ts`, with
+ * (`adapters/http/scripts/build_npm.ts`), the Convex adapter
+ * (`adapters/convex/scripts/build_npm.ts`, `convex` as a peer dependency), then the CLI (`cli/scripts/build_npm.ts`, with
  * its `codex-sync` bin).
  *
  * Usage: `deno task build:npm` (or `deno task build:npm --no-smoke`).
@@ -43,6 +44,7 @@ import {
 import { smokeTest } from "./npm_smoke.ts";
 import { buildPostgresPackage } from "../adapters/postgres/scripts/build_npm.ts";
 import { buildHttpPackage } from "../adapters/http/scripts/build_npm.ts";
+import { buildConvexPackage } from "../adapters/convex/scripts/build_npm.ts";
 import { buildCliPackage } from "../cli/scripts/build_npm.ts";
 
 const DESCRIPTION =
@@ -125,11 +127,13 @@ async function build(smoke: boolean): Promise<void> {
   // 7. Install the tarball into a scratch project and import every export under Node.
   if (smoke) await smokeTest(cfg);
 
-  // 8. The Postgres adapter's package (adapters/postgres/npm/) and the HTTP transport's
-  //    (adapters/http/npm/), compiled against this one, then the CLI's (cli/npm/),
+  // 8. The Postgres adapter's package (adapters/postgres/npm/), the HTTP transport's
+  //    (adapters/http/npm/) and the Convex adapter's (adapters/convex/npm/), compiled
+  //    against this one, then the CLI's (cli/npm/),
   //    compiled against the core and Postgres.
   await buildPostgresPackage(smoke);
   await buildHttpPackage(smoke);
+  await buildConvexPackage(smoke);
   await buildCliPackage(smoke);
 }
 

@@ -28,8 +28,51 @@ import {
 } from "./_build_common.ts";
 
 /** Import specifier, by package name, of each export key. */
-function specifiers(cfg: DenoConfig): string[] {
+export function specifiers(cfg: DenoConfig): string[] {
   return Object.keys(cfg.exports).map((key) => key === "." ? cfg.name : cfg.name + key.slice(1));
+}
+
+/**
+ * Type-checks, in the scratch project `appDir`, a consumer importing every specifier as an
+ * npm user's strict project would (`moduleResolution: NodeNext`, `skipLibCheck: false`):
+ * the shipped `.d.ts` files, their `types` conditions and those of their dependencies must
+ * resolve and check clean. `types` lists the ambient type packages the consumer opts into
+ * (e.g. `node` for a Node-only package; they must be installed in `appDir`).
+ */
+export async function typeCheckConsumer(
+  appDir: string,
+  specs: readonly string[],
+  types: readonly string[] = [],
+): Promise<void> {
+  await Deno.writeTextFile(
+    join(appDir, "consumer.ts"),
+    specs.map((spec, i) => `import * as m${i} from ${JSON.stringify(spec)};`).join("\n") +
+      `\nexport const modules: object[] = [${specs.map((_, i) => `m${i}`).join(", ")}];\n`,
+  );
+  await Deno.writeTextFile(
+    join(appDir, "tsconfig.json"),
+    JSON.stringify(
+      {
+        compilerOptions: {
+          target: "ES2022",
+          lib: ["ES2023", "DOM", "DOM.Iterable", "DOM.AsyncIterable"],
+          module: "NodeNext",
+          moduleResolution: "NodeNext",
+          strict: true,
+          noEmit: true,
+          skipLibCheck: false,
+          types,
+        },
+        files: ["consumer.ts"],
+      },
+      null,
+      2,
+    ),
+  );
+  console.log(
+    `$ tsc -p tsconfig.json (a consumer importing ${specs.join(", ")}; skipLibCheck: false)`,
+  );
+  await run("node", [tscPath(), "-p", join(appDir, "tsconfig.json")], { cwd: appDir });
 }
 
 /** Packs, installs and imports the package under Node; throws a BuildError on failure. */
@@ -72,33 +115,7 @@ if (failed > 0) process.exit(1);
     console.log(`$ node -e <import every export by package name> (node ${nodeVersion})`);
     await run("node", ["--input-type=module", "-e", importCheck], { cwd: appDir });
 
-    await Deno.writeTextFile(
-      join(appDir, "consumer.ts"),
-      specs.map((spec, i) => `import * as m${i} from ${JSON.stringify(spec)};`).join("\n") +
-        `\nexport const modules: object[] = [${specs.map((_, i) => `m${i}`).join(", ")}];\n`,
-    );
-    await Deno.writeTextFile(
-      join(appDir, "tsconfig.json"),
-      JSON.stringify(
-        {
-          compilerOptions: {
-            target: "ES2022",
-            lib: ["ES2023", "DOM", "DOM.Iterable", "DOM.AsyncIterable"],
-            module: "NodeNext",
-            moduleResolution: "NodeNext",
-            strict: true,
-            noEmit: true,
-            skipLibCheck: false,
-            types: [],
-          },
-          files: ["consumer.ts"],
-        },
-        null,
-        2,
-      ),
-    );
-    console.log("$ tsc -p tsconfig.json (consumer importing every subpath, skipLibCheck: false)");
-    await run("node", [tscPath(), "-p", join(appDir, "tsconfig.json")], { cwd: appDir });
+    await typeCheckConsumer(appDir, specs);
     console.log(`npm smoke test: ok, ${specs.length} exports imported and type-checked`);
     ok = true;
   } finally {

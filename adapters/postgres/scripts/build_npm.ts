@@ -48,6 +48,8 @@ export async function buildPostgresPackage(smoke: boolean): Promise<void> {
     dir: PACKAGE_DIR,
     description: DESCRIPTION,
     workspaceDeps: [NPM_DIR],
+    // postgres.js's declarations use Node's types (Buffer, node:stream).
+    consumerTypes: ["node"],
     async smoke({ appDir }) {
       await Deno.writeTextFile(join(appDir, "smoke.mjs"), SMOKE_SCRIPT);
       await run("node", ["smoke.mjs"], { cwd: appDir });
