@@ -159,6 +159,7 @@ export function denoHost(): CliHost {
           size: info.size,
         };
         if (info.mtime) stat.mtimeMs = info.mtime.getTime();
+        if (info.ino !== null && info.dev !== null) stat.fileId = `${info.dev}:${info.ino}`;
         return stat;
       } catch (error) {
         if (error instanceof Deno.errors.NotFound) return undefined;

@@ -278,12 +278,14 @@ export function nodeHost(): CliHost {
     env: (name) => process.env[name],
     async stat(path): Promise<FileInfo | undefined> {
       try {
-        const info = await stat(path);
+        const info = await stat(path, { bigint: true });
         return {
           isFile: info.isFile(),
           isDirectory: info.isDirectory(),
-          size: info.size,
-          mtimeMs: info.mtimeMs,
+          size: Number(info.size),
+          mtimeMs: Number(info.mtimeMs),
+          mtimeNs: String(info.mtimeNs),
+          fileId: `${info.dev}:${info.ino}`,
         };
       } catch (error) {
         if (errorCode(error) === "ENOENT") return undefined;

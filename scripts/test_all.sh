@@ -157,6 +157,11 @@ count bun
 step "deno task test:http:bun (conformance over HTTP in-process, memory adapter, Bun, from source)" \
   deno task test:http:bun
 count bun
+# The benchmarks' own parts (tree generator, naive importer, measurements): a benchmark
+# whose measuring is wrong reports wrong figures, so its pieces are tested like the rest.
+step "deno task test:bench-support (benchmark support: sessions tree, naive importer, RSS/CPU/disk)" \
+  deno task test:bench-support
+count deno
 step "deno task test:readme-runner (the README example runner: blocks, annotations, background blocks)" \
   deno task test:readme-runner
 count deno

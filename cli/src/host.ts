@@ -29,6 +29,13 @@ export interface FileInfo {
   size: number;
   /** Last modification, ms since the epoch, when known (watch's polling compares it). */
   mtimeMs?: number;
+  /**
+   * Last modification in nanoseconds since the epoch (decimal), where the runtime has that
+   * precision (`import` takes an unchanged size and mtime for unchanged bytes).
+   */
+  mtimeNs?: string;
+  /** The file's identity (`dev:ino`), where the runtime tells it (a moved file keeps it). */
+  fileId?: string;
 }
 
 /** A file-system watcher started by {@link CliHost.watch}. */

@@ -11,7 +11,14 @@ import type { TextOutput } from "./host.ts";
 
 /** Everything `import` reports, one event at a time (the `--json` output). */
 export type ImportEvent =
-  | { event: "start"; files: number; store: string; scope: string }
+  | {
+    event: "start";
+    files: number;
+    store: string;
+    scope: string;
+    /** Since the command started: finding the files and opening the store. */
+    ms: number;
+  }
   | {
     event: "scanned";
     file: string;
@@ -38,6 +45,13 @@ export type ImportEvent =
     pendingBytes: number;
     /** The current import came from another path (a copy). */
     importedFrom?: string;
+    /**
+     * How it was found unchanged: its size and mtime are those recorded with the import
+     * (the file was not read), or its content was read and compared.
+     */
+    checked: "stat" | "content";
+    /** The file was found moved from this path (same identity); the import follows it. */
+    movedFrom?: string;
   }
   | {
     event: "older";
@@ -186,6 +200,7 @@ export function plainReporter(out: TextOutput, now: () => number = Date.now): Im
           out.write(
             `unchanged ${event.file}: already imported (job ${event.jobId}` +
               (event.importedFrom ? `, from ${event.importedFrom}` : "") +
+              (event.movedFrom ? `, moved from ${event.movedFrom}` : "") +
               `); nothing to do\n`,
           );
           break;

@@ -66,6 +66,27 @@ export interface ImportRow {
   importedAt: number;
   /** Set by a failed `verify`: the next import of the file re-imports it whole. */
   damaged: boolean;
+  /**
+   * What the CLI saw of the file when it imported it, recorded after the job succeeded
+   * (absent until then, and after any other import of the conversation).
+   */
+  file?: FileState;
+}
+
+/**
+ * A file as an import left it: its stat (an unchanged one is taken for unchanged bytes,
+ * see `sync_file.ts`) and the hash over the imported bytes, unfinished (an append is
+ * hashed from there instead of reading the file again).
+ */
+export interface FileState {
+  /** The file's size (complete lines and the pending part). */
+  size: number;
+  /** Last modification, in nanoseconds since the epoch (decimal; ms precision on Deno). */
+  mtimeNs: string;
+  /** `dev:ino`, where the runtime tells it. */
+  fileId?: string;
+  /** `IncrementalSha256.save()` after the imported bytes. */
+  hashState: string;
 }
 
 /** A row set or carry that no import points to. */
@@ -109,7 +130,21 @@ export interface RecordTables {
    * Makes `row` the conversation's current import (not damaged) and drops the rows of
    * its other row sets and the carries of its other sources.
    */
-  setImport(row: Omit<ImportRow, "damaged">): Promise<void>;
+  setImport(row: Omit<ImportRow, "damaged" | "file">): Promise<void>;
+  /**
+   * Records the file the import of `sourceId` was read from (its path, which follows a
+   * moved file, and its {@link FileState}); false, changing nothing, when the
+   * conversation's current import is not that source any more.
+   */
+  setFileState(
+    scope: string,
+    conversationId: string,
+    sourceId: string,
+    path: string,
+    state: FileState,
+  ): Promise<boolean>;
+  /** The current import last read from `path` (the newest, should several name it). */
+  findImportByPath(scope: string, path: string): Promise<ImportRow | undefined>;
   /** Marks (or clears) the current import as damaged. */
   markDamaged(scope: string, conversationId: string, damaged: boolean): Promise<void>;
   getImport(scope: string, conversationId: string): Promise<ImportRow | undefined>;
@@ -154,13 +189,13 @@ export function recordTableNames(schema = "public"): RecordTableNames {
 }
 
 /** Version of the tables and views {@link ensureRecordTables} creates. */
-export const RECORD_SCHEMA_VERSION = 2;
+export const RECORD_SCHEMA_VERSION = 3;
 
 /**
  * Creates the tables and views if missing, or brings tables of an older version up to
  * date (version 1 stored each line's JSON a second time, in a `record jsonb` column:
- * dropped, the views parse `line` instead). Idempotent; concurrent callers are
- * serialised.
+ * dropped, the views parse `line` instead; version 3 added the imports' file state
+ * columns and their path index). Idempotent; concurrent callers are serialised.
  */
 export async function ensureRecordTables(
   db: SqlExecutor & { transaction<T>(fn: (tx: SqlExecutor) => Promise<T>): Promise<T> },
@@ -233,6 +268,13 @@ export async function ensureRecordTables(
     );
     await tx.query(
       `ALTER TABLE ${names.imports} ADD COLUMN IF NOT EXISTS damaged boolean NOT NULL DEFAULT false`,
+    );
+    for (const column of ["file_size bigint", "file_mtime_ns text", "file_id text"]) {
+      await tx.query(`ALTER TABLE ${names.imports} ADD COLUMN IF NOT EXISTS ${column}`);
+    }
+    await tx.query(`ALTER TABLE ${names.imports} ADD COLUMN IF NOT EXISTS hash_state text`);
+    await tx.query(
+      `CREATE INDEX IF NOT EXISTS codex_rollout_imports_path ON ${names.imports} (scope, path)`,
     );
     await tx.query(`DROP VIEW IF EXISTS ${names.messages}`);
     await tx.query(`DROP VIEW IF EXISTS ${names.lines}`);
@@ -316,6 +358,14 @@ function importOf(row: SqlRow): ImportRow {
     digest: String(row.digest),
     importedAt: Number(row.imported_at),
     damaged: row.damaged === true,
+    ...(row.hash_state == null || row.file_size == null || row.file_mtime_ns == null ? {} : {
+      file: {
+        size: Number(row.file_size),
+        mtimeNs: String(row.file_mtime_ns),
+        ...(row.file_id == null ? {} : { fileId: String(row.file_id) }),
+        hashState: String(row.hash_state),
+      },
+    }),
   };
 }
 
@@ -441,7 +491,8 @@ export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): Reco
             job_id = EXCLUDED.job_id, path = EXCLUDED.path,
             file_sha256 = EXCLUDED.file_sha256, line_count = EXCLUDED.line_count,
             invalid_count = EXCLUDED.invalid_count, byte_count = EXCLUDED.byte_count,
-            digest = EXCLUDED.digest, imported_at = EXCLUDED.imported_at, damaged = false`,
+            digest = EXCLUDED.digest, imported_at = EXCLUDED.imported_at, damaged = false,
+            file_size = NULL, file_mtime_ns = NULL, file_id = NULL, hash_state = NULL`,
         [
           row.scope,
           row.conversationId,
@@ -471,6 +522,33 @@ export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): Reco
           WHERE scope = $1::text AND conversation_id = $2::text AND source_id <> $3::text`,
         [row.scope, row.conversationId, row.sourceId],
       );
+    },
+    async setFileState(scope, conversationId, sourceId, path, state) {
+      const rows = await sql.query(
+        `UPDATE ${imports} SET path = $4::text, file_size = $5::bigint,
+            file_mtime_ns = $6::text, file_id = $7::text, hash_state = $8::text
+          WHERE scope = $1::text AND conversation_id = $2::text AND source_id = $3::text
+          RETURNING 1 AS ok`,
+        [
+          scope,
+          conversationId,
+          sourceId,
+          path,
+          state.size,
+          state.mtimeNs,
+          state.fileId ?? null,
+          state.hashState,
+        ],
+      );
+      return rows.length > 0;
+    },
+    async findImportByPath(scope, path) {
+      const [row] = await sql.query(
+        `SELECT * FROM ${imports} WHERE scope = $1::text AND path = $2::text
+          ORDER BY imported_at DESC, conversation_id LIMIT 1`,
+        [scope, path],
+      );
+      return row ? importOf(row) : undefined;
     },
     async markDamaged(scope, conversationId, damaged) {
       await sql.query(
@@ -612,7 +690,8 @@ export function memoryRecordTables(): RecordTables {
       });
     },
     setImport: (row) => {
-      imports.set(key(row.scope, row.conversationId), { ...row, damaged: false });
+      const { file: _file, ...fields } = row as ImportRow;
+      imports.set(key(row.scope, row.conversationId), { ...fields, damaged: false });
       for (const [k, entry] of sets) {
         if (
           entry.scope === row.scope && entry.conversationId === row.conversationId &&
@@ -627,6 +706,20 @@ export function memoryRecordTables(): RecordTables {
       }
       return Promise.resolve();
     },
+    setFileState: (scope, conversationId, sourceId, path, state) => {
+      const found = imports.get(key(scope, conversationId));
+      if (!found || found.sourceId !== sourceId) return Promise.resolve(false);
+      found.path = path;
+      found.file = { ...state };
+      return Promise.resolve(true);
+    },
+    findImportByPath: (scope, path) => {
+      const found = [...imports.values()].filter((row) => row.scope === scope && row.path === path)
+        .sort((a, b) => b.importedAt - a.importedAt)[0];
+      return Promise.resolve(
+        found && { ...found, ...(found.file ? { file: { ...found.file } } : {}) },
+      );
+    },
     markDamaged: (scope, conversationId, damaged) => {
       const found = imports.get(key(scope, conversationId));
       if (found) found.damaged = damaged;
@@ -634,7 +727,9 @@ export function memoryRecordTables(): RecordTables {
     },
     getImport: (scope, conversationId) => {
       const found = imports.get(key(scope, conversationId));
-      return Promise.resolve(found && { ...found });
+      return Promise.resolve(
+        found && { ...found, ...(found.file ? { file: { ...found.file } } : {}) },
+      );
     },
     listImports: (scope, limit) =>
       Promise.resolve(

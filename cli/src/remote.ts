@@ -3,7 +3,9 @@
  * (`@zakstam/codex-sync-engine-http`) and, under `/codex-sync/v1/`, a few reads of the
  * record tables the CLI's sync decisions need (a conversation's current import, its
  * stored lines, their count) and `verify`'s damaged mark. Both act in the scope the
- * request's token maps to, never one the client names. `--server URL` opens a store
+ * request's token maps to, never one the client names. Import also records, through
+ * them, the state of the file it read (`PUT imports/<id>/file`) and finds an import by
+ * its file's path (`GET imports?path=`). `--server URL` opens a store
  * over both: the adapter is `createHttpSyncAdapter`, the tables {@link httpRecordTables};
  * what the routes do not offer (gc's cleanup of the tables) is refused with
  * `E_CLI_USAGE`.
@@ -18,7 +20,7 @@ import {
   createSyncHttpHandler,
 } from "@zakstam/codex-sync-engine-http";
 import { CliError, usage } from "./errors.ts";
-import type { ImportRow, RecordTables, StoredLine } from "./records.ts";
+import type { FileState, ImportRow, RecordTables, StoredLine } from "./records.ts";
 import type { OpenStore } from "./store.ts";
 
 /** Prefix of the CLI's own routes. */
@@ -157,6 +159,10 @@ async function cliRoute(
   const parts = url.pathname.slice(CLI_ROUTES.length).split("/").map(decodeURIComponent);
   const method = request.method;
   if (parts[0] === "imports" && parts.length === 1 && method === "GET") {
+    const path = url.searchParams.get("path");
+    if (path !== null) {
+      return json(200, { import: (await tables.findImportByPath(scope, path)) ?? null });
+    }
     const limit = Math.min(intParam(url, "limit") ?? 100, 100_000);
     return json(200, {
       count: await tables.countImports(scope),
@@ -173,6 +179,18 @@ async function cliRoute(
     }
     await tables.markDamaged(scope, parts[1], body.damaged);
     return json(200, {});
+  }
+  if (parts[0] === "imports" && parts.length === 3 && parts[2] === "file" && method === "PUT") {
+    const body = await request.json().catch(() => undefined);
+    const input = fileStateInput(body);
+    const updated = await tables.setFileState(
+      scope,
+      parts[1],
+      input.sourceId,
+      input.path,
+      input.state,
+    );
+    return json(200, { updated });
   }
   if (parts[0] === "rowsets" && parts.length === 3 && method === "GET") {
     const upTo = intParam(url, "upTo");
@@ -195,6 +213,34 @@ async function cliRoute(
     }
   }
   return errorResponse(404, "E_SYNC_INVALID_ARGUMENT", `no route ${method} ${url.pathname}`);
+}
+
+/** The body of `PUT imports/<id>/file`, checked. */
+function fileStateInput(body: unknown): { sourceId: string; path: string; state: FileState } {
+  const { sourceId, path, state } = (body ?? {}) as Record<string, unknown>;
+  const { size, mtimeNs, fileId, hashState } = (state ?? {}) as Record<string, unknown>;
+  const short = (value: unknown, max: number) =>
+    typeof value === "string" && value.length > 0 && value.length <= max;
+  if (
+    !short(sourceId, 512) || !short(path, 4096) || !Number.isSafeInteger(size) ||
+    (size as number) < 0 || typeof mtimeNs !== "string" || !/^\d{1,30}$/.test(mtimeNs) ||
+    (fileId !== undefined && !short(fileId, 200)) || !short(hashState, 400)
+  ) {
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      "body must be {sourceId, path, state: {size, mtimeNs, fileId?, hashState}}",
+    );
+  }
+  return {
+    sourceId: sourceId as string,
+    path: path as string,
+    state: {
+      size: size as number,
+      mtimeNs,
+      ...(fileId === undefined ? {} : { fileId: fileId as string }),
+      hashState: hashState as string,
+    },
+  };
 }
 
 /** Credentials and address of `--server`. */
@@ -274,6 +320,17 @@ export function httpRecordTables(target: ServerTarget): RecordTables {
         method: "PUT",
         body: JSON.stringify({ damaged }),
       });
+    },
+    async setFileState(_scope, conversationId, sourceId, path, state) {
+      const body = await call(`imports/${enc(conversationId)}/file`, {
+        method: "PUT",
+        body: JSON.stringify({ sourceId, path, state }),
+      }) as { updated?: unknown };
+      return body.updated === true;
+    },
+    async findImportByPath(_scope, path) {
+      const body = await call(`imports?path=${enc(path)}`) as { import?: ImportRow | null };
+      return body.import ?? undefined;
     },
     async getImport(_scope, conversationId) {
       const body = await call(`imports/${enc(conversationId)}`) as { import: ImportRow | null };

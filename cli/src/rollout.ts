@@ -12,8 +12,9 @@
  * @module
  */
 
-import { createHash, type Hash } from "node:crypto";
+import { createHash } from "node:crypto";
 import { basename, join, resolve } from "node:path";
+import { IncrementalSha256 } from "@zakstam/codex-sync-engine";
 import { CliError } from "./errors.ts";
 import type { CliHost } from "./host.ts";
 
@@ -171,7 +172,7 @@ export interface ScanResume {
   byteCount: number;
   lineCount: number;
   /** SHA-256 over those bytes, not finished (copied, never changed). */
-  hash: Hash;
+  hash: IncrementalSha256;
   /** Their last bytes (at most {@link TAIL_BYTES}): the scan checks they are unchanged. */
   tail: Uint8Array;
 }
@@ -186,8 +187,11 @@ export interface RolloutScan {
   pendingBytes: number;
   /** SHA-256 of the complete lines (lowercase hex). */
   sha256: string;
-  /** The hash of the complete lines, unfinished (for a later {@link ScanResume}). */
-  hash: Hash;
+  /**
+   * The hash of the complete lines, unfinished (for a later {@link ScanResume}; its
+   * `save()` is what an import stores to resume from in a later process).
+   */
+  hash: IncrementalSha256;
   /** The last bytes of the complete lines (at most {@link TAIL_BYTES}). */
   tail: Uint8Array;
   /** Complete lines. */
@@ -251,6 +255,11 @@ export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
 /** SHA-256 of nothing. */
 const EMPTY_SHA256 = createHash("sha256").digest("hex");
 
+/** An independent copy of `hash` (the original keeps its state). */
+export function copyHash(hash: IncrementalSha256): IncrementalSha256 {
+  return IncrementalSha256.restore(hash.save());
+}
+
 /** Newlines in `bytes`. */
 function countNewlines(bytes: Uint8Array): number {
   let count = 0;
@@ -297,8 +306,12 @@ export async function scanRollout(
   const { resume } = options;
   const from = resume ? resume.byteCount : Math.max(0, options.from ?? 0);
   /** Over the complete lines seen so far (never the open line after the last newline). */
-  const hash = resume ? resume.hash.copy() : createHash("sha256");
-  const tailHash = createHash("sha256");
+  // A hash whose state can be stored with the import: a later process extends it with
+  // an append's bytes instead of reading the file again (slower than node:crypto's, whose
+  // state cannot be saved; the bytes after `from` also get the native one below).
+  const hash = resume ? copyHash(resume.hash) : new IncrementalSha256();
+  /** From 0 the judged bytes are all the bytes: their digest is `hash`'s. */
+  const tailHash = from === 0 ? undefined : createHash("sha256");
   const tail = new TailKeeper(resume?.tail ?? new Uint8Array(0));
   let lineCount = resume?.lineCount ?? 0;
   let linesBefore = lineCount;
@@ -318,11 +331,11 @@ export async function scanRollout(
     for (const part of open) {
       hash.update(part);
       tail.add(part);
-      if (judged) tailHash.update(part);
+      if (judged) tailHash?.update(part);
     }
     hash.update(bytes);
     tail.add(bytes);
-    if (judged) tailHash.update(bytes);
+    if (judged) tailHash?.update(bytes);
     complete += openLength + bytes.length;
   };
   const judge = (bytes: Uint8Array) => {
@@ -367,9 +380,9 @@ export async function scanRollout(
       offset += before.length;
       piece = piece.subarray(before.length);
       if (offset === from) {
-        const prefix = hash.copy();
+        const prefix = copyHash(hash);
         for (const part of open) prefix.update(part);
-        prefixSha256 = prefix.digest("hex");
+        prefixSha256 = prefix.digestHex();
         fromIsLineStart = openLength === 0;
       }
       if (piece.length === 0) continue;
@@ -397,11 +410,12 @@ export async function scanRollout(
     openLength = piece.length - last - 1;
   }
   if (head > 0) return rewritten(path, resume!);
+  const sha256 = hash.digestHex();
   return {
     path,
     byteCount: complete,
     pendingBytes: openLength,
-    sha256: hash.copy().digest("hex"),
+    sha256,
     hash,
     tail: tail.take(),
     lineCount,
@@ -409,7 +423,7 @@ export async function scanRollout(
     linesBefore,
     ...(prefixSha256 === undefined || resume ? {} : { prefixSha256 }),
     fromIsLineStart,
-    tailSha256: tailHash.digest("hex"),
+    tailSha256: tailHash ? tailHash.digest("hex") : sha256,
     invalidCount,
     invalidLines,
     jsonbUnsafeCount,

@@ -13,6 +13,7 @@ import {
   createPostgresAdapter,
   type PostgresAdapter,
   type PostgresExtras,
+  type SqlExecutor,
 } from "@zakstam/codex-sync-engine-postgres";
 import { CliError, usage } from "./errors.ts";
 import { openServerStore } from "./remote.ts";
@@ -52,6 +53,13 @@ export interface OpenStore {
   transaction<T>(fn: (tables: RecordTables) => Promise<T>): Promise<T>;
   /** Starts the in-process worker (import runs jobs itself). */
   startWorker(): void;
+  /**
+   * Gives the space of deleted rows and released chunk payloads back (`gc`): VACUUM —
+   * FULL (the tables rewritten, files shrunk) on the embedded store or with `full`, then,
+   * on the embedded store, a CHECKPOINT so that old WAL segments can go. Absent where the
+   * store is not a database this process opened (memory, `--server`).
+   */
+  reclaimSpace?(options: { full: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -153,6 +161,7 @@ export async function openStore(
     unlock = await host.lock(join(dataDir, "lock"));
     try {
       adapter = await createPostgresAdapter({ ...common, dataDir: pgdata });
+      await settleWal(adapter.driver);
     } catch (error) {
       await unlock();
       throw error;
@@ -175,6 +184,11 @@ export async function openStore(
     tables: sqlRecordTables(adapter.driver, names),
     transaction: (fn) => adapter.driver.transaction((tx) => fn(sqlRecordTables(tx, names))),
     startWorker: () => adapter.startWorker(),
+    async reclaimSpace({ full }) {
+      // The embedded store is this process's alone (locked): a full rewrite blocks nobody.
+      await adapter.driver.query(full || store.kind === "pglite" ? "VACUUM FULL" : "VACUUM");
+      if (store.kind === "pglite") await adapter.driver.query("CHECKPOINT");
+    },
     close: () =>
       closing ??= (async () => {
         try {
@@ -184,6 +198,23 @@ export async function openStore(
         }
       })(),
   };
+}
+
+/**
+ * PostgreSQL keeps at least `min_wal_size` (80 MB) of WAL segments, renamed for reuse
+ * (`wal_recycle`), whatever the data's size: on the embedded store, where the WAL is part
+ * of what the store weighs on disk, 32 MB (two segments) and segments deleted rather than
+ * recycled, so that `gc`'s CHECKPOINT shrinks it. Settings of the data directory
+ * (`ALTER SYSTEM`), in effect from the next start (segments a first run left for reuse
+ * are written through and then deleted).
+ */
+async function settleWal(db: SqlExecutor): Promise<void> {
+  const [row] = await db.query(
+    `SELECT current_setting('wal_recycle') AS recycle, current_setting('min_wal_size') AS min`,
+  );
+  if (row?.recycle === "off" && row?.min === "32MB") return;
+  await db.query(`ALTER SYSTEM SET wal_recycle = off`);
+  await db.query(`ALTER SYSTEM SET min_wal_size = '32MB'`);
 }
 
 function openMemory(options: OpenOptions): OpenStore {

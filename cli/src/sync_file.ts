@@ -14,12 +14,20 @@
  *    differs is `diverged`: both change nothing, unless `--replace`.
  * 4. The source id derives from path, content digest, chunk size and base, so running
  *    the same sync again after Ctrl-C resumes the upload or the job.
+ * 5. Before any of this, the file's stat is compared with the state recorded with the
+ *    import (`file_state.ts`): the same size and mtime is `unchanged` without opening the
+ *    file; a grown file is read only from where the import ended, after its first line and
+ *    the import's last bytes are found unchanged (append-only files; `rescan` reads every
+ *    file whole). A file of a known conversation found at a new path (moved, same
+ *    identity) is recognised the same way, and the import's path follows it. After each
+ *    import or content check the state is recorded again, and the import's chunk payloads
+ *    are released where the adapter can (`release-payloads`): the rows hold the data.
  *
  * @module
  */
 
-import type { Hash } from "node:crypto";
 import {
+  type IncrementalSha256,
   isTerminalJobState,
   type Job,
   JOB_STATES,
@@ -30,6 +38,14 @@ import {
   SyncError,
 } from "@zakstam/codex-sync-engine";
 import { CliError } from "./errors.ts";
+import {
+  type FileStamp,
+  recordFileState,
+  sameFile,
+  sameStamp,
+  stampOf,
+  storedKnownFile,
+} from "./file_state.ts";
 import { manifestDataValue, type RolloutManifestData } from "./handler.ts";
 import type { CliHost } from "./host.ts";
 import type { ImportEvent, ImportReporter } from "./progress.ts";
@@ -53,6 +69,8 @@ export interface SyncSettings {
   skipInvalid: boolean;
   /** Replace the current import with an older or diverging copy. */
   replace: boolean;
+  /** Read every file whole, whatever its recorded state says (`import --rescan`). */
+  rescan?: boolean;
 }
 
 /** What a sync of files runs in. */
@@ -67,6 +85,31 @@ export interface SyncSession {
    * finished by this run's worker (a resumed import), not "unchanged".
    */
   unfinishedAtStart: ReadonlySet<string>;
+  /**
+   * The scope's imports by path, read once when a run over many files starts (one query
+   * instead of one per file); conversations synced since are looked up again.
+   */
+  preloaded?: PreloadedImports;
+}
+
+/** See {@link SyncSession.preloaded}. */
+export interface PreloadedImports {
+  byPath: Map<string, ImportRow>;
+  /** Conversations whose import this run may have changed. */
+  touched: Set<string>;
+}
+
+/** Reads the scope's imports for {@link SyncSession.preloaded}. */
+export async function preloadImports(
+  store: OpenStore,
+  scope: string,
+): Promise<PreloadedImports> {
+  const byPath = new Map<string, ImportRow>();
+  // Newest first: where two imports name one path, the newest is the one found by path.
+  for (const row of await store.tables.listImports(scope, 1_000_000)) {
+    if (!byPath.has(row.path)) byPath.set(row.path, row);
+  }
+  return { byPath, touched: new Set() };
 }
 
 /** What a sync knows of a file after it: enough to read only what is appended next. */
@@ -81,7 +124,7 @@ export interface KnownFile {
   invalidCount: number;
   sha256: string;
   /** The hash over those bytes, unfinished. */
-  hash: Hash;
+  hash: IncrementalSha256;
   /** Their last bytes. */
   tail: Uint8Array;
   /** The file's size when last read (complete lines and the pending part). */
@@ -281,12 +324,121 @@ function knownOf(
 /** Why a file is imported whole. */
 type FullReason = "new" | "replace" | "repair" | "forward" | "fallback";
 
+/** What the recorded file state says without reading the file's content. */
+type StatCheck =
+  | { kind: "unchanged"; row: ImportRow; movedFrom?: string }
+  | { kind: "grown"; known: KnownFile };
+
+/**
+ * Compares the stat of `path` with the state recorded with the import read from it (or,
+ * for a file at a new path, with that of the conversation its first line names, when the
+ * identity is the same and the import's path is gone: a moved file).
+ */
+async function checkStat(
+  session: SyncSession,
+  path: string,
+  stamp: FileStamp,
+): Promise<StatCheck | undefined> {
+  const { tables } = session.store;
+  const { scope } = session.settings;
+  const { preloaded } = session;
+  let row = preloaded ? preloaded.byPath.get(path) : await tables.findImportByPath(scope, path);
+  if (row && preloaded?.touched.has(row.conversationId)) {
+    row = await tables.findImportByPath(scope, path);
+  }
+  let movedFrom: string | undefined;
+  if (!row && stamp.fileId !== undefined) {
+    const { conversationId } = await findConversationId(session.host, path);
+    const candidate = await tables.getImport(scope, conversationId);
+    if (
+      candidate?.file?.fileId === stamp.fileId && candidate.path !== path &&
+      (await session.host.stat(candidate.path)) === undefined
+    ) {
+      row = candidate;
+      movedFrom = candidate.path;
+    }
+  }
+  if (
+    !row?.file || row.damaged || !sameFile(row.file, stamp) ||
+    // Its job was finished by this run's worker: reported as imported (see syncContent).
+    session.unfinishedAtStart.has(row.jobId)
+  ) return undefined;
+  if (sameStamp(row.file, stamp)) {
+    if (movedFrom !== undefined) {
+      await tables.setFileState(scope, row.conversationId, row.sourceId, path, row.file);
+      preloaded?.touched.add(row.conversationId);
+    }
+    return { kind: "unchanged", row, ...(movedFrom === undefined ? {} : { movedFrom }) };
+  }
+  if (stamp.size > row.file.size) {
+    const known = await storedKnownFile(session, row, path);
+    if (known) return { kind: "grown", known };
+  }
+  return undefined;
+}
+
+/** Where the adapter can, drops the chunk bytes of a verified, current import's source. */
+async function releasePayloads(session: SyncSession, sourceId: string): Promise<void> {
+  // A narrow local type: the operation is optional (capability `release-payloads`).
+  const adapter = session.store.adapter as
+    & { capabilities: readonly string[] }
+    & { releasePayloads?: (input: { scope: string; sourceId: string }) => Promise<unknown> };
+  if (
+    !adapter.capabilities.includes("release-payloads") ||
+    typeof adapter.releasePayloads !== "function"
+  ) return;
+  try {
+    await adapter.releasePayloads({ scope: session.settings.scope, sourceId });
+  } catch (error) {
+    // Refused because the conversation moved on meanwhile (a newer job): nothing to do.
+    const reason = error instanceof SyncError ? error.details?.reason : undefined;
+    if (reason === "not-current" || reason === "job-active") return;
+    throw error;
+  }
+}
+
 /**
  * Syncs one file (see the module doc). With `known` (what an earlier sync of the same
  * file in this process learnt), only the bytes after the known part are read, after a
  * check that the known part's last bytes are unchanged.
  */
 export async function syncFile(
+  session: SyncSession,
+  path: string,
+  known?: KnownFile,
+): Promise<FileResult> {
+  // Before anything is read: bytes appended after this stat make the state recorded
+  // below fail to match (their size), so the next sync looks again.
+  const stamp = stampOf(await session.host.stat(path));
+  if (!known && stamp && session.settings.rescan !== true) {
+    const check = await checkStat(session, path, stamp);
+    if (check?.kind === "unchanged") {
+      const { row } = check;
+      session.reporter.report({
+        event: "unchanged",
+        file: path,
+        conversationId: row.conversationId,
+        jobId: row.jobId,
+        sourceId: row.sourceId,
+        lines: row.lineCount,
+        pendingBytes: stamp.size - row.byteCount,
+        checked: "stat",
+        ...(check.movedFrom === undefined ? {} : { movedFrom: check.movedFrom }),
+      });
+      return { outcome: "unchanged" };
+    }
+    if (check?.kind === "grown") known = check.known;
+  }
+  const result = await syncContent(session, path, known);
+  if (result.known && (result.outcome === "imported" || result.outcome === "unchanged")) {
+    session.preloaded?.touched.add(result.known.conversationId);
+    if (stamp) await recordFileState(session, path, stamp, result.known);
+    await releasePayloads(session, result.known.sourceId);
+  }
+  return result;
+}
+
+async function syncContent(
   session: SyncSession,
   path: string,
   known?: KnownFile,
@@ -437,6 +589,7 @@ export async function syncFile(
       sourceId: cur.sourceId,
       lines: cur.lineCount,
       pendingBytes: scan.pendingBytes,
+      checked: "content",
       ...(cur.path === path ? {} : { importedFrom: cur.path }),
     });
     return { outcome: "unchanged", known };

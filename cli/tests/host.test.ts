@@ -77,13 +77,19 @@ test("node host: lock file (wx, pid check), stat, readDir, readFile in pieces an
     Deno.writeFileSync(join(dir, "data.bin"), bytes);
     Deno.mkdirSync(join(dir, "sub"));
     const info = await host.stat(join(dir, "data.bin"));
-    assert.deepEqual({ ...info, mtimeMs: undefined }, {
+    const raw = Deno.statSync(join(dir, "data.bin"));
+    assert.deepEqual({ ...info, mtimeMs: undefined, mtimeNs: undefined }, {
       isFile: true,
       isDirectory: false,
       size: bytes.length,
       mtimeMs: undefined,
+      mtimeNs: undefined,
+      fileId: `${raw.dev}:${raw.ino}`,
     });
     assert.ok(Math.abs(info!.mtimeMs! - Date.now()) < 60_000);
+    // Nanoseconds, agreeing with the milliseconds.
+    assert.match(info!.mtimeNs!, /^\d+$/);
+    assert.equal(BigInt(info!.mtimeNs!) / 1_000_000n, BigInt(Math.floor(info!.mtimeMs!)));
     const entries = [];
     for await (const entry of host.readDir(dir)) entries.push(entry);
     assert.deepEqual(entries.map((e) => [e.name, e.isFile, e.isDirectory]).sort(), [

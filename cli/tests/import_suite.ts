@@ -3,7 +3,8 @@
  * entry from source in `import.test.ts`, the built npm bin under Node in
  * `node_bin.test.ts`): several files (directory walk, CRLF, a pending last line, no
  * session_meta, the bundled sample) compared byte for byte with the stored rows; a
- * re-import that is a no-op; a malformed line; a session in progress (BOM + --skip-invalid
+ * re-import that is a no-op without reading the files (and --rescan reading them), then gc
+ * giving the released payloads' space back; a malformed line; a session in progress (BOM + --skip-invalid
  * on PGlite, an append imported as an extension, export and restore byte for byte,
  * damaged rows repaired, a diverging copy); watch following appends (a line written in
  * two steps), then Ctrl-C and a restart; Ctrl-C in the middle of the upload and of the
@@ -47,6 +48,17 @@ function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
   out.set(a);
   out.set(b, a.length);
   return out;
+}
+
+/** Bytes of the files under `dir`. */
+function dirBytes(dir: string): number {
+  let total = 0;
+  for (const entry of Deno.readDirSync(dir)) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory) total += dirBytes(path);
+    else if (entry.isFile) total += Deno.statSync(path).size;
+  }
+  return total;
 }
 
 function find(list: Record<string, unknown>[], event: string, file?: string) {
@@ -185,12 +197,41 @@ export async function importSuite(entry: CliEntry): Promise<void> {
     assert.equal(again.code, 0, again.stderr);
     const second = events(again.stdout);
     assert.equal(find(second, "unchanged").length, 4);
+    // Known by their size and mtime, recorded at the import: not even scanned.
+    assert.equal(find(second, "unchanged").filter((e) => e.checked === "stat").length, 4);
+    assert.equal(find(second, "scanned").length, 0);
     assert.equal(find(second, "upload").length, 0);
     assert.equal(find(second, "summary")[0].imported, 0);
     assert.equal((await readStore(join(dir, ".codex-sync"))).jobCount, jobsBefore);
     const plain = await runCli(["import", SAMPLE, "--chunk-size", "64k"], dir);
     assert.equal(plain.code, 0, plain.stderr);
     assert.match(plain.stdout, /unchanged .*already imported .*nothing to do/);
+    // --rescan reads them all again (and finds them unchanged by content).
+    const rescan = events(
+      (await runCli(["import", "--json", "--rescan", "sessions", SAMPLE], dir))
+        .stdout,
+    );
+    assert.equal(find(rescan, "scanned").length, 4);
+    assert.equal(find(rescan, "unchanged").filter((e) => e.checked === "content").length, 4);
+
+    // The chunks' payloads were released after each import: gc gives their space back
+    // (the tables rewritten), and leaves the WAL at its floor (two 16 MB segments, or one
+    // being written on top).
+    const pgdata = join(dir, ".codex-sync", "pgdata");
+    const tablesBefore = dirBytes(join(pgdata, "base"));
+    const gc = await runCli(["gc", "--json"], dir);
+    assert.equal(gc.code, 0, gc.stderr);
+    assert.equal(JSON.parse(gc.stdout).vacuumed, true);
+    const importedBytes = [...files.values()].reduce((n, file) => n + file.bytes.length, 0);
+    assert.ok(
+      tablesBefore - dirBytes(join(pgdata, "base")) > importedBytes / 2,
+      `tables: ${tablesBefore} bytes before gc, ${dirBytes(join(pgdata, "base"))} after`,
+    );
+    assert.ok(dirBytes(join(pgdata, "pg_wal")) <= 3 * 16 * 1024 * 1024);
+    for (const conversation of [ID_A, SAMPLE_ID]) {
+      const verify = await runCli(["verify", conversation], dir);
+      assert.equal(verify.code, 0, verify.stderr);
+    }
   });
 
   test(`${entry.name}: a malformed line fails its file with file and line, nothing of it imported`, async () => {

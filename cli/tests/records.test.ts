@@ -1,8 +1,9 @@
 // The SQL record tables on an in-memory PGlite: lines read back as their exact bytes (a
 // leading byte order mark too: PGlite drops it from text it decodes), the views
 // (codex_rollout_lines with each line's JSON, codex_messages pairing tool calls with their
-// output), rows past an import's line count left out, and the migration of a version-1
-// store (which kept each line's JSON a second time, in a `record jsonb` column).
+// output), rows past an import's line count left out, the migration of a version-1
+// store (which kept each line's JSON a second time, in a `record jsonb` column), and the
+// file state of an import (version 3).
 import { after, test } from "node:test";
 import assert from "node:assert/strict";
 import { createPGliteDriver } from "@zakstam/codex-sync-engine-postgres";
@@ -152,4 +153,55 @@ test("sql tables: a version-1 store is migrated (its record column dropped, the 
     );
     assert.deepEqual(lines.map((l) => [l.line_no, l.record]), [[1, '{"type": "x"}'], [2, null]]);
   }
+});
+
+test("sql tables: a file's state recorded with its import, found by path, cleared by the next import; a version-2 store gets its columns", async () => {
+  await db.query(`CREATE SCHEMA v2`);
+  const names = recordTableNames("v2");
+  await ensureRecordTables(db, names);
+  // Back to version 2: without the file state columns and the path index.
+  await db.query(`DROP INDEX v2.codex_rollout_imports_path`);
+  for (const column of ["file_size", "file_mtime_ns", "file_id", "hash_state"]) {
+    await db.query(`ALTER TABLE v2.codex_rollout_imports DROP COLUMN ${column}`);
+  }
+  await db.query(`UPDATE v2.codex_rollout_schema SET version = 2`);
+  const tables = sqlRecordTables(db, names);
+  const row = {
+    scope: "s",
+    conversationId: "c",
+    sourceId: "src-1",
+    rowSet: "src-1",
+    jobId: "job-1",
+    path: "/old/rollout-c.jsonl",
+    fileSha256: "0".repeat(64),
+    lineCount: 2,
+    invalidCount: 0,
+    byteCount: 17,
+    digest: "d",
+    importedAt: 1,
+  };
+  await db.query(`INSERT INTO v2.codex_rollout_imports (scope, conversation_id, source_id,
+      row_set, job_id, path, file_sha256, line_count, invalid_count, byte_count, digest,
+      imported_at) VALUES ('s', 'c', 'src-1', 'src-1', 'job-1', '/old/rollout-c.jsonl',
+      '${row.fileSha256}', 2, 0, 17, 'd', 1)`);
+  await ensureRecordTables(db, names);
+  const [version] = await db.query(`SELECT version FROM v2.codex_rollout_schema`);
+  assert.equal(Number(version.version), 3);
+  assert.equal((await tables.getImport("s", "c"))!.file, undefined);
+  const state = { size: 20, mtimeNs: "1796165794745666827", fileId: "65024:7", hashState: "s" };
+  // Only for the current import's source; the path follows.
+  assert.equal(await tables.setFileState("s", "c", "src-0", "/new/rollout-c.jsonl", state), false);
+  assert.equal(await tables.setFileState("s", "c", "src-1", "/new/rollout-c.jsonl", state), true);
+  const found = (await tables.findImportByPath("s", "/new/rollout-c.jsonl"))!;
+  assert.deepEqual(found.file, state);
+  assert.equal(found.sourceId, "src-1");
+  assert.equal(await tables.findImportByPath("s", "/old/rollout-c.jsonl"), undefined);
+  assert.equal(await tables.findImportByPath("other", "/new/rollout-c.jsonl"), undefined);
+  // Without an identity.
+  const { fileId: _, ...noId } = state;
+  await tables.setFileState("s", "c", "src-1", "/new/rollout-c.jsonl", noId);
+  assert.deepEqual((await tables.getImport("s", "c"))!.file, noId);
+  // A new import of the conversation: the state is the CLI's to record again.
+  await tables.setImport({ ...row, sourceId: "src-2", jobId: "job-2", importedAt: 2 });
+  assert.equal((await tables.getImport("s", "c"))!.file, undefined);
 });

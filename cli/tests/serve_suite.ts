@@ -42,7 +42,8 @@ export function serveSuite(entry: CliEntry): void {
     let stopped = false;
     try {
       const listening = JSON.parse(
-        await server.waitForLine((line) => line.includes('"listening"'), 30_000),
+        // Bounded, with room for a fresh PGlite store on a busy machine (~25 s seen).
+        await server.waitForLine((line) => line.includes('"listening"'), 90_000),
       );
       const url = listening.url as string;
       assert.match(url, /^http:\/\/127\.0\.0\.1:\d+$/);

@@ -21,13 +21,21 @@ import { tempDir } from "./support.ts";
 const encoder = new TextEncoder();
 const ID = "0199a3c1-dddd-7c2d-9f41-000000000004";
 
-/** A memory store like `--store memory`'s, optionally on a clock of its own. */
-function memoryStore(clock?: Clock): OpenStore {
+/**
+ * A memory store like `--store memory`'s, optionally on a clock of its own; `keepPayloads`
+ * hides the adapter's `release-payloads` capability (the sync then keeps the chunks).
+ */
+function memoryStore(clock?: Clock, keepPayloads = false): OpenStore {
   const tables = memoryRecordTables();
-  const adapter = createMemoryAdapter({
+  const memory = createMemoryAdapter({
     handler: rolloutHandler(() => tables),
     ...(clock ? { clock } : {}),
   });
+  const adapter = keepPayloads
+    ? Object.assign(Object.create(memory), {
+      capabilities: memory.capabilities.filter((name) => name !== "release-payloads"),
+    }) as typeof memory
+    : memory;
   return {
     kind: "memory",
     location: "memory",
@@ -50,15 +58,16 @@ interface Harness {
       replace?: boolean;
       known?: KnownFile;
       unfinishedAtStart?: Set<string>;
+      rescan?: boolean;
     },
   ): ReturnType<typeof syncFile>;
   bytesOf(conversationId?: string): Promise<Uint8Array>;
   close(): Promise<void>;
 }
 
-function harness(name: string, clock?: Clock): Harness {
+function harness(name: string, clock?: Clock, keepPayloads = false): Harness {
   const dir = tempDir(`sync-${name}`);
-  const store = memoryStore(clock);
+  const store = memoryStore(clock, keepPayloads);
   const events: ImportEvent[] = [];
   return {
     dir,
@@ -74,6 +83,7 @@ function harness(name: string, clock?: Clock): Harness {
           concurrency: 2,
           skipInvalid: options.skipInvalid === true,
           replace: options.replace === true,
+          rescan: options.rescan === true,
         },
         reporter: { report: (event) => void events.push(event), flush: () => {} },
         signal: new AbortController().signal,
@@ -284,10 +294,13 @@ test("sync: rows found damaged are repaired by importing the file again", async 
     assert.equal(repaired.imported!.reason, "repair");
     assert.deepEqual(await h.bytesOf(), encoder.encode(text(all)));
     assert.equal((await h.store.tables.getImport("local", ID))!.damaged, false);
-    // A missing row is noticed without verify (the row count is checked).
+    // A missing row is noticed without verify by a content check (the row count is
+    // checked): --rescan, since the file's stat says it is unchanged.
     const now = (await h.store.tables.getImport("local", ID))!;
     await h.store.tables.deleteRowsAfter("local", now.rowSet, 24);
-    assert.equal((await h.sync(file)).imported?.reason, "repair");
+    assert.equal((await h.sync(file)).outcome, "unchanged");
+    assert.equal(last(h.events, "unchanged").checked, "stat");
+    assert.equal((await h.sync(file, { rescan: true })).imported?.reason, "repair");
     assert.deepEqual(await h.bytesOf(), encoder.encode(text(all)));
   } finally {
     await h.close();
@@ -321,7 +334,8 @@ test("sync: a known file is read from where its import ended; a rewritten one is
 });
 
 test("sync: an extension whose job cannot build on its base applies from chunk 0 and replaces the rows", async () => {
-  const h = harness("from-zero");
+  // The base's chunks kept (no release): the job can apply them again.
+  const h = harness("from-zero", undefined, true);
   try {
     const file = join(h.dir, `rollout-${ID}.jsonl`);
     const all = lines(30, 7);

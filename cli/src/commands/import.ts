@@ -17,6 +17,7 @@ import { findRolloutFiles } from "../rollout.ts";
 import { openStore, storeOptions } from "../store.ts";
 import {
   type FileOutcome,
+  preloadImports,
   syncFile,
   type SyncSession,
   type SyncSettings,
@@ -42,6 +43,13 @@ lines are a prefix of it is reported as older, one that differs as diverged (exi
 6), and neither changes anything without --replace. An unchanged file is a fast no-op,
 unless "verify" found its rows damaged: then it is imported again, repairing them.
 
+Files are taken as append-only: a file whose size and mtime (and identity, where the
+runtime tells it) are those recorded at its last import is unchanged without being read;
+of a grown one only the first line, the imported part's last bytes (compared with the
+stored rows) and the new bytes are read. A file moved to another path (Codex moves
+sessions to archived_sessions) is recognised, and its import follows it. --rescan reads
+and checks every file whole instead; "verify" re-checks the stored rows.
+
 A malformed line fails that file before anything is uploaded, naming file and line;
 --skip-invalid records such lines (as invalid rows) and reports their count instead.
 
@@ -59,6 +67,11 @@ job (the source id is derived from the file's path, content digest and base).`,
         name: "replace",
         type: "boolean",
         description: "Replace a conversation's import with an older or diverging copy",
+      },
+      {
+        name: "rescan",
+        type: "boolean",
+        description: "Read and check every file whole, even one whose size and mtime are unchanged",
       },
       {
         name: "chunk-size",
@@ -109,6 +122,7 @@ export function syncSettings(context: CommandContext, args: ParsedArgs): SyncSet
     concurrency: (args.options.concurrency as number | undefined) ?? DEFAULT_CONCURRENCY,
     skipInvalid: args.options["skip-invalid"] === true,
     replace: args.options.replace === true,
+    rescan: args.options.rescan === true,
   };
   if (settings.chunkSize < 1024 || settings.chunkSize > 1024 * 1024) {
     throw new CliError("E_CLI_USAGE", "--chunk-size must be between 1KiB and 1MiB");
@@ -192,6 +206,7 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
         files: files.length,
         store: store.location,
         scope: store.kind === "server" ? "the token's" : settings.scope,
+        ms: Date.now() - started,
       });
       const session: SyncSession = {
         host,
@@ -200,6 +215,7 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
         reporter,
         signal: interrupt.signal,
         unfinishedAtStart,
+        preloaded: await preloadImports(store, settings.scope),
       };
       for (const file of files) {
         if (interrupt.signal.aborted) break;

@@ -48,7 +48,9 @@ Runs the engine's garbage collection (collecting sources past their TTL become e
 and lose their chunks; chunks of jobs that ended longer ago than the retention period
 are deleted) and removes record rows that belong to no current import and whose job
 ended without succeeding (a failed or cancelled import). Rows of a job still running are
-never touched.`,
+never touched. Then the database gives the space back: VACUUM FULL and a CHECKPOINT on
+the embedded store (its files and WAL shrink), a plain VACUUM on a PostgreSQL server
+(space reused, files kept; --full rewrites the tables, locking them meanwhile).`,
     positionals: [],
     options: [
       ...STORE_OPTIONS,
@@ -57,6 +59,11 @@ never touched.`,
         type: "integer",
         value: "<n>",
         description: "At most n sources per pass (default 1000)",
+      },
+      {
+        name: "full",
+        type: "boolean",
+        description: "VACUUM FULL on a PostgreSQL server too (rewrites the tables, locks them)",
       },
     ],
   },
@@ -94,14 +101,21 @@ never touched.`,
         droppedRows += await store.transaction((tables) => tables.deleteSource(scope, sourceId));
         droppedSources++;
       }
-      const result = { ...report, unlinkedSources: droppedSources, deletedRows: droppedRows };
+      await store.reclaimSpace?.({ full: args.options.full === true });
+      const result = {
+        ...report,
+        unlinkedSources: droppedSources,
+        deletedRows: droppedRows,
+        vacuumed: store.reclaimSpace !== undefined,
+      };
       if (context.json) {
         context.host.stdout.write(JSON.stringify(result) + "\n");
       } else {
         context.host.stdout.write(
           `gc: ${report.expiredSources} source(s) expired, ${report.purgedSources} purged ` +
             `(${report.deletedChunks} chunk(s) deleted), ${droppedRows} row(s) of ` +
-            `${droppedSources} unfinished import(s) deleted\n`,
+            `${droppedSources} unfinished import(s) deleted` +
+            (store.reclaimSpace ? "; space reclaimed (VACUUM)" : "") + "\n",
         );
       }
       return EXIT.ok;

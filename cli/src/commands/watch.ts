@@ -276,7 +276,7 @@ async function runWatch(context: CommandContext, args: ParsedArgs): Promise<numb
       // The newest first: the line is cut at the terminal's width.
       status.show(
         (last ? `last: ${last} · ` : "") +
-          `${syncs} sync(s), +${lines} line(s) · watching ${known.size} file(s) · Ctrl-C stops`,
+          `${syncs} sync(s), +${lines} line(s) · watching ${seen.size} file(s) · Ctrl-C stops`,
       );
     };
     type Outcome = "imported" | "unchanged" | "skipped" | "failed" | "other";
@@ -291,7 +291,9 @@ async function runWatch(context: CommandContext, args: ParsedArgs): Promise<numb
       const before = known.get(path);
       if (before && info.size === before.size) return "skipped";
       if (!before && seen.get(path) === info.size) return "skipped";
-      quietNow = following && before !== undefined;
+      // Known: synced earlier in this run (a file found unchanged by its stat has no
+      // KnownFile; its next sync reads only its new bytes through the recorded state).
+      quietNow = following && (before !== undefined || seen.has(path));
       try {
         const result = await syncFile(session, path, before);
         if (result.known) known.set(path, result.known);
@@ -471,7 +473,7 @@ async function runWatch(context: CommandContext, args: ParsedArgs): Promise<numb
     await store.close();
     interrupt.stop();
   }
-  emit({ event: "stopped", files: known.size, syncs, lines, ms: Date.now() - started });
+  emit({ event: "stopped", files: seen.size, syncs, lines, ms: Date.now() - started });
   return EXIT.ok;
 }
 
