@@ -33,6 +33,12 @@ export interface RunDueJobsOptions {
   maxJobs?: number;
   /** Stop claiming new jobs once aborted. */
   signal?: AbortSignal;
+  /**
+   * End the run as soon as a pass runs out of due jobs, instead of looking once more in a
+   * new transaction. For a caller woken by every job write (a background worker): a job
+   * that became due during the pass wakes it again.
+   */
+  endWhenDrained?: boolean;
 }
 
 /** The lease a claim handed to this worker. */
@@ -143,17 +149,18 @@ export class JobRunner<TExtras extends object> {
     let count = 0;
     while (count < maxJobs && !options.signal?.aborted) {
       const pass = await this.#claimAndFinishShort(owner, maxJobs - count, options.signal);
-      if (pass.jobs === 0) break;
       count += pass.jobs;
       if (pass.unfinished) await this.runClaimedJob(pass.unfinished);
+      else if (pass.jobs === 0 || (pass.drained && options.endWhenDrained)) break;
     }
     return count;
   }
 
   /**
    * Claims due jobs in one transaction, finishing each one that can be finished there,
-   * until `room` jobs, the batch size or a batch's bytes are reached, nothing is due, or
-   * a job needs the step-by-step path: that one is returned claimed, as `unfinished`.
+   * until `room` jobs, the batch size or a batch's bytes are reached, nothing is due
+   * (`drained`), or a job needs the step-by-step path: that one is returned claimed, as
+   * `unfinished`.
    *
    * A handler failure rolls the whole transaction back: the failed attempt is recorded
    * for the job that failed, and the batch's other jobs are due again, their effects
@@ -163,7 +170,7 @@ export class JobRunner<TExtras extends object> {
     owner: string,
     room: number,
     signal: AbortSignal | undefined,
-  ): Promise<{ jobs: number; unfinished?: Job }> {
+  ): Promise<{ jobs: number; unfinished?: Job; drained?: boolean }> {
     const { store, clock, policy } = this.#ctx;
     const batchSize = store.transactionalApply ? Math.min(room, policy.shortJobBatchSize) : 1;
     let found: Job | undefined;
@@ -174,7 +181,7 @@ export class JobRunner<TExtras extends object> {
         while (jobs < batchSize && appliedBytes < policy.limits.maxChunkBytes) {
           if (jobs > 0 && signal?.aborted) break;
           const claim = await this.#claimIn(tx, clock.now(), owner);
-          if (!claim) break;
+          if (!claim) return { jobs, drained: true };
           found = claim.found;
           const { claimed } = claim;
           const finished = store.transactionalApply && claimed.totalChunks - claimed.cursor <= 1

@@ -67,7 +67,10 @@ export interface PostgresAdapterOptions extends TableLocation {
   concurrency?: number;
   /** Safety-net poll period for waiters and the worker, in ms (default 5 000). */
   pollIntervalMs?: number;
-  /** Told about failures of background job runs (they are retried). */
+  /**
+   * Told about failures of background work: job runs (they are retried) and NOTIFY
+   * statements (their notifications are lost; waiters and workers elsewhere poll).
+   */
   onWorkerError?: (error: unknown) => void;
 }
 
@@ -177,6 +180,7 @@ export async function createPostgresAdapter(
     names.channel,
     clock,
     options.pollIntervalMs ?? DEFAULT_POLL_INTERVAL_MS,
+    options.onWorkerError,
   );
   try {
     await migrate(driver, names);

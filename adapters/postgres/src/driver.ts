@@ -3,8 +3,8 @@
  * LISTEN and close. Two implementations ship (postgres.js for a server, PGlite embedded);
  * any other client can be wrapped in a few lines.
  *
- * NOTIFY needs no method of its own: the store sends it with `pg_notify` inside the
- * transaction that writes a job, so it is delivered exactly when that transaction commits.
+ * NOTIFY needs no method of its own: the store sends it with `pg_notify` as a plain
+ * statement after the transaction that wrote jobs commits (see notifications.ts).
  *
  * @module
  */
@@ -35,6 +35,13 @@ export interface PostgresDriver extends SqlExecutor {
    * false or absent for one connection that serialises them (PGlite).
    */
   readonly concurrentTransactions?: boolean;
+  /**
+   * True when the executor of `transaction` may be sent a statement before the previous
+   * one's reply arrived: statements then run in the order sent, on one session, and once
+   * one fails the transaction is aborted, so none after it takes effect and COMMIT rolls
+   * back. The store then does not wait for the replies of writes it does not read.
+   */
+  readonly pipelines?: boolean;
   /**
    * Runs `fn` inside `BEGIN … COMMIT` on one connection; rolls back and rethrows when
    * `fn` throws. Statements of `fn` must go through the executor it receives.

@@ -1,11 +1,18 @@
 /**
- * Change notification for jobs. Every transaction that writes a job sends a NOTIFY on the
- * tables' channel (delivered at commit); this hub LISTENs on it and fans out to the
- * process's waiters and worker. Writes made through this hub's own stores are fanned out
- * directly after commit (their NOTIFY echo is ignored); writes by other processes arrive
- * over LISTEN. Notifications can be lost while the listening connection is down, so on
- * every (re)connect everyone is told to look again, and waiters are also re-checked by a
- * bounded poll on the clock.
+ * Change notification for jobs. After a transaction that wrote jobs commits, this hub
+ * fans the writes out to the process's waiters and worker at once, and announces them to
+ * other processes with a NOTIFY on the tables' channel, sent as its own statement after
+ * the commit: the writes of every commit made while one NOTIFY statement is in flight go
+ * out together in the next. A NOTIFY inside the writing transaction would hold the
+ * server's notification lock through that transaction's WAL flush, so no two writing
+ * commits could be flushed together. The NOTIFY statement commits without waiting for its
+ * flush (`synchronous_commit` off): a notification needs no durability.
+ *
+ * Writes by other processes arrive over LISTEN (this hub's own echo is ignored).
+ * Notifications can be lost: while the listening connection is down (so on every
+ * (re)connect everyone is told to look again), or when a process stops between a commit
+ * and its NOTIFY; so waiters are also re-checked by a bounded poll on the clock, and the
+ * worker polls too.
  *
  * @module
  */
@@ -29,6 +36,13 @@ export type JobNoticeListener = (notice: JobNotice | undefined) => void;
 
 // NOTIFY payloads must stay below 8000 bytes; longer ones become a bare "look again".
 const MAX_PAYLOAD_BYTES = 7_900;
+/** Most notifications one NOTIFY statement carries. */
+export const MAX_NOTICES_PER_STATEMENT = 500;
+// One statement, its own transaction: the payloads as a JSON array of strings (both
+// drivers bind a text parameter alike), committed without waiting for the WAL flush.
+const NOTIFY_STATEMENT = `SELECT count(pg_notify($1::text, payload))::integer AS sent
+  FROM json_array_elements_text($2::text::json) AS payload,
+    set_config('synchronous_commit', 'off', true) AS setting`;
 const encoder = new TextEncoder();
 
 const jobKey = (scope: string, jobId: string): string => `${scope.length}:${scope}:${jobId}`;
@@ -55,15 +69,27 @@ export class JobNotifications {
   readonly #pollIntervalMs: number;
   readonly #jobListeners = new Map<string, Set<() => void>>();
   readonly #listeners = new Set<JobNoticeListener>();
+  readonly #onSendError: ((error: unknown) => void) | undefined;
+  /** Payloads committed and not yet sent to other processes. */
+  #outbox: string[] = [];
+  #sending: Promise<void> | undefined;
   #unlisten: Unlisten | undefined;
   #pollTimer: unknown;
   #closed = false;
 
-  constructor(driver: PostgresDriver, channel: string, clock: Clock, pollIntervalMs: number) {
+  /** `onSendError`: told when a NOTIFY statement fails (its notifications are lost). */
+  constructor(
+    driver: PostgresDriver,
+    channel: string,
+    clock: Clock,
+    pollIntervalMs: number,
+    onSendError?: (error: unknown) => void,
+  ) {
     this.#driver = driver;
     this.#channel = channel;
     this.#clock = clock;
     this.#pollIntervalMs = pollIntervalMs;
+    this.#onSendError = onSendError;
   }
 
   /** The channel NOTIFYs go to. */
@@ -86,11 +112,42 @@ export class JobNotifications {
     return encoder.encode(full).length <= MAX_PAYLOAD_BYTES ? full : JSON.stringify([this.origin]);
   }
 
-  /** Announces jobs written by a transaction of this hub's stores that just committed. */
+  /**
+   * Announces jobs written by a transaction of this hub's stores that just committed: to
+   * this process at once, to other processes by the next NOTIFY statement.
+   */
   publish(jobs: Iterable<Job>): void {
+    let queued = false;
     for (const job of jobs) {
       this.#announce({ scope: job.scope, jobId: job.jobId, state: job.state, runAt: job.runAt });
+      if (!this.#closed) {
+        this.#outbox.push(this.payload(job));
+        queued = true;
+      }
     }
+    if (queued) this.#send();
+  }
+
+  /** Resolves once every notification published so far was sent (or failed to be). */
+  async flushed(): Promise<void> {
+    while (this.#sending) await this.#sending;
+  }
+
+  /** Sends the outbox, one statement at a time; what is published meanwhile goes next. */
+  #send(): void {
+    if (this.#sending) return;
+    this.#sending = (async () => {
+      while (this.#outbox.length > 0) {
+        const batch = this.#outbox.splice(0, MAX_NOTICES_PER_STATEMENT);
+        try {
+          await this.#driver.query(NOTIFY_STATEMENT, [this.#channel, JSON.stringify(batch)]);
+        } catch (error) {
+          this.#onSendError?.(error);
+        }
+      }
+    })().finally(() => {
+      this.#sending = undefined;
+    });
   }
 
   /** Calls `listener` after each committed write of the job (and on every poll tick). */
@@ -115,9 +172,10 @@ export class JobNotifications {
     return () => this.#listeners.delete(listener);
   }
 
-  /** Stops listening and polling. */
+  /** Sends what was published, then stops listening and polling. */
   async close(): Promise<void> {
     this.#closed = true;
+    await this.flushed();
     this.#disarmPoll();
     this.#jobListeners.clear();
     this.#listeners.clear();

@@ -49,6 +49,8 @@ export function createPostgresJsDriver(options: PostgresJsDriverOptions): Postgr
   return {
     name: "postgres.js",
     concurrentTransactions: true,
+    // One connection per lane: postgres.js sends each statement at once, in call order.
+    pipelines: true,
     query: (text, params) => pool.query(text, params),
     transaction: (fn) => pool.transaction(fn),
     listen: (channel, onNotify, onConnect) => {

@@ -41,6 +41,10 @@ export interface StoreStatements {
   lockConversation: string;
   listActiveJobs: string;
   findClaimableJob: string;
+  /** Up to `$2` due jobs, locked, in claim order (`$1` is now), each with its source's record. */
+  prefetchClaimableJobs: string;
+  /** The chunks at `$1`, a JSON array of `{scope, source_id, idx}`, on the primary key. */
+  getChunksByKeys: string;
   nextRunAt: string;
   listExpiredSources: string;
   listEndedSources: string;
@@ -93,13 +97,11 @@ export function storeStatements(t: TableNames): StoreStatements {
         (scope, job_id, source_id, conversation_id, state, run_at, created_at, completed_at,
           record)
       VALUES ($1::text, $2::text, $3::text, $4::text, $5::text, $6::bigint, $7::bigint,
-        $8::bigint, $9::text::json)
-      RETURNING pg_notify($10::text, $11::text)`,
+        $8::bigint, $9::text::json)`,
     updateJob: `UPDATE ${t.jobs}
       SET state = $3::text, run_at = $4::bigint, completed_at = $5::bigint,
         record = $6::text::json
-      WHERE ${jobKey}
-      RETURNING pg_notify($7::text, $8::text)`,
+      WHERE ${jobKey}`,
     // Serialises supersede per conversation: two seals of different sources of one
     // conversation would otherwise each miss the other's new job.
     lockConversation: `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`,
@@ -109,6 +111,19 @@ export function storeStatements(t: TableNames): StoreStatements {
     findClaimableJob: `SELECT record::text AS record FROM ${t.jobs}
       WHERE ${NOT_TERMINAL} AND run_at <= $1::bigint
       ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    prefetchClaimableJobs: `WITH due AS (
+        SELECT scope, source_id, run_at, record FROM ${t.jobs}
+        WHERE ${NOT_TERMINAL} AND run_at <= $1::bigint
+        ORDER BY run_at LIMIT $2::integer FOR UPDATE SKIP LOCKED
+      )
+      SELECT due.record::text AS record, s.record::text AS source_record
+      FROM due
+      LEFT JOIN ${t.sources} s ON s.scope = due.scope AND s.source_id = due.source_id
+      ORDER BY due.run_at`,
+    getChunksByKeys: `SELECT c.scope, c.source_id, c.idx, c.byte_length, c.sha256, c.item_count,
+        c.bytes
+      FROM json_to_recordset($1::text::json) AS k(scope text, source_id text, idx bigint)
+      JOIN ${t.chunks} c ON c.scope = k.scope AND c.source_id = k.source_id AND c.idx = k.idx`,
     nextRunAt: `SELECT run_at FROM ${t.jobs} WHERE ${NOT_TERMINAL} ORDER BY run_at LIMIT 1`,
     listExpiredSources: `SELECT record::text AS record FROM ${t.sources}
       WHERE state = 'collecting' AND expires_at <= $1::bigint

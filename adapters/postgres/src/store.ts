@@ -54,6 +54,17 @@ function closedError(): SyncError {
 }
 
 const jobKey = (job: Job): string => `${job.scope.length}:${job.scope}:${job.jobId}`;
+const sourceCacheKey = (scope: string, sourceId: string): string =>
+  `s${scope.length}:${scope}:${sourceId}`;
+const chunkCacheKey = (scope: string, sourceId: string, index: number): string =>
+  `c${scope.length}:${scope}:${sourceId.length}:${sourceId}:${index}`;
+
+/**
+ * Due jobs a claiming transaction reads (and locks) at once, with their sources, then the
+ * chunks at their cursors: claiming a batch of short jobs costs two statements rather than
+ * three per job.
+ */
+export const CLAIM_READ_AHEAD = 8;
 
 /** The operations of one open transaction. */
 class PostgresTransaction implements StoreTransaction<PostgresExtras> {
@@ -61,21 +72,30 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   readonly #tx: SqlExecutor;
   readonly #sql: StoreStatements;
   readonly #names: TableNames;
-  readonly #notifications: JobNotifications;
   /** Jobs written, announced after commit. */
   readonly written = new Map<string, Job>();
+  /** Due jobs read ahead, locked, not yet handed out (see `findClaimableJob`). */
+  #claimable: Job[] | undefined;
+  /** Whether the read ahead found every job that was due. */
+  #claimableAll = false;
+  /** Sources and chunk rows read with the due jobs, each handed out once. */
+  readonly #readAhead = new Map<string, Source | SqlRow>();
+  readonly #pipelined: boolean;
+  /** Writes sent and not yet answered. */
+  readonly #inFlight = new Set<Promise<void>>();
+  /** The first write that failed: the transaction is aborted, nothing after it ran. */
+  #writeFailed: { error: SyncError } | undefined;
   #ended = false;
 
-  constructor(
-    tx: SqlExecutor,
-    sql: StoreStatements,
-    names: TableNames,
-    notifications: JobNotifications,
-  ) {
+  /**
+   * `pipelined`: writes whose replies the engine does not read are sent without waiting
+   * for them (see {@link PostgresDriver.pipelines}); `settle` then tells how they ended.
+   */
+  constructor(tx: SqlExecutor, sql: StoreStatements, names: TableNames, pipelined = false) {
     this.#tx = tx;
     this.#sql = sql;
     this.#names = names;
-    this.#notifications = notifications;
+    this.#pipelined = pipelined;
     this.extras = {
       sql: {
         query: <R extends SqlRow = SqlRow>(text: string, params?: readonly unknown[]) => {
@@ -99,11 +119,43 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   async #query(operation: string, text: string, params: readonly unknown[]): Promise<SqlRow[]> {
+    if (this.#writeFailed) throw this.#writeFailed.error;
     try {
       return await this.#tx.query(text, params);
     } catch (error) {
-      throw toBackendError(error, operation);
+      // After a failed write, a statement fails only because the transaction is aborted.
+      const failed = this.#writeFailed as { error: SyncError } | undefined;
+      throw failed?.error ?? toBackendError(error, operation);
     }
+  }
+
+  /**
+   * A write (or lock) whose reply nothing reads. Pipelined, it is sent at once and not waited for:
+   * the statements after it on the connection run after it (and see it), and once it
+   * fails none of them runs, COMMIT included (the server rolls back instead).
+   */
+  async #write(operation: string, text: string, params: readonly unknown[]): Promise<void> {
+    if (!this.#pipelined) {
+      await this.#query(operation, text, params);
+      return;
+    }
+    if (this.#writeFailed) throw this.#writeFailed.error;
+    const reply: Promise<void> = this.#tx.query(text, params).then(
+      () => {
+        this.#inFlight.delete(reply);
+      },
+      (error) => {
+        this.#inFlight.delete(reply);
+        this.#writeFailed ??= { error: toBackendError(error, operation) };
+      },
+    );
+    this.#inFlight.add(reply);
+  }
+
+  /** Waits for the pipelined writes; throws the first failure (then nothing committed). */
+  async settle(): Promise<void> {
+    while (this.#inFlight.size > 0) await Promise.all(this.#inFlight);
+    if (this.#writeFailed) throw this.#writeFailed.error;
   }
 
   async #oneRecord<T extends Source | Job>(
@@ -128,7 +180,21 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   getSource(scope: string, sourceId: string): Promise<Source | undefined> {
+    const ahead = this.#takeAhead(sourceCacheKey(scope, sourceId));
+    if (ahead) return Promise.resolve(ahead as Source);
     return this.#oneRecord("getSource", this.#sql.getSource, this.#sourceKey(scope, sourceId));
+  }
+
+  /**
+   * A record read ahead in this transaction, once. Served only by plain reads (never by
+   * locking ones), and dropped by any write of sources or chunks in this transaction: a
+   * plain read at READ COMMITTED sees what was committed when its statement began, and
+   * the read ahead began earlier in the same transaction, with nothing written since.
+   */
+  #takeAhead(key: string): Source | SqlRow | undefined {
+    const value = this.#readAhead.get(key);
+    if (value !== undefined) this.#readAhead.delete(key);
+    return value;
   }
 
   lockSource(scope: string, sourceId: string): Promise<Source | undefined> {
@@ -136,15 +202,17 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   async insertSource(source: Source): Promise<boolean> {
+    this.#readAhead.clear();
     const rows = await this.#query("insertSource", this.#sql.insertSource, sourceParams(source));
     return rows.length > 0;
   }
 
   async updateSource(source: Source): Promise<void> {
-    await this.#query("updateSource", this.#sql.updateSource, sourceParams(source));
+    this.#readAhead.clear();
+    await this.#write("updateSource", this.#sql.updateSource, sourceParams(source));
     if (source.chunksPurgedAt !== undefined && source.jobId !== undefined) {
       // Takes the source's ended job out of the gc index.
-      await this.#query("updateSource", this.#sql.markJobChunksPurged, [
+      await this.#write("updateSource", this.#sql.markJobChunksPurged, [
         source.scope,
         source.jobId,
       ]);
@@ -164,6 +232,8 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   async getChunk(scope: string, sourceId: string, index: number): Promise<Chunk | undefined> {
+    const ahead = this.#takeAhead(chunkCacheKey(scope, sourceId, index));
+    if (ahead) return chunkOf(ahead as SqlRow);
     const [row] = await this.#query("getChunk", this.#sql.getChunk, [
       ...this.#sourceKey(scope, sourceId),
       index,
@@ -177,7 +247,8 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
     fromIndex: number,
     toIndex: number,
   ): Promise<void> {
-    await this.#query("releaseChunkPayloads", this.#sql.releaseChunkPayloads, [
+    this.#readAhead.clear();
+    await this.#write("releaseChunkPayloads", this.#sql.releaseChunkPayloads, [
       ...this.#sourceKey(scope, sourceId),
       fromIndex,
       toIndex,
@@ -185,7 +256,8 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   async insertChunk(scope: string, sourceId: string, chunk: Chunk): Promise<void> {
-    await this.#query("insertChunk", this.#sql.insertChunk, chunkParams(scope, sourceId, chunk));
+    this.#readAhead.clear();
+    await this.#write("insertChunk", this.#sql.insertChunk, chunkParams(scope, sourceId, chunk));
   }
 
   async listChunkInfos(
@@ -203,6 +275,7 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   async deleteChunks(scope: string, sourceId: string, fromIndex?: number): Promise<number> {
+    this.#readAhead.clear();
     const key = this.#sourceKey(scope, sourceId);
     // Chunk indexes start at 0: deleting from 0 (or below) is deleting them all.
     const [row] = fromIndex === undefined || fromIndex <= 0
@@ -229,20 +302,14 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   async insertJob(job: Job): Promise<void> {
-    await this.#query("insertJob", this.#sql.insertJob, [
-      ...newJobParams(job),
-      this.#notifications.channel,
-      this.#notifications.payload(job),
-    ]);
+    this.#dropClaimable(job);
+    await this.#write("insertJob", this.#sql.insertJob, newJobParams(job));
     this.written.set(jobKey(job), job);
   }
 
   async updateJob(job: Job): Promise<void> {
-    await this.#query("updateJob", this.#sql.updateJob, [
-      ...jobUpdateParams(job),
-      this.#notifications.channel,
-      this.#notifications.payload(job),
-    ]);
+    this.#dropClaimable(job);
+    await this.#write("updateJob", this.#sql.updateJob, jobUpdateParams(job));
     this.written.set(jobKey(job), job);
   }
 
@@ -266,15 +333,71 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
 
   async listActiveJobs(scope: string, conversationId: string): Promise<Job[]> {
     const key = [storableKey("scope", scope), storableKey("conversationId", conversationId)];
-    await this.#query("listActiveJobs", this.#sql.lockConversation, [
+    // Nothing reads the lock's reply: pipelined, the SELECT goes out behind it and takes
+    // its snapshot once the lock is held (the server runs them one after the other).
+    await this.#write("listActiveJobs", this.#sql.lockConversation, [
       `codex-sync-engine:conversation:${this.#names.schema}.${this.#names.prefix}:` +
       `${scope.length}:${scope}:${conversationId}`,
     ]);
     return await this.#records("listActiveJobs", this.#sql.listActiveJobs, key);
   }
 
-  findClaimableJob(now: number): Promise<Job | undefined> {
-    return this.#oneRecord("findClaimableJob", this.#sql.findClaimableJob, [now]);
+  /**
+   * The earliest due job, locked. Due jobs are read ahead, up to {@link CLAIM_READ_AHEAD}
+   * locked at once with their sources (and their next chunks), handed out in claim order; once
+   * those are handed out, the next call reads again, unless the read ahead found every
+   * job that was due (then nothing was due when it began: undefined, like a read then).
+   */
+  async findClaimableJob(now: number): Promise<Job | undefined> {
+    if (this.#claimable === undefined || (this.#claimable.length === 0 && !this.#claimableAll)) {
+      await this.#readClaimable(now);
+    }
+    return this.#claimable!.shift();
+  }
+
+  async #readClaimable(now: number): Promise<void> {
+    const rows = await this.#query("findClaimableJob", this.#sql.prefetchClaimableJobs, [
+      now,
+      CLAIM_READ_AHEAD,
+    ]);
+    this.#claimable = [];
+    this.#claimableAll = rows.length < CLAIM_READ_AHEAD;
+    // The chunk each job applies next, where its source keeps its chunks (the engine's
+    // chunkHomeOf). Only a guess: a chunk not read here is read by getChunk.
+    const wanted: Array<{ scope: string; source_id: string; idx: number }> = [];
+    for (const row of rows) {
+      const job = recordOf<Job>(row);
+      this.#claimable.push(job);
+      if (typeof row.source_record !== "string") continue;
+      const source = JSON.parse(row.source_record) as Source;
+      this.#readAhead.set(sourceCacheKey(job.scope, job.sourceId), source);
+      if (source.manifest && job.cursor < job.totalChunks) {
+        wanted.push({
+          scope: job.scope,
+          source_id: source.chunkHome ?? source.sourceId,
+          idx: job.cursor,
+        });
+      }
+    }
+    if (wanted.length === 0) return;
+    const chunks = await this.#query("getChunk", this.#sql.getChunksByKeys, [
+      JSON.stringify(wanted),
+    ]);
+    for (const chunk of chunks) {
+      const key = chunkCacheKey(
+        chunk.scope as string,
+        chunk.source_id as string,
+        Number(chunk.idx),
+      );
+      this.#readAhead.set(key, chunk);
+    }
+  }
+
+  /** A job written here is no longer handed out as read ahead. */
+  #dropClaimable(job: Job): void {
+    if (!this.#claimable) return;
+    const key = jobKey(job);
+    this.#claimable = this.#claimable.filter((due) => jobKey(due) !== key);
   }
 
   listExpiredSources(now: number, limit: number): Promise<Source[]> {
@@ -327,7 +450,7 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
     let result: T;
     try {
       result = await this.#driver.transaction(async (tx) => {
-        view = new PostgresTransaction(tx, this.#sql, this.names, this.#notifications);
+        view = new PostgresTransaction(tx, this.#sql, this.names, this.#driver.pipelines);
         try {
           return await fn(view);
         } catch (error) {
@@ -337,7 +460,11 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
           view.end();
         }
       });
+      // COMMIT went out behind the pipelined writes: had one failed, the server rolled
+      // the transaction back instead.
+      await view!.settle();
     } catch (error) {
+      await view?.settle().catch(() => {});
       // The body's own error passes through unchanged (the engine tells a handler's
       // failure from a lost lease by it); BEGIN/COMMIT failures become SyncErrors.
       if (thrown !== undefined && error === thrown.error) throw error;
@@ -350,7 +477,7 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
   /** One plain read as a single statement on the pool: no BEGIN, no COMMIT. */
   async readOnce<T>(fn: (reader: StoreTransaction<PostgresExtras>) => Promise<T>): Promise<T> {
     if (this.#closed) throw closedError();
-    const view = new PostgresTransaction(this.#driver, this.#sql, this.names, this.#notifications);
+    const view = new PostgresTransaction(this.#driver, this.#sql, this.names);
     try {
       return await fn(view);
     } finally {

@@ -13,7 +13,9 @@ import type { JobNotice, JobNotifications } from "./notifications.ts";
 
 /** What the worker drives. */
 export interface WorkerDeps {
-  engine: { runDueJobs(options?: { signal?: AbortSignal }): Promise<number> };
+  engine: {
+    runDueJobs(options?: { signal?: AbortSignal; endWhenDrained?: boolean }): Promise<number>;
+  };
   store: { nextRunAt(): Promise<number | undefined> };
   notifications: JobNotifications;
   clock: Clock;
@@ -148,7 +150,9 @@ export class JobWorker {
 
   async #runConcurrently(): Promise<number> {
     const signal = this.#started ? this.#stopping?.signal : undefined;
-    const options = signal ? { signal } : {};
+    // Every job write wakes this worker (see #onNotice), so a run may end once it finds
+    // nothing due; `drain` runs passes until one runs nothing.
+    const options = signal ? { signal, endWhenDrained: true } : { endWhenDrained: true };
     const runs = Array.from(
       { length: Math.max(1, this.#deps.concurrency) },
       () => this.#deps.engine.runDueJobs(options),
