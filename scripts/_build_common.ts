@@ -427,6 +427,23 @@ export async function withScratchDir(
   }
 }
 
+/**
+ * Node's test runner (spec reporter) on compiled test files, from the repository root;
+ * the script's own arguments go to node first (e.g. `--test-name-pattern`).
+ */
+export async function runNodeTests(tests: readonly string[]): Promise<void> {
+  const args = ["--test", "--test-reporter=spec", ...Deno.args, ...tests];
+  console.log(`$ node ${args.join(" ")}`);
+  const { code } = await new Deno.Command("node", {
+    args,
+    cwd: ROOT,
+    stdin: "null",
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (code !== 0) throw new BuildError(`node --test failed with exit code ${code}`);
+}
+
 /** Runs `main`, printing a {@link BuildError} as a one-line failure and exiting 1. */
 export async function runMain(label: string, main: () => Promise<void>): Promise<void> {
   const started = performance.now();

@@ -28,6 +28,7 @@ import {
   removeRepoDir,
   ROOT,
   runMain,
+  runNodeTests,
   runTsc,
   walkFiles,
 } from "./_build_common.ts";
@@ -80,16 +81,7 @@ async function main(): Promise<void> {
       `compiled ${tests.length} test files from ${sources.length} tests/**/*.test.ts files`,
     );
   }
-  const args = ["--test", "--test-reporter=spec", ...Deno.args, ...tests];
-  console.log(`$ node ${args.join(" ")}`);
-  const { code } = await new Deno.Command("node", {
-    args,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (code !== 0) throw new BuildError(`node --test failed with exit code ${code}`);
+  await runNodeTests(tests);
 }
 
 if (import.meta.main) await runMain("test:node", main);

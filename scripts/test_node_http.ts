@@ -37,6 +37,7 @@ import {
   ROOT,
   run,
   runMain,
+  runNodeTests,
   runTsc,
 } from "./_build_common.ts";
 
@@ -162,21 +163,7 @@ async function main(): Promise<void> {
   for (const test of tests) {
     if (!exists(test)) throw new BuildError(`tsc did not emit ${relative(ROOT, test)}`);
   }
-  const args = [
-    "--test",
-    "--test-reporter=spec",
-    ...Deno.args,
-    ...tests.map((test) => relative(ROOT, test)),
-  ];
-  console.log(`$ node ${args.join(" ")}`);
-  const { code } = await new Deno.Command("node", {
-    args,
-    cwd: ROOT,
-    stdin: "null",
-    stdout: "inherit",
-    stderr: "inherit",
-  }).output();
-  if (code !== 0) throw new BuildError(`node --test failed with exit code ${code}`);
+  await runNodeTests(tests.map((test) => relative(ROOT, test)));
 }
 
 if (import.meta.main) await runMain("test:http:node", main);
