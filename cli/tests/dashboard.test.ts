@@ -22,6 +22,7 @@ import { hashTokens } from "../src/remote.ts";
 import { isApiPath } from "../src/commands/serve.ts";
 import { createDashboard, ITEMS_PER_PAGE, sameOrigin } from "../src/dashboard/mod.ts";
 import { escapeHtml, html } from "../src/dashboard/html.ts";
+import { readableToolOutput } from "../src/dashboard/pages.ts";
 import { createSessions, DEFAULT_SESSION_MS, SESSION_COOKIE } from "../src/dashboard/session.ts";
 import { listenForJobChanges } from "../src/dashboard/job_feed.ts";
 import { MAX_PAGE_ITEMS, MAX_TEXT_CHARS } from "../src/dashboard/queries.ts";
@@ -214,6 +215,23 @@ test("dashboard: html escapes every interpolated value", () => {
     `<p title="${escapeHtml(nasty)}">${escapeHtml(nasty)}3</p>`,
   );
   assert.equal(html`<b>${html`<i>ok</i>`}</b>`.text, "<b><i>ok</i></b>");
+});
+
+test("dashboard: a shell call's JSON output is shown as the text it printed, with its exit code", () => {
+  const printed = "line 1\nline 2 <b>\n";
+  assert.deepEqual(
+    readableToolOutput(JSON.stringify({ output: printed, metadata: { exit_code: 2 } })),
+    { text: printed, exitCode: 2 },
+  );
+  assert.deepEqual(readableToolOutput(JSON.stringify({ output: printed })), { text: printed });
+  // Anything else is shown as stored: plain text, other JSON, a cut (unparsable) text.
+  for (const text of ["plain output", '{"output": 3}', '["output"]', '{"output": "cut', "{"]) {
+    assert.deepEqual(readableToolOutput(text), { text });
+  }
+  assert.deepEqual(
+    readableToolOutput(JSON.stringify({ output: "x", metadata: { exit_code: "0" } })),
+    { text: "x" },
+  );
 });
 
 test("dashboard: sessions are HMAC cookies, stateless, expiring, without the token", async () => {

@@ -197,6 +197,36 @@ all of it).</p>`
     : "";
 }
 
+/** A tool output as a reader wants it: what the tool printed, and its exit code. */
+export interface ReadableToolOutput {
+  text: string;
+  exitCode?: number;
+}
+
+/**
+ * Codex stores a shell call's output as JSON text, `{"output": "...", "metadata":
+ * {"exit_code": 0, ...}}`: shown raw, its newlines are `\n` escapes. Anything else (or a
+ * cut, so unparsable, text) is shown as it is.
+ */
+export function readableToolOutput(text: string): ReadableToolOutput {
+  if (!text.startsWith("{")) return { text };
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return { text };
+  }
+  if (typeof value !== "object" || value === null) return { text };
+  const { output, metadata } = value as { output?: unknown; metadata?: unknown };
+  if (typeof output !== "string") return { text };
+  const exitCode = typeof metadata === "object" && metadata !== null
+    ? (metadata as { exit_code?: unknown }).exit_code
+    : undefined;
+  return typeof exitCode === "number" && Number.isInteger(exitCode)
+    ? { text: output, exitCode }
+    : { text: output };
+}
+
 function itemHtml(item: ConversationItem): Html {
   const when = item.timestamp
     ? html`<time datetime="${item.timestamp}">${item.timestamp}</time>`
@@ -212,6 +242,7 @@ ${head("Reasoning")}
   }
   if (item.kind === "tool_call") {
     const output = item.output;
+    const readable = readableToolOutput(output?.text ?? "");
     return html`<li class="item kind-tool_call" data-line="${item.lineNo}" data-call-id="${
       item.callId ?? ""
     }">
@@ -227,10 +258,12 @@ ${
               open
             `
             : ""}>
-          <summary>Output (line ${output.lineNo})</summary><pre>${output.text}</pre>${cutNote(
-            output.text.length,
-            output.length,
-          )}</details>
+          <summary>Output (line ${output.lineNo})${readable.exitCode === undefined
+            ? ""
+            : html`, exit code ${readable.exitCode}`}</summary><pre>${readable.text}</pre>${cutNote(
+              output.text.length,
+              output.length,
+            )}</details>
         `
         : html`<p class="muted">No output recorded for this call nearby.</p>`
     }</li>`;
