@@ -73,7 +73,10 @@ count() {
       # --parallel, "./file => parent ... step ... ok"; a case with sub-cases is left out.
       read -r p f s < <(awk '
         { line = $0; gsub(/\033\[[0-9;]*m/, "", line) }
-        line ~ / \.\.\.$/ { opening[line] = 1; next }
+        # An opening line is a parent when indented steps follow it; a test that printed
+        # output opens the same way, followed by "------- output -------" instead.
+        pending != "" { if (line ~ /^[ \t]+[^ \t-]/) opening[pending] = 1; pending = "" }
+        line ~ / \.\.\.$/ { pending = line; next }
         match(line, / \.\.\. (ok|FAILED|ignored)( \(|$)/) {
           n++; names[n] = substr(line, 1, RSTART - 1)
           split(substr(line, RSTART + 5), word, " "); status[n] = word[1]
