@@ -145,9 +145,15 @@ async function waitLatency(url: string, samples: number) {
   };
 }
 
-async function ourWorkers(url: string, sources: number) {
+/**
+ * An uploading adapter (manual mode, its own pool) and `WORKERS` worker adapters (auto
+ * mode, concurrency 1, a pool each) over one schema, with a no-op handler.
+ */
+async function openPipeline(url: string, schema: string, workerPrefix: string): Promise<{
+  uploader: PostgresAdapter;
+  close: () => Promise<void>;
+}> {
   const handler = { apply() {} };
-  const schema = "bench_workers";
   const uploader = await createPostgresAdapter({
     connectionString: url,
     schema,
@@ -164,10 +170,21 @@ async function ourWorkers(url: string, sources: number) {
         handler,
         mode: "auto",
         concurrency: 1,
-        workerId: `bench-worker-${w}`,
+        workerId: `${workerPrefix}-${w}`,
       }),
     );
   }
+  return {
+    uploader,
+    async close() {
+      for (const worker of workers) await worker.close();
+      await uploader.close();
+    },
+  };
+}
+
+async function ourWorkers(url: string, sources: number) {
+  const { uploader, close } = await openPipeline(url, "bench_workers", "bench-worker");
   try {
     // Warm-up: one job through the pipeline (prepared statements, connections).
     const warm = await uploadOne(uploader, "warm", 0);
@@ -205,8 +222,7 @@ async function ourWorkers(url: string, sources: number) {
         `fifth adapter (manual), ${PARALLEL} sources in flight`,
     };
   } finally {
-    for (const worker of workers) await worker.close();
-    await uploader.close();
+    await close();
   }
 }
 
@@ -228,28 +244,7 @@ function semaphore(limit: number): <T>(task: () => Promise<T>) => Promise<T> {
 }
 
 async function ourChains(url: string, conversations: number, extensions: number) {
-  const handler = { apply() {} };
-  const schema = "bench_chains";
-  const uploader = await createPostgresAdapter({
-    connectionString: url,
-    schema,
-    handler,
-    mode: "manual",
-    connectionOptions: { max: PARALLEL },
-  });
-  const workers: PostgresAdapter[] = [];
-  for (let w = 0; w < WORKERS; w++) {
-    workers.push(
-      await createPostgresAdapter({
-        connectionString: url,
-        schema,
-        handler,
-        mode: "auto",
-        concurrency: 1,
-        workerId: `bench-chain-worker-${w}`,
-      }),
-    );
-  }
+  const { uploader, close } = await openPipeline(url, "bench_chains", "bench-chain-worker");
   const encoder = new TextEncoder();
   const limit = semaphore(PARALLEL);
   let appliedFromBase = 0;
@@ -322,8 +317,7 @@ async function ourChains(url: string, conversations: number, extensions: number)
         `flight, each link after the previous one succeeded`,
     };
   } finally {
-    for (const worker of workers) await worker.close();
-    await uploader.close();
+    await close();
   }
 }
 
