@@ -39,6 +39,7 @@ export {
   createPGliteDriver,
   type PGliteDriverOptions,
   type PGliteInstance,
+  type PGliteQueryCodecs,
   type PGliteSettings,
 } from "./src/pglite.ts";
 export { type PostgresExtras, PostgresStore } from "./src/store.ts";

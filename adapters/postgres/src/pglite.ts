@@ -7,6 +7,7 @@
  */
 
 import { PGlite, type PGliteOptions } from "@electric-sql/pglite";
+import { BYTEA_OID, parseByteaText } from "./bytea.ts";
 import type { PostgresDriver, SqlExecutor, SqlRow } from "./driver.ts";
 
 // The two types below stand in for PGlite's own in this package's public declarations:
@@ -45,9 +46,15 @@ export interface PGliteSettings {
 /** What the driver uses of a PGlite instance (`new PGlite()` / `PGlite.create()`). */
 export interface PGliteInstance {
   readonly closed: boolean;
-  query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }>;
+  query<R>(text: string, params?: unknown[], options?: PGliteQueryCodecs): Promise<{ rows: R[] }>;
   transaction<T>(
-    fn: (tx: { query<R>(text: string, params?: unknown[]): Promise<{ rows: R[] }> }) => Promise<T>,
+    fn: (tx: {
+      query<R>(
+        text: string,
+        params?: unknown[],
+        options?: PGliteQueryCodecs,
+      ): Promise<{ rows: R[] }>;
+    }) => Promise<T>,
   ): Promise<T>;
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
   close(): Promise<void>;
@@ -63,10 +70,29 @@ export interface PGliteDriverOptions {
   pglite?: PGliteInstance;
 }
 
+/** Per-query codecs of PGlite's `query` (the part of its `QueryOptions` used here). */
+export interface PGliteQueryCodecs {
+  parsers?: Record<number, (value: string, typeId: number) => unknown>;
+  serializers?: Record<number, (value: unknown) => unknown>;
+}
+
+/**
+ * PGlite's own bytea codec builds a string per byte both ways. A byte array returned by
+ * a serializer is sent as a binary parameter (the bytes as they are); results come back
+ * as text, decoded by the native hex codec (bytea.ts). Given per query, so an instance
+ * the caller opened gets them too.
+ */
+const BYTEA_CODECS: PGliteQueryCodecs = {
+  serializers: {
+    [BYTEA_OID]: (value) => ArrayBuffer.isView(value) ? value : String(value),
+  },
+  parsers: { [BYTEA_OID]: parseByteaText },
+};
+
 function executor(db: Pick<PGliteInstance, "query">): SqlExecutor {
   return {
     query: async <R extends SqlRow = SqlRow>(text: string, params: readonly unknown[] = []) =>
-      (await db.query<R>(text, params as unknown[])).rows,
+      (await db.query<R>(text, params as unknown[], BYTEA_CODECS)).rows,
   };
 }
 

@@ -5,6 +5,7 @@
  * @module
  */
 
+import { BYTEA_OID, byteaText, parseByteaText } from "./bytea.ts";
 import type { PostgresDriver } from "./driver.ts";
 import { LanePool, type PostgresJsOptions } from "./postgresjs/lanes.ts";
 import { ListenConnection } from "./postgresjs/listen.ts";
@@ -39,6 +40,16 @@ export function createPostgresJsDriver(options: PostgresJsDriverOptions): Postgr
     onnotice: () => {},
     backoff: reconnectBackoff,
     ...options.options,
+    // postgres.js's own bytea codec goes through Buffer (JavaScript under Deno).
+    types: {
+      bytea: {
+        to: BYTEA_OID,
+        from: [BYTEA_OID],
+        serialize: (value: Uint8Array) => byteaText(value),
+        parse: parseByteaText,
+      },
+      ...options.options?.types,
+    },
   };
   const size = settings.max ?? DEFAULT_CONNECTIONS;
   if (!Number.isSafeInteger(size) || size < 1) {
