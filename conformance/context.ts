@@ -161,12 +161,12 @@ export class CaseContext {
   }
 
   /** Builds a fresh harness through `factory`. */
-  static async create(factory: ConformanceFactory): Promise<CaseContext> {
+  static async create(factory: ConformanceFactory, policy?: PolicyOverrides): Promise<CaseContext> {
     const clock = new ManualClock(Date.UTC(2026, 0, 1));
     const handler = new ScriptedHandler(clock);
     const harness = await factory({
       handler,
-      policy: SUITE_POLICY,
+      policy: policy ? { ...SUITE_POLICY, ...policy } : SUITE_POLICY,
       clock,
       random: () => SUITE_RANDOM_SAMPLE,
     });

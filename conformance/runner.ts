@@ -123,7 +123,7 @@ async function runCase(
   const name = JSON.stringify(entry.name);
   timeoutMs *= entry.timeoutFactor ?? 1;
   const context = await bounded(
-    CaseContext.create(factory),
+    CaseContext.create(factory, entry.policy),
     timeoutMs,
     () => `case ${name}: the factory did not build a harness within ${timeoutMs} ms`,
   );

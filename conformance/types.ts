@@ -134,5 +134,7 @@ export interface ConformanceCase {
    * is slow by design (the scale case). Default 1.
    */
   timeoutFactor?: number;
+  /** Policy the case's adapter runs with, over the suite's (`SUITE_POLICY`). */
+  policy?: PolicyOverrides;
   run(context: import("./context.ts").CaseContext): Promise<void>;
 }

@@ -69,6 +69,7 @@ describe("resolvePolicy", () => {
       retentionMs: 7 * 24 * 60 * 60 * 1000,
       supersede: true,
       shortJobBatchSize: 32,
+      uploadCacheBytes: 64 * MiB,
     });
     assert.deepEqual(resolvePolicy({}), policy);
     assert.deepEqual(resolvePolicy(), { ...DEFAULT_POLICY });
@@ -130,6 +131,9 @@ describe("resolvePolicy", () => {
   invalid.push(["limits.maxChunkBytes=10.5", { limits: { maxChunkBytes: 10.5 } }]);
   invalid.push(["limits.maxIdLength=0.5", { limits: { maxIdLength: 0.5 } }]);
   invalid.push(["shortJobBatchSize=2.5", { shortJobBatchSize: 2.5 }]);
+  for (const bad of [-1, 0.5, NaN, Infinity, 2 ** 53, "1" as unknown as number]) {
+    invalid.push([`uploadCacheBytes=${String(bad)}`, { uploadCacheBytes: bad }]);
+  }
   invalid.push([
     "retry.maxAttempts='3'",
     { retry: { maxAttempts: "3" as unknown as number } },

@@ -190,6 +190,9 @@ const verifyCases: ConformanceCase[] = [
   {
     name: "verify: a corrupted stored chunk fails the job without retry before it is applied",
     hooks: ["corruptChunk"],
+    // Chunks read back from storage (the engine would otherwise apply the bytes it
+    // verified on upload, and never see the corruption): as another process reads them.
+    policy: { uploadCacheBytes: 0 },
     async run(t) {
       const chunks = textChunks(3, "corrupt");
       const sealed = await t.uploadAndSeal(chunks);

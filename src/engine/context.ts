@@ -11,6 +11,7 @@ import type { StoreTransaction, SyncStore } from "../contracts/store.ts";
 import type { RandomSource } from "../policy/backoff.ts";
 import type { SyncPolicy } from "../policy/policy.ts";
 import type { SyncError } from "../errors.ts";
+import type { UploadCache } from "./upload_cache.ts";
 
 /** The engine's dependencies, resolved. */
 export interface EngineContext<TExtras extends object> {
@@ -20,6 +21,8 @@ export interface EngineContext<TExtras extends object> {
   clock: Clock;
   random: RandomSource;
   generateId: () => string;
+  /** Chunks this engine stored, until its worker applies them. */
+  uploads: UploadCache;
 }
 
 /** A transaction body's outcome: a value, or an error to throw after committing. */

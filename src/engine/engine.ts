@@ -49,6 +49,7 @@ import type { EngineContext } from "./context.ts";
 import { SourceOperations } from "./operations.ts";
 import { releasePayloads } from "./release.ts";
 import { waitForTerminal } from "./wait.ts";
+import { UploadCache } from "./upload_cache.ts";
 import { JobRunner, type RunDueJobsOptions, type RunJobOptions } from "./worker.ts";
 
 /** How to build a {@link SyncEngine}. */
@@ -90,6 +91,7 @@ export class SyncEngine<TExtras extends object = Record<never, never>>
       clock: this.clock,
       random: options.random ?? Math.random,
       generateId: options.generateId ?? (() => crypto.randomUUID()),
+      uploads: new UploadCache(this.policy.uploadCacheBytes),
     };
     this.#operations = new SourceOperations(this.#ctx);
     this.#runner = new JobRunner(

@@ -235,10 +235,12 @@ export class SourceOperations<TExtras extends object> {
     checkIdLengths(this.#ctx.policy.limits, op, { scope: args.scope, sourceId: args.sourceId });
     const chunk = await this.#receiveChunk(args, op);
     const now = this.#ctx.clock.now();
-    return await commitThenSettle(
+    const result = await commitThenSettle(
       this.#ctx.store,
       (tx) => this.#appendIn(tx, args.scope, args.sourceId, chunk, now, op),
     );
+    if (result.appended) this.#ctx.uploads.add(args.scope, chunkHomeOf(result.source), [chunk]);
+    return result;
   }
 
   /**
@@ -312,14 +314,20 @@ export class SourceOperations<TExtras extends object> {
         if ("error" in sealed) return sealed;
         return { value: { ...sealed.value, appended } };
       });
+    let result: UploadSourceResult;
     try {
-      return await upload();
+      result = await upload();
     } catch (error) {
       // Another call created the same source meanwhile: resume it like any other.
-      if (error instanceof SourceCreatedMeanwhile) return await upload();
-      if (error instanceof HomeNotLocked) return await upload(true);
-      throw error;
+      if (error instanceof SourceCreatedMeanwhile) result = await upload();
+      else if (error instanceof HomeNotLocked) result = await upload(true);
+      else throw error;
     }
+    const stored = chunks.filter((_, i) => result.appended[i]);
+    if (stored.length > 0) {
+      this.#ctx.uploads.add(args.scope, chunkHomeOf(result.source), stored);
+    }
+    return result;
   }
 
   /** Stored chunk digests in index order. */
@@ -716,7 +724,9 @@ export class SourceOperations<TExtras extends object> {
     }
     const refs = (root.homeRefs ?? 1) - 1;
     await tx.updateSource(root.homeRefs === undefined ? root : { ...root, homeRefs: refs });
-    return refs <= 0 ? await tx.deleteChunks(source.scope, home) : 0;
+    if (refs > 0) return 0;
+    this.#ctx.uploads.drop(source.scope, home);
+    return await tx.deleteChunks(source.scope, home);
   }
 
   async #appendIn(
@@ -962,6 +972,7 @@ export class SourceOperations<TExtras extends object> {
    */
   async #releaseBase(tx: StoreTransaction<TExtras>, ended: Source, now: number): Promise<number> {
     const reused = ended.base!;
+    this.#ctx.uploads.drop(ended.scope, chunkHomeOf(ended), reused.chunkCount);
     const own = await tx.deleteChunks(ended.scope, chunkHomeOf(ended), reused.chunkCount);
     const base = await tx.lockSource(ended.scope, reused.sourceId);
     if (base?.extendedBy === ended.sourceId) {

@@ -69,6 +69,7 @@ export async function releasePayloads<TExtras extends object>(
     }
     const from = root.releasedChunks ?? 0;
     const to = manifest.chunkCount;
+    ctx.uploads.drop(source.scope, home);
     if (to > from) await dropPayloads(tx, source.scope, home, from, to);
     const now = ctx.clock.now();
     const released: Source = { ...source, payloadsReleasedAt: now, updatedAt: now };

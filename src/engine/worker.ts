@@ -219,9 +219,14 @@ export class JobRunner<TExtras extends object> {
     if (!source || !manifest) return undefined;
     let job = claimed;
     if (job.state === "running" && job.cursor < job.totalChunks) {
-      const chunk = await tx.getChunk(job.scope, chunkHomeOf(source), job.cursor);
+      const { chunk, verified } = await this.#readChunk(
+        tx,
+        job.scope,
+        chunkHomeOf(source),
+        job.cursor,
+      );
       if (!chunk || chunk.bytes.length !== chunk.byteLength) return undefined;
-      const sha256 = await sha256Hex(chunk.bytes);
+      const sha256 = verified ? chunk.sha256 : await sha256Hex(chunk.bytes);
       if (sha256 !== chunk.sha256) return undefined;
       try {
         await handler.apply(chunk, {
@@ -316,6 +321,25 @@ export class JobRunner<TExtras extends object> {
     return step.job;
   }
 
+  /**
+   * The chunk at `index` of a chunk home: the bytes this engine hashed and stored itself
+   * while it still holds them and the store still has a chunk with their digest there
+   * (`verified`: not hashed again), else the stored chunk, which the caller hashes.
+   */
+  async #readChunk(
+    tx: StoreTransaction<TExtras>,
+    scope: string,
+    home: string,
+    index: number,
+  ): Promise<{ chunk: Chunk | undefined; verified: boolean }> {
+    const { uploads } = this.#ctx;
+    if (uploads.has(scope, home, index)) {
+      const chunk = uploads.take(scope, home, await tx.getChunkInfo(scope, home, index));
+      if (chunk) return { chunk, verified: true };
+    }
+    return { chunk: await tx.getChunk(scope, home, index), verified: false };
+  }
+
   async #applyNextChunk(
     claim: Claim,
     job: Job,
@@ -324,10 +348,11 @@ export class JobRunner<TExtras extends object> {
   ): Promise<StepResult> {
     const index = job.cursor;
     const read = await this.#ctx.store.transaction(async (tx) => {
-      const chunk = await tx.getChunk(job.scope, chunkHomeOf(source), index);
+      const { chunk, verified } = await this.#readChunk(tx, job.scope, chunkHomeOf(source), index);
       return {
         current: await tx.getJob(claim.scope, claim.jobId),
         chunk,
+        verified,
         // Only where the chunk is gone: were its bytes released on purpose?
         released: chunk ? false : index < await releasedChunksOf(tx, source),
         extras: tx.extras,
@@ -355,7 +380,7 @@ export class JobRunner<TExtras extends object> {
         details: { index },
       });
     }
-    const actual = await sha256Hex(chunk.bytes);
+    const actual = read.verified ? chunk.sha256 : await sha256Hex(chunk.bytes);
     if (actual !== chunk.sha256 || chunk.bytes.length !== chunk.byteLength) {
       return await this.#fail(claim, job, {
         code: "E_SYNC_CHUNK_CHECKSUM_MISMATCH",

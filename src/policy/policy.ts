@@ -55,6 +55,13 @@ export interface SyncPolicy {
    * one). A batch also stops once it applied `limits.maxChunkBytes` bytes.
    */
   shortJobBatchSize: number;
+  /**
+   * Bytes of chunks this engine hashed and stored that it keeps until its own worker
+   * applies them, so they are applied without being read back and hashed again (default
+   * 64 MiB; 0 reads every chunk back from storage). Chunks read from storage are always
+   * hashed before they are applied.
+   */
+  uploadCacheBytes: number;
 }
 
 /** A partial policy; nested groups merge over the defaults. */
@@ -67,6 +74,7 @@ export interface PolicyOverrides {
   retentionMs?: number;
   supersede?: boolean;
   shortJobBatchSize?: number;
+  uploadCacheBytes?: number;
 }
 
 /** The default retry schedule. */
@@ -97,6 +105,7 @@ export const DEFAULT_POLICY: Readonly<SyncPolicy> = Object.freeze({
   retentionMs: 7 * 24 * 60 * 60 * 1000,
   supersede: true,
   shortJobBatchSize: 32,
+  uploadCacheBytes: 64 * 1024 * 1024,
 });
 
 function positive(name: string, value: number, integer: boolean): number {
@@ -134,6 +143,7 @@ export function resolvePolicy(overrides: PolicyOverrides = {}): SyncPolicy {
     retentionMs: overrides.retentionMs ?? DEFAULT_POLICY.retentionMs,
     supersede: overrides.supersede ?? DEFAULT_POLICY.supersede,
     shortJobBatchSize: overrides.shortJobBatchSize ?? DEFAULT_POLICY.shortJobBatchSize,
+    uploadCacheBytes: overrides.uploadCacheBytes ?? DEFAULT_POLICY.uploadCacheBytes,
   };
   positive("retry.maxAttempts", retry.maxAttempts, true);
   positive("retry.baseDelayMs", retry.baseDelayMs, false);
@@ -145,6 +155,13 @@ export function resolvePolicy(overrides: PolicyOverrides = {}): SyncPolicy {
   positive("sourceTtlMs", policy.sourceTtlMs, false);
   positive("retentionMs", policy.retentionMs, false);
   positive("shortJobBatchSize", policy.shortJobBatchSize, true);
+  if (!Number.isSafeInteger(policy.uploadCacheBytes) || policy.uploadCacheBytes < 0) {
+    throw new SyncError(
+      "E_SYNC_INVALID_ARGUMENT",
+      "policy.uploadCacheBytes must be a non-negative integer",
+      { details: { field: "uploadCacheBytes" } },
+    );
+  }
   if (limits.maxIdLength > MAX_ID_LENGTH) {
     throw new SyncError(
       "E_SYNC_INVALID_ARGUMENT",

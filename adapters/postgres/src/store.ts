@@ -224,6 +224,9 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
     sourceId: string,
     index: number,
   ): Promise<ChunkInfo | undefined> {
+    // The engine reads only the info of a chunk it still holds (its upload cache).
+    const ahead = this.#takeAhead(chunkCacheKey(scope, sourceId, index));
+    if (ahead) return chunkInfoOf(ahead as SqlRow);
     const [row] = await this.#query("getChunkInfo", this.#sql.getChunkInfo, [
       ...this.#sourceKey(scope, sourceId),
       index,

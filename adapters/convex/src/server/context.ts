@@ -159,7 +159,9 @@ function engineOver<TExtras extends object>(
   return new SyncEngine({
     store,
     handler,
-    policy: config.policy,
+    // An engine lives for one invocation, and no invocation both uploads a chunk and
+    // applies it: an upload cache would only hold bytes until the invocation ends.
+    policy: { ...config.policy, uploadCacheBytes: 0 },
     clock: config.clock,
     random: config.random,
     workerId: WORKER_OWNER,
