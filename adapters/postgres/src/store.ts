@@ -21,6 +21,7 @@ import {
   SyncError,
   type SyncStore,
 } from "@zakstam/codex-sync-engine";
+import { chunkHomeOf } from "@zakstam/codex-sync-engine/state";
 import type { PostgresDriver, SqlExecutor, SqlRow } from "./driver.ts";
 import { toBackendError } from "./errors.ts";
 import type { TableNames } from "./names.ts";
@@ -365,8 +366,8 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
     ]);
     this.#claimable = [];
     this.#claimableAll = rows.length < CLAIM_READ_AHEAD;
-    // The chunk each job applies next, where its source keeps its chunks (the engine's
-    // chunkHomeOf). Only a guess: a chunk not read here is read by getChunk.
+    // The chunk each job applies next, where its source keeps its chunks. Only a guess: a
+    // chunk not read here is read by getChunk.
     const wanted: Array<{ scope: string; source_id: string; idx: number }> = [];
     for (const row of rows) {
       const job = recordOf<Job>(row);
@@ -377,7 +378,7 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
       if (source.manifest && job.cursor < job.totalChunks) {
         wanted.push({
           scope: job.scope,
-          source_id: source.chunkHome ?? source.sourceId,
+          source_id: chunkHomeOf(source),
           idx: job.cursor,
         });
       }
