@@ -24,7 +24,7 @@ import { createDashboard, ITEMS_PER_PAGE, sameOrigin } from "../src/dashboard/mo
 import { escapeHtml, html } from "../src/dashboard/html.ts";
 import { readableToolOutput } from "../src/dashboard/pages.ts";
 import { createSessions, DEFAULT_SESSION_MS, SESSION_COOKIE } from "../src/dashboard/session.ts";
-import { listenForJobChanges } from "../src/dashboard/job_feed.ts";
+import { jobChangesOf } from "../src/dashboard/job_feed.ts";
 import { MAX_PAGE_ITEMS, MAX_TEXT_CHARS } from "../src/dashboard/queries.ts";
 
 const ORIGIN = "http://127.0.0.1:9";
@@ -43,7 +43,7 @@ const adapter = await createPostgresAdapter({
 });
 await ensureRecordTables(adapter.driver, names);
 const tables = sqlRecordTables(adapter.driver, names);
-const changes = await listenForJobChanges(adapter.driver, adapter.tables.channel);
+const changes = jobChangesOf(adapter);
 after(async () => {
   await changes.close();
   await adapter.close();

@@ -25,7 +25,7 @@ import type { PostgresDriver } from "./driver.ts";
 import { toBackendError } from "./errors.ts";
 import { migrate } from "./migrations.ts";
 import { type TableLocation, type TableNames, tableNames } from "./names.ts";
-import { JobNotifications } from "./notifications.ts";
+import { type JobNoticeListener, JobNotifications } from "./notifications.ts";
 import { createPGliteDriver, type PGliteSettings } from "./pglite.ts";
 import { createPostgresJsDriver, type PostgresJsOptions } from "./postgresjs.ts";
 import { type PostgresExtras, PostgresStore } from "./store.ts";
@@ -92,6 +92,13 @@ export interface PostgresAdapter extends SyncAdapter {
   readonly driver: PostgresDriver;
   /** The tables the adapter uses. */
   readonly tables: TableNames;
+  /**
+   * Calls `listener` after every committed job write in the adapter's tables, from this
+   * process or another (a notice), and with `undefined` when the listening connection
+   * was re-established (notices sent meanwhile are lost: look again). Returns the
+   * unsubscribe. The same notifications wake the adapter's waiters and worker.
+   */
+  onJobWrite(listener: JobNoticeListener): () => void;
   /** Runs due work until none is due now; returns how many job runs it made. */
   drain(): Promise<number>;
   /** Starts the background worker (already running in auto mode). */
@@ -220,6 +227,7 @@ export async function createPostgresAdapter(
     driver,
     tables: names,
     ...bindOperations(engine),
+    onJobWrite: (listener) => notifications.onJob(listener),
     drain: () => worker.drain(),
     startWorker: () => worker.start(),
     stopWorker: () => worker.stop(),

@@ -505,3 +505,37 @@ test("extensions: the records keep their links, chunks live in the home, a range
     assert.equal(await adapter.store.transaction((tx) => tx.deleteChunks(scope, "base")), 2);
   });
 });
+
+test("onJobWrite: told of each committed job write, not after unsubscribing", async () => {
+  await withAdapter({}, async (adapter) => {
+    const notices: Array<{ jobId: string; state: string } | undefined> = [];
+    const unsubscribe = adapter.onJobWrite((notice) =>
+      notices.push(notice && { jobId: notice.jobId, state: notice.state })
+    );
+    const { source, chunks, digests } = await upload(adapter, "notices", ["a\n", "b\n"]);
+    assert.equal(notices.length, 0, "no job written by create and append");
+    const { job } = await adapter.sealSource({
+      scope: "notices",
+      sourceId: source.sourceId,
+      manifest: {
+        chunkCount: chunks.length,
+        byteCount: chunks.reduce((sum, chunk) => sum + chunk.length, 0),
+        digest: compositeDigest(digests),
+      },
+    });
+    assert.deepEqual([...notices], [{ jobId: job.jobId, state: "queued" }]);
+    await adapter.drain();
+    assert.equal(notices.at(-1)?.state, "succeeded");
+    assert.ok(notices.every((notice) => notice?.jobId === job.jobId));
+    const seen = notices.length;
+    unsubscribe();
+    await adapter.cancelJob({ scope: "notices", jobId: job.jobId });
+    const other = await upload(adapter, "notices", ["c\n"]);
+    await adapter.sealSource({
+      scope: "notices",
+      sourceId: other.source.sourceId,
+      manifest: { chunkCount: 1, byteCount: 2, digest: compositeDigest(other.digests) },
+    });
+    assert.equal(notices.length, seen);
+  });
+});

@@ -1,10 +1,10 @@
 /**
  * Live jobs for the dashboard: a page of a scope's jobs as server-sent events, re-read
  * whenever the store announces a job write. The announcement is the Postgres adapter's
- * own change notification — the NOTIFY every job-writing transaction sends on the
- * adapter's channel (the HTTP transport's waits and event streams are woken by the same
- * notices) — so a stream re-reads once per burst of writes, not on a timer; a slow
- * safety-net re-read covers a notice lost while the listening connection was down.
+ * own change notification (`onJobWrite`: the NOTIFY every job-writing transaction sends,
+ * which also wakes the adapter's waiters and the HTTP transport's event streams), so a
+ * stream re-reads once per burst of writes, not on a timer; a slow safety-net re-read
+ * covers a notice lost while the listening connection was down.
  *
  * @module
  */
@@ -15,36 +15,33 @@ import { isTerminalJobState } from "@zakstam/codex-sync-engine";
 /** Something that announces job writes: subscribe returns an unsubscribe. */
 export interface JobChanges {
   subscribe(listener: () => void): () => void;
+  /** Drops every subscription. */
   close(): Promise<void>;
 }
 
-/** The driver surface {@link listenForJobChanges} needs (the Postgres adapter's). */
-export interface NotifyingDriver {
-  listen(
-    channel: string,
-    onNotify: (payload: string) => void,
-    onConnect?: () => void,
-  ): Promise<() => Promise<void>>;
+/** What announces job writes (the Postgres adapter's `onJobWrite`). */
+export interface JobWriteSource {
+  onJobWrite(listener: () => void): () => void;
 }
 
-/** Job writes on `channel` (the adapter's `tables.channel`), fanned out to subscribers. */
-export async function listenForJobChanges(
-  driver: NotifyingDriver,
-  channel: string,
-): Promise<JobChanges> {
-  const listeners = new Set<() => void>();
-  const announce = () => {
-    for (const listener of [...listeners]) listener();
-  };
-  const unlisten = await driver.listen(channel, announce, announce);
+/**
+ * The adapter's own job notifications as {@link JobChanges}: no connection of its own, and
+ * a re-established listening connection ("look again") reaches subscribers like a write.
+ */
+export function jobChangesOf(source: JobWriteSource): JobChanges {
+  const subscriptions = new Set<() => void>();
   return {
     subscribe(listener) {
-      listeners.add(listener);
-      return () => listeners.delete(listener);
+      const unsubscribe = source.onJobWrite(() => listener());
+      const drop = () => {
+        if (subscriptions.delete(drop)) unsubscribe();
+      };
+      subscriptions.add(drop);
+      return drop;
     },
-    close: async () => {
-      listeners.clear();
-      await unlisten();
+    close() {
+      for (const drop of [...subscriptions]) drop();
+      return Promise.resolve();
     },
   };
 }

@@ -25,9 +25,9 @@ import { DASHBOARD_CSS, DASHBOARD_JS } from "./assets.ts";
 import {
   DEFAULT_STREAM_TIMING,
   type JobChanges,
+  jobChangesOf,
   jobStream,
   type JobStreamTiming,
-  listenForJobChanges,
   readJobs,
 } from "./job_feed.ts";
 import {
@@ -363,7 +363,7 @@ export async function openDashboard(
     throw new Error(`the dashboard needs a local SQL store, not ${store.kind}`);
   }
   const adapter = store.adapter as PostgresAdapter;
-  const changes = await listenForJobChanges(adapter.driver, adapter.tables.channel);
+  const changes = jobChangesOf(adapter);
   const shutdown = new AbortController();
   const handle = createDashboard({
     adapter,
