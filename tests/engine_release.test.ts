@@ -12,6 +12,7 @@ import { syncConversation } from "../src/client/mod.ts";
 import { SyncEngine } from "../src/engine/engine.ts";
 import { isSyncError } from "../src/errors.ts";
 import { createMemoryAdapter, MemoryStore } from "../memory/mod.ts";
+import { uploadAndSeal } from "./support/engine_upload.ts";
 
 const SCOPE = "tenant-a";
 const CONVERSATION = "conversation-1";
@@ -22,35 +23,12 @@ function lines(prefix: string, count: number, from = 0): Uint8Array[] {
 }
 
 /** Creates, appends and seals `chunks` (after `k` reused ones when `baseSourceId` is set). */
-async function upload(
+function upload(
   engine: SyncEngine,
   chunks: Uint8Array[],
   options: { baseSourceId?: string; from?: number } = {},
 ) {
-  const source = await engine.createSource({
-    scope: SCOPE,
-    conversationId: CONVERSATION,
-    ...(options.baseSourceId === undefined ? {} : { baseSourceId: options.baseSourceId }),
-  });
-  const digests = await Promise.all(chunks.map((chunk) => sha256Hex(chunk)));
-  for (let index = options.from ?? 0; index < chunks.length; index++) {
-    await engine.appendChunk({
-      scope: SCOPE,
-      sourceId: source.sourceId,
-      index,
-      bytes: chunks[index],
-      sha256: digests[index],
-    });
-  }
-  return await engine.sealSource({
-    scope: SCOPE,
-    sourceId: source.sourceId,
-    manifest: {
-      chunkCount: chunks.length,
-      byteCount: chunks.reduce((sum, chunk) => sum + chunk.length, 0),
-      digest: compositeDigest(digests),
-    },
-  });
+  return uploadAndSeal(engine, chunks, { scope: SCOPE, conversationId: CONVERSATION, ...options });
 }
 
 async function runAll(engine: SyncEngine): Promise<void> {

@@ -4,13 +4,13 @@
 // what it may hand out.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { compositeDigest, sha256Hex } from "../src/checksum.ts";
 import type { Chunk } from "../src/contracts/domain.ts";
 import type { StoreTransaction, SyncStore } from "../src/contracts/store.ts";
 import type { PolicyOverrides } from "../src/policy/policy.ts";
 import { SyncEngine } from "../src/engine/engine.ts";
 import { UploadCache } from "../src/engine/upload_cache.ts";
 import { MemoryStore } from "../memory/mod.ts";
+import { uploadAndSeal } from "./support/engine_upload.ts";
 
 const SCOPE = "tenant-a";
 const encoder = new TextEncoder();
@@ -137,27 +137,10 @@ function setup(policy: PolicyOverrides = {}, mutate = false): Setup {
   return { store, engine, applied };
 }
 
-async function uploadAndSeal(engine: SyncEngine, texts: string[]) {
-  const chunks = texts.map((text) => encoder.encode(text));
-  const digests = await Promise.all(chunks.map((bytes) => sha256Hex(bytes)));
-  const source = await engine.createSource({ scope: SCOPE, conversationId: "c1" });
-  for (const [index, bytes] of chunks.entries()) {
-    await engine.appendChunk({
-      scope: SCOPE,
-      sourceId: source.sourceId,
-      index,
-      bytes,
-      sha256: digests[index],
-    });
-  }
-  return await engine.sealSource({
+function upload(engine: SyncEngine, texts: string[]) {
+  return uploadAndSeal(engine, texts.map((text) => encoder.encode(text)), {
     scope: SCOPE,
-    sourceId: source.sourceId,
-    manifest: {
-      chunkCount: chunks.length,
-      byteCount: chunks.reduce((sum, bytes) => sum + bytes.length, 0),
-      digest: compositeDigest(digests),
-    },
+    conversationId: "c1",
   });
 }
 
@@ -170,7 +153,7 @@ describe("engine: applying what it uploaded", () => {
 
   test("its own uploads are applied without reading their bytes back", async () => {
     const { store, engine, applied } = setup();
-    const sealed = await uploadAndSeal(engine, texts);
+    const sealed = await upload(engine, texts);
     // Storage rot after the write: the engine applies the bytes it verified, not these.
     for (let index = 0; index < texts.length; index++) {
       store.oracle.corruptChunk(SCOPE, sealed.source.sourceId, index);
@@ -184,7 +167,7 @@ describe("engine: applying what it uploaded", () => {
 
   test("with the cache off (0), every chunk is read back and hashed: rot is found", async () => {
     const { store, engine, applied } = setup({ uploadCacheBytes: 0 });
-    const sealed = await uploadAndSeal(engine, texts);
+    const sealed = await upload(engine, texts);
     store.oracle.corruptChunk(SCOPE, sealed.source.sourceId, 2);
     await drain(engine);
     const job = await engine.getJob({ scope: SCOPE, jobId: sealed.job.jobId });
@@ -197,7 +180,7 @@ describe("engine: applying what it uploaded", () => {
   test("beyond the budget, the oldest chunks are read back and hashed", async () => {
     // Budget for the last two chunks ("three\n" + "four\n" = 11 bytes).
     const { store, engine, applied } = setup({ uploadCacheBytes: 11 });
-    const sealed = await uploadAndSeal(engine, texts);
+    const sealed = await upload(engine, texts);
     store.oracle.corruptChunk(SCOPE, sealed.source.sourceId, 3);
     store.oracle.corruptChunk(SCOPE, sealed.source.sourceId, 0);
     await drain(engine);
@@ -210,7 +193,7 @@ describe("engine: applying what it uploaded", () => {
 
   test("another engine over the same store reads from storage", async () => {
     const first = setup();
-    const sealed = await uploadAndSeal(first.engine, texts);
+    const sealed = await upload(first.engine, texts);
     first.store.oracle.corruptChunk(SCOPE, sealed.source.sourceId, 1);
     const applied: string[] = [];
     const other = new SyncEngine({
@@ -226,7 +209,7 @@ describe("engine: applying what it uploaded", () => {
 
   test("a handler that writes into the bytes it got does not reach the stored chunk", async () => {
     const { store, engine } = setup({}, true);
-    const sealed = await uploadAndSeal(engine, texts);
+    const sealed = await upload(engine, texts);
     await drain(engine);
     for (const [index, text] of texts.entries()) {
       const stored = store.oracle.chunk(SCOPE, sealed.source.sourceId, index);
