@@ -458,3 +458,86 @@ export async function runMain(label: string, main: () => Promise<void>): Promise
   }
   console.log(`${label}: ok (${((performance.now() - started) / 1000).toFixed(1)}s)`);
 }
+
+/** What the Node test scripts read of a built package's package.json. */
+interface BuiltPackage {
+  name: string;
+  exports: Record<string, { types: string }>;
+}
+
+function readBuiltPackage(dir: string): BuiltPackage {
+  const path = join(dir, "package.json");
+  if (!exists(path)) {
+    throw new BuildError(`${relative(ROOT, dir)}/ is not built: run \`deno task build:npm\``);
+  }
+  return JSON.parse(Deno.readTextFileSync(path)) as BuiltPackage;
+}
+
+/**
+ * Packs the built packages in `dirs` and unpacks each into `outDir/node_modules/…`
+ * (after emptying `outDir`): the tests see exactly the files npm would publish. Returns
+ * the tsconfig `paths` of every export, onto the unpacked declarations.
+ */
+export async function unpackBuiltPackages(
+  dirs: readonly string[],
+  outDir: string,
+): Promise<Record<string, string[]>> {
+  const packages = dirs.map((dir) => ({ dir, pkg: readBuiltPackage(dir) }));
+  if (exists(outDir)) removeRepoDir(outDir);
+  const packDir = join(outDir, "packs");
+  Deno.mkdirSync(packDir, { recursive: true });
+  const paths: Record<string, string[]> = {};
+  for (const { dir, pkg } of packages) {
+    const tarball = await pack(dir, packDir);
+    const target = join(outDir, "node_modules", ...pkg.name.split("/"));
+    Deno.mkdirSync(target, { recursive: true });
+    await run("tar", ["-xzf", tarball, "-C", target, "--strip-components=1"]);
+    console.log(`unpacked ${relative(ROOT, tarball)} into ${relative(ROOT, target)}/`);
+    for (const [key, entry] of Object.entries(pkg.exports)) {
+      const specifier = key === "." ? pkg.name : pkg.name + key.slice(1);
+      paths[specifier] = [`./${relative(outDir, join(target, entry.types))}`];
+    }
+  }
+  return paths;
+}
+
+/** Test sources to compile under `outDir` and run with Node. */
+export interface NodeTestBuild {
+  outDir: string;
+  /** The sources' root, relative to `outDir`; compiled into `outDir/tests/`. */
+  rootDir: string;
+  /** The test entry points, relative to `rootDir`. */
+  entries: readonly string[];
+  /** From {@link unpackBuiltPackages}. */
+  paths: Record<string, string[]>;
+}
+
+/** Compiles the tests with the npm build's options against the packages, then runs them. */
+export async function compileAndRunNodeTests(build: NodeTestBuild): Promise<void> {
+  const { outDir, rootDir, entries } = build;
+  const tsconfig = join(outDir, "tsconfig.json");
+  Deno.writeTextFileSync(
+    tsconfig,
+    JSON.stringify(
+      {
+        extends: relative(outDir, join(ROOT, "tsconfig.build.json")),
+        compilerOptions: {
+          rootDir,
+          outDir: "tests",
+          declaration: false,
+          types: ["node"],
+          paths: build.paths,
+        },
+        files: entries.map((file) => posix.join(rootDir, file)),
+      },
+      null,
+      2,
+    ) + "\n",
+  );
+  await runTsc(tsconfig);
+  const tests = entries.map((file) => join(outDir, "tests", file.replace(/\.ts$/, ".js")));
+  for (const test of tests) {
+    if (!exists(test)) throw new BuildError(`tsc did not emit ${relative(ROOT, test)}`);
+  }
+  await runNodeTests(tests.map((test) => relative(ROOT, test)));
+}

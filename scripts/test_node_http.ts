@@ -30,15 +30,12 @@ import { dirname, join, normalize, relative } from "node:path";
 import {
   BUILD_DIR,
   BuildError,
+  compileAndRunNodeTests,
   exists,
   NPM_DIR,
-  pack,
-  removeRepoDir,
   ROOT,
-  run,
   runMain,
-  runNodeTests,
-  runTsc,
+  unpackBuiltPackages,
 } from "./_build_common.ts";
 
 const OUT_DIR = join(BUILD_DIR, "http-node");
@@ -66,19 +63,6 @@ const PACKAGE_OF: Record<string, string> = {
 /** Library code: reachable from the staged tests only through {@link PACKAGE_OF}. */
 const LIBRARY = /^(mod\.ts$|src\/|memory\/|conformance\/|adapters\/[^/]+\/(mod\.ts$|src\/))/;
 const RELATIVE_IMPORT = /((?:from|import)\s*\(?\s*)(["'])(\.\.?\/[^"']+)\2/g;
-
-interface PackageJson {
-  name: string;
-  exports: Record<string, { types: string }>;
-}
-
-function readPackage(dir: string): PackageJson {
-  const path = join(dir, "package.json");
-  if (!exists(path)) {
-    throw new BuildError(`${relative(ROOT, dir)}/ is not built: run \`deno task build:npm\``);
-  }
-  return JSON.parse(Deno.readTextFileSync(path)) as PackageJson;
-}
 
 /**
  * Copies `entries` and the test modules they import into `STAGE_DIR`, rewriting relative
@@ -115,55 +99,13 @@ function stageTests(entries: readonly string[]): string[] {
 }
 
 async function main(): Promise<void> {
-  const packages = PACKAGE_DIRS.map((dir) => ({ dir, pkg: readPackage(dir) }));
-  if (exists(OUT_DIR)) removeRepoDir(OUT_DIR);
-  const packDir = join(OUT_DIR, "packs");
-  Deno.mkdirSync(packDir, { recursive: true });
-
   // 1. The packed packages, unpacked where Node looks for them.
-  const paths: Record<string, string[]> = {};
-  for (const { dir, pkg } of packages) {
-    const tarball = await pack(dir, packDir);
-    const target = join(OUT_DIR, "node_modules", ...pkg.name.split("/"));
-    Deno.mkdirSync(target, { recursive: true });
-    await run("tar", ["-xzf", tarball, "-C", target, "--strip-components=1"]);
-    console.log(`unpacked ${relative(ROOT, tarball)} into ${relative(ROOT, target)}/`);
-    for (const [key, entry] of Object.entries(pkg.exports)) {
-      const specifier = key === "." ? pkg.name : pkg.name + key.slice(1);
-      paths[specifier] = [`./${relative(OUT_DIR, join(target, entry.types))}`];
-    }
-  }
-
+  const paths = await unpackBuiltPackages(PACKAGE_DIRS, OUT_DIR);
   // 2. The tests, staged with library imports through the packages.
   const staged = stageTests(ENTRIES);
   console.log(`staged ${staged.length} test modules into ${relative(ROOT, STAGE_DIR)}/`);
-
   // 3. Compiled against the unpacked packages' declarations, run by Node.
-  const tsconfig = join(OUT_DIR, "tsconfig.json");
-  Deno.writeTextFileSync(
-    tsconfig,
-    JSON.stringify(
-      {
-        extends: relative(OUT_DIR, join(ROOT, "tsconfig.build.json")),
-        compilerOptions: {
-          rootDir: "stage",
-          outDir: "tests",
-          declaration: false,
-          types: ["node"],
-          paths,
-        },
-        files: ENTRIES.map((file) => `stage/${file}`),
-      },
-      null,
-      2,
-    ) + "\n",
-  );
-  await runTsc(tsconfig);
-  const tests = ENTRIES.map((file) => join(OUT_DIR, "tests", file.replace(/\.ts$/, ".js")));
-  for (const test of tests) {
-    if (!exists(test)) throw new BuildError(`tsc did not emit ${relative(ROOT, test)}`);
-  }
-  await runNodeTests(tests.map((test) => relative(ROOT, test)));
+  await compileAndRunNodeTests({ outDir: OUT_DIR, rootDir: "stage", entries: ENTRIES, paths });
 }
 
 if (import.meta.main) await runMain("test:http:node", main);
