@@ -48,13 +48,18 @@ function output(
   };
 }
 
+/**
+ * Whether `pid` runs, from `/proc` on Linux; undefined where that cannot be told. Deno
+ * lets only `--allow-all` read `/proc/<pid>` (NotCapable otherwise, under the CLI's own
+ * permissions too): a refusal says nothing about the process, so the lock is kept.
+ */
 function processAlive(pid: number): boolean | undefined {
   if (Deno.build.os !== "linux") return undefined;
   try {
     Deno.statSync(`/proc/${pid}`);
     return true;
-  } catch {
-    return false;
+  } catch (error) {
+    return error instanceof Deno.errors.NotFound ? false : undefined;
   }
 }
 

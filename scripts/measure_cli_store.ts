@@ -166,6 +166,8 @@ async function measure(kind: "pglite" | "postgres", work: string, url?: string) 
     openMs: number;
     filesMs: number;
     unchangedByStat: number;
+    /** Of those, answered by the embedded store's stat cache without opening the store. */
+    unchangedByStatCache: number;
   }[] = [];
   for (let i = 0; i < settings.rounds; i++) {
     const run = await cli(["import", "--json", ...store, tree], work, env);
@@ -175,8 +177,12 @@ async function measure(kind: "pglite" | "postgres", work: string, url?: string) 
       summaryMs: Number(summary(run).ms),
       openMs,
       filesMs: Number(summary(run).ms) - openMs,
-      unchangedByStat: run.events.filter((e) => e.event === "unchanged" && e.checked === "stat")
-        .length,
+      unchangedByStat: run.events.filter((e) =>
+        e.event === "unchanged" && (e.checked === "stat" || e.checked === "stat-cache")
+      ).length,
+      unchangedByStatCache: run.events.filter((e) =>
+        e.event === "unchanged" && e.checked === "stat-cache"
+      ).length,
     });
   }
   const bigMs: number[] = [];

@@ -96,6 +96,8 @@ export interface RolloutHandlerOptions {
   interrupt?: AbortSignal;
   /** Told after each applied chunk (inside the transaction, before commit). */
   onApplied?: (cursor: number, total: number) => void;
+  /** Awaited before a chunk is applied, inside its transaction (a test's hold point). */
+  beforeApply?: (index: number) => Promise<void>;
   /** Clock of `importedAt` (default `Date.now`). */
   now?: () => number;
 }
@@ -137,6 +139,7 @@ export function rolloutHandler<TExtras extends object>(
   const now = options.now ?? Date.now;
   return {
     async apply(chunk, context: ApplyContext & TExtras) {
+      await options.beforeApply?.(chunk.index);
       if (options.interrupt?.aborted) {
         throw new Error("interrupted (Ctrl-C); the job resumes on the next run");
       }
@@ -176,19 +179,19 @@ export function rolloutHandler<TExtras extends object>(
             lineNo,
             recordType: parsed.recordType,
             text: parsed.text,
+            bytes: lineBytes,
             valid: true,
             jsonbSafe: parsed.jsonbSafe,
           });
         } else if (data.skipInvalid) {
-          const row: NewRow = {
+          rows.push({
             lineNo,
             recordType: null,
             text: parsed.text,
+            bytes: lineBytes,
             valid: false,
             jsonbSafe: false,
-          };
-          if (parsed.text === null) row.bytes = lineBytes.slice();
-          rows.push(row);
+          });
         } else {
           throw nonRetryable(new Error(`${data.path}:${lineNo}: ${parsed.reason}`));
         }

@@ -1,6 +1,8 @@
 /**
- * How `import` reports: a redrawn progress bar per file on a terminal, plain lines
- * otherwise, or JSON Lines events with `--json`.
+ * How `import` reports: a redrawn progress line on a terminal, plain lines otherwise, or
+ * JSON Lines events with `--json`. Several files may be in flight at once (`import
+ * --files-at-once`): their events interleave, each file's in its own order; plain lines
+ * name their file, and the redrawn line shows every file in flight.
  *
  * @module
  */
@@ -47,9 +49,11 @@ export type ImportEvent =
     importedFrom?: string;
     /**
      * How it was found unchanged: its size and mtime are those recorded with the import
-     * (the file was not read), or its content was read and compared.
+     * (the file was not read), the same checked against the embedded store's stat cache
+     * (`stat-cache`: the store was not opened, see stat_cache.ts), or its content was read
+     * and compared.
      */
-    checked: "stat" | "content";
+    checked: "stat" | "stat-cache" | "content";
     /** The file was found moved from this path (same identity); the import follows it. */
     movedFrom?: string;
   }
@@ -162,11 +166,12 @@ const THROTTLE_MS = 1_000;
 
 /** Plain lines (uploads and applies throttled to one line a second per file). */
 export function plainReporter(out: TextOutput, now: () => number = Date.now): ImportReporter {
-  let lastLine = -Infinity;
-  const throttled = (final: boolean, line: string) => {
+  /** When each file in flight last printed a throttled line. */
+  const lastLine = new Map<string, number>();
+  const throttled = (file: string, final: boolean, line: string) => {
     const at = now();
-    if (!final && at - lastLine < THROTTLE_MS) return;
-    lastLine = at;
+    if (!final && at - (lastLine.get(file) ?? -Infinity) < THROTTLE_MS) return;
+    lastLine.set(file, at);
     out.write(line + "\n");
   };
   return {
@@ -178,7 +183,7 @@ export function plainReporter(out: TextOutput, now: () => number = Date.now): Im
           );
           break;
         case "scanned":
-          lastLine = -Infinity;
+          lastLine.delete(event.file);
           out.write(
             `scan      ${event.file}: ${event.lines} lines` +
               (event.newLines > 0 && event.newLines < event.lines
@@ -219,6 +224,7 @@ export function plainReporter(out: TextOutput, now: () => number = Date.now): Im
         case "upload": {
           const done = event.bytesUploaded + event.bytesSkipped;
           throttled(
+            event.file,
             done >= event.totalBytes,
             `upload    ${event.file}: ${formatBytes(done)} / ${formatBytes(event.totalBytes)}` +
               ` (${event.chunksUploaded} chunk(s) uploaded, ${event.chunksSkipped} already stored)`,
@@ -226,7 +232,7 @@ export function plainReporter(out: TextOutput, now: () => number = Date.now): Im
           break;
         }
         case "sealed":
-          lastLine = -Infinity;
+          lastLine.delete(event.file);
           out.write(
             `sealed    ${event.file}: ${event.chunkCount} chunk(s), ${
               formatBytes(event.byteCount)
@@ -236,11 +242,13 @@ export function plainReporter(out: TextOutput, now: () => number = Date.now): Im
           break;
         case "applying":
           throttled(
+            event.file,
             event.cursor >= event.total,
             `apply     ${event.file}: ${event.cursor}/${event.total} chunk(s) applied (${event.state})`,
           );
           break;
         case "imported":
+          lastLine.delete(event.file);
           out.write(
             `imported  ${event.file}: ${event.records} records into conversation ` +
               `${event.conversationId}` + importedNote(event) +
@@ -250,6 +258,7 @@ export function plainReporter(out: TextOutput, now: () => number = Date.now): Im
           );
           break;
         case "failed":
+          lastLine.delete(event.file);
           out.write(`failed    ${event.file}: ${event.code}\n`);
           break;
         case "summary":
@@ -302,45 +311,92 @@ function conflictLine(event: Extract<ImportEvent, { event: "older" | "diverged" 
       `(--replace replaces the import with it)`;
 }
 
-/** A progress bar per file, redrawn in place (`\r`), on a terminal. */
+/** Where one file in flight is. */
+interface FileProgress {
+  totalBytes: number;
+  sentBytes: number;
+  applied: number;
+  chunks: number;
+  phase: "upload" | "apply";
+}
+
+/** Upload and apply, each half of the way. */
+function fractionOf(progress: FileProgress): number {
+  const upload = progress.totalBytes === 0 ? 1 : progress.sentBytes / progress.totalBytes;
+  const apply = progress.chunks === 0
+    ? (progress.phase === "apply" ? 1 : 0)
+    : progress.applied / progress.chunks;
+  return Math.min(1, (upload + apply) / 2);
+}
+
+function percent(fraction: number): string {
+  return `${String(Math.floor(fraction * 100)).padStart(3)}%`;
+}
+
+/**
+ * One line redrawn in place (`\r`) on a terminal: a progress bar for the file in flight,
+ * or, while several are, each one's name and percentage.
+ */
 export function ttyReporter(out: TextOutput, now: () => number = Date.now): ImportReporter {
   let drawn = false;
   let lastDraw = 0;
-  let file = "";
-  let totalBytes = 0;
-  let sentBytes = 0;
-  let applied = 0;
-  let chunks = 0;
-  let phase = "scan";
+  /** The files in flight (scanned, not yet ended), in the order they started. */
+  const inFlight = new Map<string, FileProgress>();
   const width = () => Math.max(20, Math.min(out.columns() || 80, 200));
   const clear = () => {
     if (drawn) out.write("\r\x1b[2K");
     drawn = false;
   };
-  const line = (text: string) => {
-    clear();
-    out.write(text + "\n");
+  const progressOf = (file: string): FileProgress => {
+    let progress = inFlight.get(file);
+    if (!progress) {
+      progress = { totalBytes: 0, sentBytes: 0, applied: 0, chunks: 0, phase: "upload" };
+      inFlight.set(file, progress);
+    }
+    return progress;
   };
-  const draw = (force = false) => {
-    const at = now();
-    if (!force && at - lastDraw < 80) return;
-    lastDraw = at;
-    const upload = totalBytes === 0 ? 1 : sentBytes / totalBytes;
-    const apply = chunks === 0 ? (phase === "apply" ? 1 : 0) : applied / chunks;
-    const fraction = Math.min(1, (upload + apply) / 2);
-    const stats = ` ${String(Math.floor(fraction * 100)).padStart(3)}%  ` +
-      `${formatBytes(sentBytes)}/${formatBytes(totalBytes)} up · ${applied}/${
-        chunks || "?"
-      } applied`;
-    const columns = width();
+  const oneFile = (file: string, progress: FileProgress, columns: number): string => {
+    const fraction = fractionOf(progress);
+    const stats = ` ${percent(fraction)}  ` +
+      `${formatBytes(progress.sentBytes)}/${
+        formatBytes(progress.totalBytes)
+      } up · ${progress.applied}/${progress.chunks || "?"} applied`;
     const barWidth = columns >= 100 ? 20 : 10;
     const filled = Math.round(fraction * barWidth);
     const bar = `[${"█".repeat(filled)}${"░".repeat(barWidth - filled)}]`;
     const nameWidth = Math.max(8, columns - 1 - stats.length - barWidth - 3);
-    const text = `${middleEllipsis(basename(file), nameWidth)} ${bar}${stats}`;
+    return `${middleEllipsis(basename(file), nameWidth)} ${bar}${stats}`;
+  };
+  const severalFiles = (columns: number): string => {
+    const prefix = `${inFlight.size} files: `;
+    const each = Math.floor((columns - 1 - prefix.length) / inFlight.size) - 8;
+    return prefix +
+      [...inFlight].map(([file, progress]) =>
+        `${middleEllipsis(basename(file), Math.max(8, each))} ${percent(fractionOf(progress))}`
+      ).join(" · ");
+  };
+  const draw = (force = false) => {
+    if (inFlight.size === 0) return;
+    const at = now();
+    if (!force && at - lastDraw < 80) return;
+    lastDraw = at;
+    const columns = width();
+    const [first] = inFlight;
+    const text = inFlight.size === 1 ? oneFile(first[0], first[1], columns) : severalFiles(columns);
     // Never wider than the terminal: a wrapped line cannot be redrawn in place.
     out.write(`\r\x1b[2K${Array.from(text).slice(0, columns - 1).join("")}`);
     drawn = true;
+  };
+  /** A line that stays (above the redrawn one). */
+  const line = (text: string) => {
+    clear();
+    out.write(text + "\n");
+    draw(true);
+  };
+  /** A file's last line: it is not in flight any more. */
+  const ended = (file: string, text: string) => {
+    inFlight.delete(file);
+    line(text);
   };
   return {
     report(event) {
@@ -349,59 +405,69 @@ export function ttyReporter(out: TextOutput, now: () => number = Date.now): Impo
           line(`importing ${event.files} file(s) into ${event.store} (scope ${event.scope})`);
           break;
         case "scanned":
-          file = event.file;
-          totalBytes = event.bytes;
-          sentBytes = 0;
-          applied = 0;
-          chunks = 0;
-          phase = "upload";
+          inFlight.set(event.file, {
+            totalBytes: event.bytes,
+            sentBytes: 0,
+            applied: 0,
+            chunks: 0,
+            phase: "upload",
+          });
           draw(true);
           break;
         case "resuming":
+          progressOf(event.file);
           line(
             event.stage === "upload"
               ? `↻ ${basename(event.file)}: resuming the interrupted upload`
               : `↻ ${basename(event.file)}: upload complete; resuming job ${event.jobId}` +
                 leaseNote(event.leaseUntil),
           );
-          draw(true);
           break;
         case "upload":
-          sentBytes = event.bytesUploaded + event.bytesSkipped;
+          progressOf(event.file).sentBytes = event.bytesUploaded + event.bytesSkipped;
           draw();
           break;
-        case "sealed":
-          chunks = event.chunkCount;
-          sentBytes = totalBytes;
-          phase = "apply";
+        case "sealed": {
+          const progress = progressOf(event.file);
+          progress.chunks = event.chunkCount;
+          progress.sentBytes = progress.totalBytes;
+          progress.phase = "apply";
           draw(true);
           break;
-        case "applying":
-          applied = event.cursor;
-          chunks = event.total;
+        }
+        case "applying": {
+          const progress = progressOf(event.file);
+          progress.applied = event.cursor;
+          progress.chunks = event.total;
           draw();
           break;
+        }
         case "unchanged":
-          line(`= ${event.file}: unchanged, already imported (job ${event.jobId})`);
+          ended(event.file, `= ${event.file}: unchanged, already imported (job ${event.jobId})`);
           break;
         case "pending":
-          line(`… ${event.file}: no complete line yet; nothing to import`);
+          ended(event.file, `… ${event.file}: no complete line yet; nothing to import`);
           break;
         case "older":
         case "diverged":
-          line(`! ${conflictLine(event).replace(/^\w+\s+/, `${event.event}: `)}`);
+          ended(
+            event.file,
+            `! ${conflictLine(event).replace(/^\w+\s+/, `${event.event}: `)}`,
+          );
           break;
         case "imported":
-          line(
+          ended(
+            event.file,
             `✓ ${event.file}: ${event.records} records → conversation ${event.conversationId}` +
               importedNote(event) +
               `, verified (job ${event.jobId}) in ${formatDuration(event.ms)}`,
           );
           break;
         case "failed":
-          line(`✗ ${event.file}: ${event.code}`);
+          ended(event.file, `✗ ${event.file}: ${event.code}`);
           break;
         case "summary":
+          inFlight.clear();
           line(summaryLine(event));
           break;
       }

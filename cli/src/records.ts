@@ -24,8 +24,15 @@ import type { SqlExecutor, SqlRow } from "@zakstam/codex-sync-engine-postgres";
 export interface NewRow {
   lineNo: number;
   recordType: string | null;
-  /** Exact text of the line; null when it is not UTF-8 (then `bytes` holds it). */
+  /**
+   * Exact text of the line (without its newline: a text holding one is refused); null
+   * when it is not UTF-8 (then `bytes` holds it).
+   */
   text: string | null;
+  /**
+   * The line's exact bytes (`text` is their decoding); required when `text` is null. May
+   * be a view into a larger buffer: a store copies what it keeps.
+   */
   bytes?: Uint8Array;
   valid: boolean;
   /** False when jsonb cannot hold the parsed value: the views show no `record`. */
@@ -376,8 +383,166 @@ function toBytes(value: unknown): Uint8Array {
   throw new Error(`expected bytes from the database, got ${typeof value}`);
 }
 
+const NUL = String.fromCharCode(0);
+const encoder = new TextEncoder();
+
+/**
+ * Rows split by the column their line goes to: `line` (text), or `line_bytes` for a line
+ * that is not UTF-8 or holds a NUL (which PostgreSQL's text cannot).
+ */
+function splitByColumn(rows: readonly NewRow[]): {
+  textRows: (NewRow & { text: string })[];
+  byteRows: { row: NewRow; bytes: Uint8Array }[];
+} {
+  const textRows: (NewRow & { text: string })[] = [];
+  const byteRows: { row: NewRow; bytes: Uint8Array }[] = [];
+  for (const row of rows) {
+    const text = row.text;
+    if (text === null) byteRows.push({ row, bytes: row.bytes ?? new Uint8Array(0) });
+    else if (text.includes(NUL)) byteRows.push({ row, bytes: row.bytes ?? encoder.encode(text) });
+    else if (text.includes("\n")) throw new Error(`line ${row.lineNo} holds a newline`);
+    else textRows.push(row as NewRow & { text: string });
+  }
+  return { textRows, byteRows };
+}
+
+/** A `text[]` literal (elements quoted, `NULL` for null; none may hold a NUL). */
+function textArrayLiteral(values: readonly (string | null)[]): string {
+  return `{${
+    values.map((value) => value === null ? "NULL" : `"${value.replace(/["\\]/g, "\\$&")}"`)
+      .join(",")
+  }}`;
+}
+
+/** An `integer[]` literal. */
+function integerArrayLiteral(values: readonly number[]): string {
+  return `{${values.join(",")}}`;
+}
+
+/** A `boolean[]` literal. */
+function booleanArrayLiteral(values: readonly boolean[]): string {
+  return `{${values.map((value) => value ? "t" : "f").join(",")}}`;
+}
+
+/** Scope, row set and conversation of the rows an insert writes. */
+type RowOwner = [scope: string, rowSet: string, conversationId: string];
+
+const UPDATE_ON_CONFLICT = `ON CONFLICT (scope, source_id, line_no) DO UPDATE SET
+  conversation_id = EXCLUDED.conversation_id, record_type = EXCLUDED.record_type,
+  line = EXCLUDED.line, line_bytes = EXCLUDED.line_bytes, valid = EXCLUDED.valid,
+  has_record = EXCLUDED.has_record`;
+
+/**
+ * The text rows in one statement: their lines joined by newlines (which no line holds),
+ * split again by the server, beside one array per column (`''` is one empty line, for
+ * which string_to_array gives no element); then each byte row on its own.
+ */
+async function insertAsText(
+  sql: SqlExecutor,
+  records: string,
+  owner: RowOwner,
+  rows: readonly NewRow[],
+): Promise<void> {
+  const { textRows, byteRows } = splitByColumn(rows);
+  if (textRows.length > 0) {
+    await sql.query(
+      `INSERT INTO ${records} (scope, source_id, line_no, conversation_id, record_type, line,
+          line_bytes, valid, has_record)
+        SELECT $1::text, $2::text, r.line_no, $3::text, r.record_type, r.line, NULL, r.valid,
+          r.has_record
+        FROM unnest(
+          CASE WHEN $4::text = '' THEN ARRAY[''] ELSE string_to_array($4::text, E'\\n') END,
+          $5::integer[], $6::text[], $7::boolean[], $8::boolean[]
+        ) AS r(line, line_no, record_type, valid, has_record)
+        ${UPDATE_ON_CONFLICT}`,
+      [
+        ...owner,
+        textRows.map((row) => row.text).join("\n"),
+        integerArrayLiteral(textRows.map((row) => row.lineNo)),
+        textArrayLiteral(textRows.map((row) => row.recordType)),
+        booleanArrayLiteral(textRows.map((row) => row.valid)),
+        booleanArrayLiteral(textRows.map((row) => row.valid && row.jsonbSafe)),
+      ],
+    );
+  }
+  for (const { row, bytes } of byteRows) {
+    await sql.query(
+      `INSERT INTO ${records} (scope, source_id, line_no, conversation_id, record_type, line,
+          line_bytes, valid, has_record)
+        VALUES ($1::text, $2::text, $4::integer, $3::text, NULL, NULL, $5::bytea, $6::boolean,
+          false)
+        ${UPDATE_ON_CONFLICT}`,
+      [...owner, row.lineNo, bytes, row.valid],
+    );
+  }
+}
+
+/**
+ * All rows in one statement: their bytes one after another in one `bytea`, each row's
+ * offset and length beside them; a text row's line is its bytes decoded by the server.
+ */
+async function insertAsBytes(
+  sql: SqlExecutor,
+  records: string,
+  owner: RowOwner,
+  rows: readonly NewRow[],
+): Promise<void> {
+  if (rows.length === 0) return;
+  const { textRows, byteRows } = splitByColumn(rows);
+  const ordered: { row: NewRow; bytes: Uint8Array; isText: boolean }[] = [
+    ...textRows.map((row) => ({ row, bytes: row.bytes ?? encoder.encode(row.text), isText: true })),
+    ...byteRows.map(({ row, bytes }) => ({ row, bytes, isText: false })),
+  ];
+  const all = new Uint8Array(ordered.reduce((sum, { bytes }) => sum + bytes.length, 0));
+  const starts: number[] = [];
+  let offset = 0;
+  for (const { bytes } of ordered) {
+    starts.push(offset + 1);
+    all.set(bytes, offset);
+    offset += bytes.length;
+  }
+  await sql.query(
+    `INSERT INTO ${records} (scope, source_id, line_no, conversation_id, record_type, line,
+        line_bytes, valid, has_record)
+      SELECT $1::text, $2::text, r.line_no, $3::text, r.record_type,
+        CASE WHEN r.is_text
+          THEN convert_from(substring($4::bytea FROM r.start FOR r.length), 'UTF8') END,
+        CASE WHEN NOT r.is_text THEN substring($4::bytea FROM r.start FOR r.length) END,
+        r.valid, r.has_record
+      FROM unnest($5::integer[], $6::integer[], $7::integer[], $8::boolean[], $9::text[],
+        $10::boolean[], $11::boolean[]) AS r(line_no, start, length, is_text, record_type, valid,
+          has_record)
+      ${UPDATE_ON_CONFLICT}`,
+    [
+      ...owner,
+      all,
+      integerArrayLiteral(ordered.map(({ row }) => row.lineNo)),
+      integerArrayLiteral(starts),
+      integerArrayLiteral(ordered.map(({ bytes }) => bytes.length)),
+      booleanArrayLiteral(ordered.map(({ isText }) => isText)),
+      textArrayLiteral(ordered.map(({ row, isText }) => isText ? row.recordType : null)),
+      booleanArrayLiteral(ordered.map(({ row }) => row.valid)),
+      booleanArrayLiteral(ordered.map(({ row, isText }) => isText && row.valid && row.jsonbSafe)),
+    ],
+  );
+}
+
+/** Options of {@link sqlRecordTables}. */
+export interface SqlRecordTablesOptions {
+  /**
+   * How a chunk's lines travel to the database, in one parameter: `text` (default), the
+   * lines joined by newlines; `bytea`, their bytes, for a driver that sends bytes as they
+   * are (PGlite does; postgres.js would hex-encode them, and text is cheaper there).
+   */
+  lineParameter?: "text" | "bytea";
+}
+
 /** The tables over `sql` (a transaction, or the pool for reads). */
-export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): RecordTables {
+export function sqlRecordTables(
+  sql: SqlExecutor,
+  names: RecordTableNames,
+  options: SqlRecordTablesOptions = {},
+): RecordTables {
   const { records, carry, imports } = names;
   return {
     async loadCarry(scope, sourceId) {
@@ -409,40 +574,13 @@ export function sqlRecordTables(sql: SqlExecutor, names: RecordTableNames): Reco
         sourceId,
       ]);
     },
-    async insertRows(scope, rowSet, conversationId, rows) {
-      const textRows = rows.filter((row) => row.text !== null);
-      if (textRows.length > 0) {
-        // One statement per batch, driver-agnostic: the rows travel as one JSON text.
-        const batch = JSON.stringify(
-          textRows.map((row) => [row.lineNo, row.recordType, row.text, row.valid, row.jsonbSafe]),
-        );
-        await sql.query(
-          `INSERT INTO ${records}
-            (scope, source_id, line_no, conversation_id, record_type, line, valid, has_record)
-          SELECT $1::text, $2::text, (e->>0)::integer, $3::text, e->>1, e->>2,
-            (e->>3)::boolean, (e->>3)::boolean AND (e->>4)::boolean
-          FROM jsonb_array_elements($4::text::jsonb) AS e
-          ON CONFLICT (scope, source_id, line_no) DO UPDATE SET
-            conversation_id = EXCLUDED.conversation_id, record_type = EXCLUDED.record_type,
-            line = EXCLUDED.line, line_bytes = NULL, valid = EXCLUDED.valid,
-            has_record = EXCLUDED.has_record`,
-          [scope, rowSet, conversationId, batch],
-        );
-      }
-      for (const row of rows) {
-        if (row.text !== null) continue;
-        await sql.query(
-          `INSERT INTO ${records}
-            (scope, source_id, line_no, conversation_id, record_type, line, line_bytes, valid,
-              has_record)
-          VALUES ($1::text, $2::text, $3::integer, $4::text, NULL, NULL, $5::bytea, false, false)
-          ON CONFLICT (scope, source_id, line_no) DO UPDATE SET
-            line = NULL, line_bytes = EXCLUDED.line_bytes, valid = false, has_record = false,
-            record_type = NULL`,
-          [scope, rowSet, row.lineNo, conversationId, row.bytes ?? new Uint8Array(0)],
-        );
-      }
-    },
+    insertRows: (scope, rowSet, conversationId, rows) =>
+      (options.lineParameter === "bytea" ? insertAsBytes : insertAsText)(
+        sql,
+        records,
+        [scope, rowSet, conversationId],
+        rows,
+      ),
     async deleteRowsAfter(scope, rowSet, afterLine) {
       const [row] = await sql.query(
         `WITH d AS (DELETE FROM ${records}
@@ -617,7 +755,6 @@ interface MemoryRow extends StoredLine {
 
 /** The tables in memory (dry runs and tests). Each call completes atomically. */
 export function memoryRecordTables(): RecordTables {
-  const encoder = new TextEncoder();
   const key = (scope: string, id: string) => `${scope.length}:${scope}:${id}`;
   const sets = new Map<
     string,
@@ -654,9 +791,8 @@ export function memoryRecordTables(): RecordTables {
       for (const row of rows) {
         entry.rows.set(row.lineNo, {
           lineNo: row.lineNo,
-          bytes: row.text === null ? (row.bytes ?? new Uint8Array(0)).slice() : encoder.encode(
-            row.text,
-          ),
+          bytes: row.bytes?.slice() ??
+            (row.text === null ? new Uint8Array(0) : encoder.encode(row.text)),
           valid: row.valid,
           conversationId,
         });

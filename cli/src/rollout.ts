@@ -29,7 +29,7 @@ export type ParsedLine =
     valid: true;
     text: string;
     value: unknown;
-    /** The record's `type` when it is a string. */
+    /** The record's `type` when it is a string that text can hold. */
     recordType: string | null;
     /** False when PostgreSQL's jsonb cannot hold the value (`\u0000`, lone surrogates). */
     jsonbSafe: boolean;
@@ -87,7 +87,8 @@ export function parseLine(bytes: Uint8Array, firstLine = false): ParsedLine {
     valid: true,
     text,
     value,
-    recordType: typeof type === "string" ? type : null,
+    // A type text cannot hold (a NUL, a lone surrogate) is not kept: the row has none.
+    recordType: typeof type === "string" && jsonbSafeText(type) ? type : null,
     // Escapes are the only way such strings get in: raw ones are rejected above.
     jsonbSafe: !text.includes("\\u") || jsonbSafe(value),
   };

@@ -9,11 +9,10 @@
 import { join, resolve } from "node:path";
 import type { SyncAdapter } from "@zakstam/codex-sync-engine";
 import { createMemoryAdapter } from "@zakstam/codex-sync-engine/memory";
-import {
-  createPostgresAdapter,
-  type PostgresAdapter,
-  type PostgresExtras,
-  type SqlExecutor,
+import type {
+  PostgresAdapter,
+  PostgresExtras,
+  SqlExecutor,
 } from "@zakstam/codex-sync-engine-postgres";
 import { CliError, usage } from "./errors.ts";
 import { openServerStore } from "./remote.ts";
@@ -25,6 +24,7 @@ import {
   recordTableNames,
   type RecordTables,
   sqlRecordTables,
+  type SqlRecordTablesOptions,
 } from "./records.ts";
 
 /** Default data directory of the embedded store, relative to the working directory. */
@@ -130,6 +130,25 @@ export interface OpenOptions {
   /** Create the embedded store when missing (import); otherwise a missing one is `E_CLI_NOT_FOUND`. */
   create: boolean;
   handler?: RolloutHandlerOptions;
+  /**
+   * The caller holds the embedded store's lock already ({@link lockEmbeddedStore}; import's
+   * stat cache, written after the store is closed): it is neither taken nor released here.
+   */
+  lockHeld?: boolean;
+}
+
+/** The engine's upload cache in the CLI (`policy.uploadCacheBytes`). */
+export const CLI_UPLOAD_CACHE_BYTES = 8 * 1024 * 1024;
+
+/** Where the embedded store in `dataDir` keeps its database and its lock file. */
+export function embeddedStorePaths(dataDir: string): { pgdata: string; lock: string } {
+  return { pgdata: join(dataDir, "pgdata"), lock: join(dataDir, "lock") };
+}
+
+/** Takes the embedded store's lock (creating the data directory when missing). */
+export async function lockEmbeddedStore(host: CliHost, dataDir: string): Promise<Unlock> {
+  await host.mkdir(dataDir);
+  return await host.lock(embeddedStorePaths(dataDir).lock);
 }
 
 /** Opens the store; its worker is stopped until {@link OpenStore.startWorker}. */
@@ -143,27 +162,41 @@ export async function openStore(
   const names = recordTableNames();
   let unlock: Unlock | undefined;
   let adapter: PostgresAdapter;
+  // PGlite takes a byte parameter as it is; postgres.js would hex-encode it (records.ts).
+  const lines: SqlRecordTablesOptions = {
+    lineParameter: store.kind === "pglite" ? "bytea" : "text",
+  };
   const handler = rolloutHandler<PostgresExtras>(
-    (context) => sqlRecordTables(context.sql, names),
+    (context) => sqlRecordTables(context.sql, names, lines),
     options.handler,
   );
-  const common = { handler, mode: "manual" as const, pollIntervalMs: 1_000 };
+  const common = {
+    handler,
+    mode: "manual" as const,
+    pollIntervalMs: 1_000,
+    // Enough for the small files and appends of the daily case; a large file's chunks
+    // are read back instead of held (peak memory, issue 17's figure 21).
+    policy: { uploadCacheBytes: CLI_UPLOAD_CACHE_BYTES },
+  };
+  // Loaded only here: PGlite's code alone takes about half a second to load, which a
+  // command that opens no database (import answered by its stat cache, memory, --server,
+  // help) need not pay.
+  const { createPostgresAdapter } = await import("@zakstam/codex-sync-engine-postgres");
   if (store.kind === "pglite") {
     const dataDir = store.dataDir!;
-    const pgdata = join(dataDir, "pgdata");
+    const { pgdata } = embeddedStorePaths(dataDir);
     if (!options.create && !(await host.stat(pgdata))?.isDirectory) {
       throw new CliError(
         "E_CLI_NOT_FOUND",
         `no store in ${dataDir} yet (run "codex-sync import <file>" first, or pass --data-dir)`,
       );
     }
-    await host.mkdir(dataDir);
-    unlock = await host.lock(join(dataDir, "lock"));
+    if (!options.lockHeld) unlock = await lockEmbeddedStore(host, dataDir);
     try {
       adapter = await createPostgresAdapter({ ...common, dataDir: pgdata });
       await settleWal(adapter.driver);
     } catch (error) {
-      await unlock();
+      await unlock?.();
       throw error;
     }
   } else {
@@ -181,8 +214,8 @@ export async function openStore(
     kind: store.kind,
     location: store.kind === "pglite" ? store.dataDir! : redactUrl(store.databaseUrl!),
     adapter,
-    tables: sqlRecordTables(adapter.driver, names),
-    transaction: (fn) => adapter.driver.transaction((tx) => fn(sqlRecordTables(tx, names))),
+    tables: sqlRecordTables(adapter.driver, names, lines),
+    transaction: (fn) => adapter.driver.transaction((tx) => fn(sqlRecordTables(tx, names, lines))),
     startWorker: () => adapter.startWorker(),
     async reclaimSpace({ full }) {
       // The embedded store is this process's alone (locked): a full rewrite blocks nobody.

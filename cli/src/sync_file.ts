@@ -37,6 +37,7 @@ import {
   type SyncConversationResult,
   SyncError,
 } from "@zakstam/codex-sync-engine";
+import type { ConversationClaim } from "./conversation_gate.ts";
 import { CliError } from "./errors.ts";
 import {
   type FileStamp,
@@ -329,6 +330,17 @@ type StatCheck =
   | { kind: "unchanged"; row: ImportRow; movedFrom?: string }
   | { kind: "grown"; known: KnownFile };
 
+/** The import last read from `path` (from the run's preloaded imports where they serve). */
+async function importAtPath(session: SyncSession, path: string): Promise<ImportRow | undefined> {
+  const { tables } = session.store;
+  const { scope } = session.settings;
+  const { preloaded } = session;
+  const row = preloaded ? preloaded.byPath.get(path) : await tables.findImportByPath(scope, path);
+  return row && preloaded?.touched.has(row.conversationId)
+    ? await tables.findImportByPath(scope, path)
+    : row;
+}
+
 /**
  * Compares the stat of `path` with the state recorded with the import read from it (or,
  * for a file at a new path, with that of the conversation its first line names, when the
@@ -338,17 +350,25 @@ async function checkStat(
   session: SyncSession,
   path: string,
   stamp: FileStamp,
+  claim: ConversationClaim | undefined,
 ): Promise<StatCheck | undefined> {
   const { tables } = session.store;
   const { scope } = session.settings;
   const { preloaded } = session;
-  let row = preloaded ? preloaded.byPath.get(path) : await tables.findImportByPath(scope, path);
-  if (row && preloaded?.touched.has(row.conversationId)) {
-    row = await tables.findImportByPath(scope, path);
+  let row = await importAtPath(session, path);
+  if (claim) {
+    // Another file of that conversation may be syncing: look again once this one holds it.
+    let held: string | undefined;
+    while (row && row.conversationId !== held) {
+      held = row.conversationId;
+      await claim.enter(held);
+      row = await importAtPath(session, path);
+    }
   }
   let movedFrom: string | undefined;
   if (!row && stamp.fileId !== undefined) {
     const { conversationId } = await findConversationId(session.host, path);
+    await claim?.enter(conversationId);
     const candidate = await tables.getImport(scope, conversationId);
     if (
       candidate?.file?.fileId === stamp.fileId && candidate.path !== path &&
@@ -400,18 +420,21 @@ async function releasePayloads(session: SyncSession, sourceId: string): Promise<
 /**
  * Syncs one file (see the module doc). With `known` (what an earlier sync of the same
  * file in this process learnt), only the bytes after the known part are read, after a
- * check that the known part's last bytes are unchanged.
+ * check that the known part's last bytes are unchanged. With `claim` (files synced at
+ * once, `conversation_gate.ts`), the file enters each conversation before it reads or
+ * writes anything of it, and settles as soon as its conversation is final.
  */
 export async function syncFile(
   session: SyncSession,
   path: string,
   known?: KnownFile,
+  claim?: ConversationClaim,
 ): Promise<FileResult> {
   // Before anything is read: bytes appended after this stat make the state recorded
   // below fail to match (their size), so the next sync looks again.
   const stamp = stampOf(await session.host.stat(path));
   if (!known && stamp && session.settings.rescan !== true) {
-    const check = await checkStat(session, path, stamp);
+    const check = await checkStat(session, path, stamp, claim);
     if (check?.kind === "unchanged") {
       const { row } = check;
       session.reporter.report({
@@ -429,7 +452,7 @@ export async function syncFile(
     }
     if (check?.kind === "grown") known = check.known;
   }
-  const result = await syncContent(session, path, known);
+  const result = await syncContent(session, path, known, claim);
   if (result.known && (result.outcome === "imported" || result.outcome === "unchanged")) {
     session.preloaded?.touched.add(result.known.conversationId);
     if (stamp) await recordFileState(session, path, stamp, result.known);
@@ -441,7 +464,8 @@ export async function syncFile(
 async function syncContent(
   session: SyncSession,
   path: string,
-  known?: KnownFile,
+  known: KnownFile | undefined,
+  claim: ConversationClaim | undefined,
 ): Promise<FileResult> {
   const started = Date.now();
   const { host, store, settings, reporter, signal } = session;
@@ -453,6 +477,7 @@ async function syncContent(
   let resumed = false;
   if (known) {
     conversationId = known.conversationId;
+    await claim?.enter(conversationId);
     current = await store.tables.getImport(scope, conversationId);
     if (
       current && current.sourceId === known.sourceId && !current.damaged &&
@@ -474,10 +499,14 @@ async function syncContent(
     const found = await findConversationId(host, path);
     conversationId = found.conversationId;
     conversationIdFrom = found.conversationIdFrom;
+    await claim?.enter(conversationId);
+    // Final now: files of other conversations may go ahead while this one is read.
+    claim?.settle();
     current = await store.tables.getImport(scope, conversationId);
     scan = await scanRollout(host, path, { from: current?.byteCount ?? 0 });
   }
   conversationId = conversationId!;
+  claim?.settle();
   if (signal.aborted) throw signal.reason;
 
   // Decide.

@@ -61,6 +61,22 @@ function dirBytes(dir: string): number {
   return total;
 }
 
+/** Resolves once `path` exists (a hold point's marker); rejects if `cli` ends first. */
+async function waitForFile(path: string, cli: RunningCli, timeoutMs = 60_000): Promise<void> {
+  let ended = false;
+  cli.done.then(() => ended = true, () => ended = true);
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      Deno.statSync(path);
+      return;
+    } catch { /* not yet */ }
+    if (ended) throw new Error(`the CLI ended before it wrote ${path}: ${(await cli.done).stderr}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  throw new Error(`${path} did not appear within ${timeoutMs} ms`);
+}
+
 function find(list: Record<string, unknown>[], event: string, file?: string) {
   return list.filter((entry) => entry.event === event && (!file || entry.file === file));
 }
@@ -467,17 +483,19 @@ export async function importSuite(entry: CliEntry): Promise<void> {
       sampleRolloutText({ sessionId: ID_C, targetBytes: 3_000_000, seed: 31 }),
     );
     const args = ["import", "--json", "--chunk-size", "8k", file];
-    const first = startCli(args, dir);
+    // Held before chunk 5 is applied (the import's test hook), so the interrupt lands
+    // while chunks are applied, whatever the machine's speed.
+    const held = join(dir, "held-c");
+    const first = startCli(args, dir, { CODEX_SYNC_TEST_HOLD_APPLY: `5:${held}` });
     const sealed = JSON.parse(await first.waitForLine((line) => line.includes('"event":"sealed"')));
-    await first.waitForLine((line) =>
-      line.includes('"event":"applying"') && /"cursor":[1-9]/.test(line)
-    );
+    await waitForFile(held, first);
     first.signal("SIGINT");
     const interrupted = await first.done;
     assert.equal(interrupted.code, 130, interrupted.stderr);
     const status = JSON.parse((await runCli(["status", "--json", sealed.jobId], dir)).stdout);
     assert.ok(["retry_wait", "running", "queued"].includes(status.job.state), status.job.state);
-    assert.ok(status.job.cursor > 0 && status.job.cursor < sealed.chunkCount);
+    assert.equal(status.job.cursor, 5, "held before chunk 5: chunks 0-4 applied");
+    assert.ok(sealed.chunkCount > 5);
 
     const second = await runCli(args, dir);
     assert.equal(second.code, 0, second.stderr);
@@ -504,13 +522,14 @@ export async function importSuite(entry: CliEntry): Promise<void> {
     const other = join(dir, `rollout-2025-11-03T09-00-00-${ID_B}.jsonl`);
     // Enough chunks that the interrupt lands while they are applied.
     write(other, sampleRolloutText({ sessionId: ID_B, targetBytes: 3_000_000, seed: 32 }));
-    const third = startCli(["import", "--json", "--chunk-size", "8k", other], dir);
+    const heldOther = join(dir, "held-b");
+    const third = startCli(["import", "--json", "--chunk-size", "8k", other], dir, {
+      CODEX_SYNC_TEST_HOLD_APPLY: `5:${heldOther}`,
+    });
     const sealedOther = JSON.parse(
       await third.waitForLine((line) => line.includes('"event":"sealed"')),
     );
-    await third.waitForLine((line) =>
-      line.includes('"event":"applying"') && /"cursor":[1-9]/.test(line)
-    );
+    await waitForFile(heldOther, third);
     third.signal("SIGINT");
     assert.equal((await third.done).code, 130);
     const cancel = await runCli(["cancel", sealedOther.jobId], dir);

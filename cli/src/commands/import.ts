@@ -10,11 +10,14 @@
 import { DEFAULT_CHUNK_SIZE, DEFAULT_CONCURRENCY, SyncError } from "@zakstam/codex-sync-engine";
 import type { ParsedArgs } from "../args.ts";
 import { type Command, type CommandContext, scopeOf, STORE_OPTIONS } from "../context.ts";
+import { conversationGate, type FileTurn } from "../conversation_gate.ts";
 import { CliError, errorCode, errorMessage, EXIT, exitCodeFor, formatError } from "../errors.ts";
+import type { RolloutHandlerOptions } from "../handler.ts";
 import type { CliHost } from "../host.ts";
 import { type ImportReporter, jsonReporter, plainReporter, ttyReporter } from "../progress.ts";
 import { findRolloutFiles } from "../rollout.ts";
-import { openStore, storeOptions } from "../store.ts";
+import { openForImport } from "../stat_cache.ts";
+import { type StoreOptions, storeOptions } from "../store.ts";
 import {
   type FileOutcome,
   preloadImports,
@@ -23,6 +26,15 @@ import {
   type SyncSettings,
   unfinishedJobs,
 } from "../sync_file.ts";
+
+/**
+ * Files `import` syncs at once by default with a PostgreSQL server (`--database-url`,
+ * `--server`): one is uploaded while the server works on another's job. On the embedded
+ * store and in memory, 1: the store runs in this thread, there is nothing to overlap with.
+ */
+export const DEFAULT_FILES_AT_ONCE = 2;
+/** Bounded like --concurrency: each file in flight holds its own upload buffers. */
+export const MAX_FILES_AT_ONCE = 16;
 
 /** The `import` command. */
 export const importCommand: Command = {
@@ -53,8 +65,15 @@ and checks every file whole instead; "verify" re-checks the stored rows.
 A malformed line fails that file before anything is uploaded, naming file and line;
 --skip-invalid records such lines (as invalid rows) and reports their count instead.
 
-Ctrl-C stops cleanly; running the same command again resumes the interrupted upload or
-job (the source id is derived from the file's path, content digest and base).`,
+With a PostgreSQL server (--database-url, --server), ${DEFAULT_FILES_AT_ONCE} files are synced
+at once by default (--files-at-once; 1 on the embedded store and memory, which run in
+this process): one is read, hashed and uploaded while the server works on another's job.
+Files of one conversation (a copy, a moved file) still go one after another, in the
+order listed, so every outcome is the one a run of one file at a time gives.
+
+Ctrl-C stops cleanly: no new file is started, the ones running stop after their current
+step; running the same command again resumes the interrupted uploads or jobs (the source
+id is derived from the file's path, content digest and base).`,
     positionals: [{ name: "file-or-dir", required: true, variadic: true }],
     options: [
       ...STORE_OPTIONS,
@@ -86,6 +105,13 @@ job (the source id is derived from the file's path, content digest and base).`,
         description: `Chunks uploaded at once (default ${DEFAULT_CONCURRENCY})`,
       },
       {
+        name: "files-at-once",
+        type: "integer",
+        value: "<n>",
+        description:
+          `Files synced at once, 1 to ${MAX_FILES_AT_ONCE} (default ${DEFAULT_FILES_AT_ONCE} with a PostgreSQL server or --server, else 1)`,
+      },
+      {
         name: "plain",
         type: "boolean",
         description: "Plain progress lines even on a terminal (no progress bar)",
@@ -100,6 +126,83 @@ job (the source id is derived from the file's path, content digest and base).`,
   },
   run: runImport,
 };
+
+/** `--files-at-once` (validated), or the default for a store of `kind`. */
+export function filesAtOnceOf(args: ParsedArgs, kind: StoreOptions["kind"]): number {
+  const value = (args.options["files-at-once"] as number | undefined) ??
+    (kind === "postgres" || kind === "server" ? DEFAULT_FILES_AT_ONCE : 1);
+  if (value < 1 || value > MAX_FILES_AT_ONCE) {
+    throw new CliError(
+      "E_CLI_USAGE",
+      `--files-at-once must be between 1 and ${MAX_FILES_AT_ONCE}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Runs `sync` on each of `count` files, at most `limit` at once, started in their order,
+ * each with its turn in one conversation gate (taken as it starts); none is started once
+ * `signal` is aborted, or once `sync` let an error through. Settles when every started
+ * one has ended (rejecting with the first error `sync` let through).
+ */
+async function forEachFile(
+  count: number,
+  limit: number,
+  signal: AbortSignal,
+  sync: (index: number, turn: FileTurn) => Promise<void>,
+): Promise<void> {
+  const gate = conversationGate(signal);
+  let next = 0;
+  let broken = false;
+  const lane = async () => {
+    while (next < count && !signal.aborted && !broken) {
+      const index = next++;
+      const turn = gate.next();
+      try {
+        await sync(index, turn);
+      } catch (error) {
+        broken = true;
+        throw error;
+      } finally {
+        turn.finish();
+      }
+    }
+  };
+  const lanes = await Promise.allSettled(Array.from({ length: Math.min(limit, count) }, lane));
+  for (const ended of lanes) if (ended.status === "rejected") throw ended.reason;
+}
+
+/** How one file's sync ended: an outcome, or a failure and its exit code. */
+type FileEnd = { outcome: FileOutcome } | { failedWith: number };
+
+/**
+ * A test hook: with `CODEX_SYNC_TEST_HOLD_APPLY=<index>:<marker path>`, the import writes
+ * the marker before it applies chunk `<index>` and then waits for Ctrl-C, so a test can
+ * interrupt it while chunks are applied, at a known chunk, instead of racing the apply.
+ */
+export function applyHold(
+  host: CliHost,
+  signal: AbortSignal,
+): Pick<RolloutHandlerOptions, "beforeApply"> {
+  const hold = /^(\d+):(.+)$/.exec(host.env("CODEX_SYNC_TEST_HOLD_APPLY") ?? "");
+  if (!hold) return {};
+  const index = Number(hold[1]);
+  const marker = hold[2];
+  return {
+    async beforeApply(chunk) {
+      if (chunk !== index || signal.aborted) return;
+      const text = new TextEncoder().encode(`${chunk}\n`);
+      await host.writeFile(
+        marker,
+        (async function* () {
+          yield text;
+        })(),
+      );
+      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve()));
+    },
+  };
+}
 
 /** The reporter for `context` (JSON, a progress bar on a terminal, or plain lines). */
 export function reporterFor(
@@ -167,6 +270,7 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
   const started = Date.now();
   const settings = syncSettings(context, args);
   const target = storeOptions(host, args.options);
+  const filesAtOnce = filesAtOnceOf(args, target.kind);
   const files = await findRolloutFiles(host, args.positionals);
   if (files.length === 0) {
     throw new CliError(
@@ -191,10 +295,32 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
   };
   let exitCode: number = EXIT.ok;
   try {
-    const store = await openStore(host, target, {
+    // On the embedded store, a tree its stat cache finds unchanged is answered without
+    // opening the store (stat_cache.ts); closing the store writes the cache.
+    const opened = await openForImport(host, target, {
       create: true,
-      handler: { interrupt: interrupt.signal },
+      handler: { interrupt: interrupt.signal, ...applyHold(host, interrupt.signal) },
+    }, {
+      scope: settings.scope,
+      files,
+      answer: settings.rescan !== true && settings.replace !== true,
+      verbose: context.verbose,
+      signal: interrupt.signal,
     });
+    if (opened.kind === "unchanged") {
+      reporter.report({
+        event: "start",
+        files: files.length,
+        store: opened.location,
+        scope: settings.scope,
+        ms: Date.now() - started,
+      });
+      for (const event of opened.events) reporter.report(event);
+      counts.unchanged = opened.events.length;
+      reportSummary(reporter, files.length, counts, false, started);
+      return EXIT.ok;
+    }
+    const { store } = opened;
     try {
       fitChunkSize(settings, args, store.adapter as { maxChunkBytes?: number });
       // Before the worker starts: a job among these that has succeeded by the time its
@@ -217,20 +343,16 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
         unfinishedAtStart,
         preloaded: await preloadImports(store, settings.scope),
       };
-      for (const file of files) {
-        if (interrupt.signal.aborted) break;
+      // Kept by file and folded in the files' order: the exit code a sequential run gives.
+      const ends: (FileEnd | undefined)[] = [];
+      await forEachFile(files.length, filesAtOnce, interrupt.signal, async (index, turn) => {
+        const file = files[index];
         try {
-          const { outcome } = await syncFile(session, file);
-          counts[outcome]++;
-          if (outcome === "diverged" && exitCode === EXIT.ok) exitCode = EXIT.conflict;
+          const { outcome } = await syncFile(session, file, undefined, turn);
+          ends[index] = { outcome };
         } catch (error) {
-          if (interrupt.signal.aborted) break;
-          counts.failed++;
-          const code = exitCodeFor(error);
-          // The most specific failure wins: invalid input over a generic failure.
-          if (
-            exitCode === EXIT.ok || exitCode === EXIT.conflict || code === EXIT.invalidInput
-          ) exitCode = code;
+          if (interrupt.signal.aborted) return;
+          ends[index] = { failedWith: exitCodeFor(error) };
           const line = error instanceof CliError
             ? error.details?.line as number | undefined
             : undefined;
@@ -244,6 +366,20 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
           reporter.flush();
           host.stderr.write(formatError(error, context.verbose) + "\n");
         }
+      });
+      for (const end of ends) {
+        if (end === undefined) continue;
+        if ("outcome" in end) {
+          counts[end.outcome]++;
+          if (end.outcome === "diverged" && exitCode === EXIT.ok) exitCode = EXIT.conflict;
+          continue;
+        }
+        counts.failed++;
+        const code = end.failedWith;
+        // The most specific failure wins: invalid input over a generic failure.
+        if (
+          exitCode === EXIT.ok || exitCode === EXIT.conflict || code === EXIT.invalidInput
+        ) exitCode = code;
       }
     } finally {
       reporter.flush();
@@ -253,14 +389,24 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
     interrupt.stop();
   }
   const interrupted = interrupt.signal.aborted;
+  reportSummary(reporter, files.length, counts, interrupted, started);
+  if (interrupted) return EXIT.interrupted;
+  return exitCode;
+}
+
+function reportSummary(
+  reporter: ImportReporter,
+  files: number,
+  counts: Record<FileOutcome | "failed", number>,
+  interrupted: boolean,
+  started: number,
+): void {
   reporter.report({
     event: "summary",
-    files: files.length,
+    files,
     ...counts,
     interrupted,
     ms: Date.now() - started,
   });
   reporter.flush();
-  if (interrupted) return EXIT.interrupted;
-  return exitCode;
 }

@@ -122,7 +122,7 @@ async function runServe(context: CommandContext, args: ParsedArgs): Promise<numb
       if (context.verbose) host.stderr.write(`server error: ${error}\n`);
     };
     const api = serverHandler(store, tokens, onError);
-    dashboard = await openDashboard(store, tokens, onError);
+    dashboard = openDashboard(store, tokens, onError);
     const pages = dashboard;
     const handler = (request: Request) =>
       isApiPath(new URL(request.url).pathname) ? api(request) : pages.handle(request);

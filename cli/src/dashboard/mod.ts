@@ -354,11 +354,11 @@ export interface OpenDashboard {
 }
 
 /** The dashboard of `serve`, over the store's SQL and its adapter's job notifications. */
-export async function openDashboard(
+export function openDashboard(
   store: OpenStore,
   tokens: readonly { sha256: string; scope: string }[],
   onError?: (error: unknown) => void,
-): Promise<OpenDashboard> {
+): OpenDashboard {
   if (store.kind !== "pglite" && store.kind !== "postgres") {
     throw new Error(`the dashboard needs a local SQL store, not ${store.kind}`);
   }
