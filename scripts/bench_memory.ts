@@ -8,7 +8,7 @@
  * 1. checksum: the client's chunk hashing (chunker + SHA-256 per chunk + composite)
  *    throughput ÷ raw `crypto.subtle.digest` over the same chunks (target ≥ 0.8)
  * 2. e2e-memory: 64 MiB in 1 MiB chunks, time to verified terminal ÷ time to SHA-256
- *    the same bytes once (target ≤ 4)
+ *    the same bytes once (target ≤ 3.0, issue 17; ≤ 4 in issue 6)
  * 3. per-chunk: 20 000 chunks of 200 B end to end ÷ a loop doing the same digests
  * 4. scaling: time per chunk at 1 000, 10 000 and 100 000 chunks; 100 000 ÷ 1 000
  *    (target ≤ 1.5)
@@ -141,10 +141,11 @@ async function endToEndFigure(quick: boolean): Promise<Figure> {
     value: ratio.median,
     unit: "ratio",
     spread: { min: ratio.min, max: ratio.max, rounds: ratio.rounds },
-    target: "≤ 4",
-    met: ratio.median <= 4,
+    target: "≤ 3.0",
+    met: ratio.median <= 3,
     details: {
-      note: "every byte is hashed 3 times by design: client, engine append, engine apply",
+      note: "every byte is hashed twice: by the client and by the engine on append; the " +
+        "job applies the engine's verified copy (policy.uploadCacheBytes), not a re-read",
       e2eMs: roundsOf(runs.subjectMs),
       hashOnceMs: roundsOf(runs.baselineMs),
       ratios: roundsOf(runs.ratios),
