@@ -255,9 +255,21 @@ function openMemory(options: OpenOptions): OpenStore {
   const adapter = createMemoryAdapter({
     handler: rolloutHandler(() => tables, options.handler),
   });
+  return memoryOpenStore(adapter, tables, "memory (dry run: nothing is kept)");
+}
+
+/**
+ * A store over a memory adapter whose handler writes `tables` (`--store memory`, and the
+ * in-process tests): nothing to start, reclaim or lock.
+ */
+export function memoryOpenStore(
+  adapter: SyncAdapter & { close(): Promise<void> },
+  tables: RecordTables,
+  location = "memory",
+): OpenStore {
   return {
     kind: "memory",
-    location: "memory (dry run: nothing is kept)",
+    location,
     adapter,
     tables,
     transaction: (fn) => fn(tables),

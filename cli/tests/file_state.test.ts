@@ -15,7 +15,7 @@ import { checkStoredRows, memoryRecordTables, rolloutHandler } from "../mod.ts";
 import { conversationBytes } from "../src/commands/export.ts";
 import type { CliHost, FileInfo } from "../src/host.ts";
 import type { ImportEvent } from "../src/progress.ts";
-import type { OpenStore } from "../src/store.ts";
+import { memoryOpenStore, type OpenStore } from "../src/store.ts";
 import {
   type PreloadedImports,
   preloadImports,
@@ -104,15 +104,7 @@ function harness(name: string, withIdentity = true): Harness {
   const host = recordingHost(withIdentity);
   const tables = memoryRecordTables();
   const adapter = createMemoryAdapter({ handler: rolloutHandler(() => tables) });
-  const store: OpenStore = {
-    kind: "memory",
-    location: "memory",
-    adapter,
-    tables,
-    transaction: (fn) => fn(tables),
-    startWorker: () => {},
-    close: () => adapter.close(),
-  };
+  const store = memoryOpenStore(adapter, tables);
   const events: ImportEvent[] = [];
   let seen = 0;
   return {

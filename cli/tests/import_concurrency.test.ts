@@ -20,7 +20,7 @@ import {
 import { DEFAULT_FILES_AT_ONCE, filesAtOnceOf } from "../src/commands/import.ts";
 import { conversationGate } from "../src/conversation_gate.ts";
 import { type ImportEvent, plainReporter, ttyReporter } from "../src/progress.ts";
-import type { OpenStore } from "../src/store.ts";
+import { memoryOpenStore, type OpenStore } from "../src/store.ts";
 import { syncFile, type SyncSession } from "../src/sync_file.ts";
 import { sampleRollout } from "../scripts/sample_rollout.ts";
 import { copyDir, events, readStore, rebuild, runCli, startCli, tempDir } from "./support.ts";
@@ -136,16 +136,7 @@ test("gate: an interrupt ends every wait with its reason", async () => {
 /** A memory store like `--store memory`'s. */
 function memoryStore(): OpenStore {
   const tables = memoryRecordTables();
-  const adapter = createMemoryAdapter({ handler: rolloutHandler(() => tables) });
-  return {
-    kind: "memory",
-    location: "memory",
-    adapter,
-    tables,
-    transaction: (fn) => fn(tables),
-    startWorker: () => {},
-    close: () => adapter.close(),
-  };
+  return memoryOpenStore(createMemoryAdapter({ handler: rolloutHandler(() => tables) }), tables);
 }
 
 test("a copy synced at the same time as its file waits for it (the file's upload held back), then is left alone", async () => {

@@ -13,7 +13,7 @@ import { memoryRecordTables, rolloutHandler } from "../mod.ts";
 import { conversationBytes } from "../src/commands/export.ts";
 import type { ImportEvent } from "../src/progress.ts";
 import { parseLine, scanRollout } from "../src/rollout.ts";
-import type { OpenStore } from "../src/store.ts";
+import { memoryOpenStore, type OpenStore } from "../src/store.ts";
 import { type KnownFile, syncFile, type SyncSession } from "../src/sync_file.ts";
 import { sampleRollout } from "../scripts/sample_rollout.ts";
 import { tempDir } from "./support.ts";
@@ -36,15 +36,7 @@ function memoryStore(clock?: Clock, keepPayloads = false): OpenStore {
       capabilities: memory.capabilities.filter((name) => name !== "release-payloads"),
     }) as typeof memory
     : memory;
-  return {
-    kind: "memory",
-    location: "memory",
-    adapter,
-    tables,
-    transaction: (fn) => fn(tables),
-    startWorker: () => {},
-    close: () => adapter.close(),
-  };
+  return memoryOpenStore(adapter, tables);
 }
 
 interface Harness {
