@@ -118,18 +118,21 @@ test("dashboard in chromium: live import, cancel, viewer, escaping, keyboard, na
   Deno.writeTextFileSync(join(dir, "tokens.txt"), "token-a alice\ntoken-b bob\n");
   const hostile = join(dir, "rollout-hostile.jsonl");
   Deno.writeTextFileSync(hostile, rollout(HOSTILE_ID, 6, PAYLOADS));
-  // ~650 KB in 1 KiB chunks: over 600 chunks to apply, one transaction each — seconds of
-  // work after the first chunk, where the test needs well under one to see the bar move
-  // and press Cancel.
+  // ~650 KB in 1 KiB chunks: over 600 chunks to apply, one transaction each.
   const slow = join(dir, "rollout-slow.jsonl");
   Deno.writeTextFileSync(slow, rollout(SLOW_ID, 500, [`${"padding ".repeat(12)}`]));
   const started = performance.now();
   const step = (what: string) =>
     console.log(`  ${((performance.now() - started) / 1000).toFixed(1)} s: ${what}`);
 
+  // Every chunk's apply waits 30 ms (serve's test hook, cli/src/test_hooks.ts): the slow
+  // job's 600 chunks take at least 18 s whatever the machine's speed, where the test needs
+  // a second or two to see its bar move and press Cancel.
   const server = startCli(
     ["serve", "--tokens", "tokens.txt", "--listen", "127.0.0.1:0", "--json"],
     dir,
+    undefined,
+    { CODEX_SYNC_TEST_APPLY_DELAY_MS: "30" },
   );
   let browser: Browser | undefined;
   let stopped = false;
@@ -404,12 +407,18 @@ test("dashboard in chromium: live import, cancel, viewer, escaping, keyboard, na
     step("stopped with a live tab open");
   } finally {
     await browser?.close();
+    // Either may have ended already (an error above must not be hidden by this one).
+    const kill = (cli: ReturnType<typeof startCli>) => {
+      try {
+        cli.signal("SIGKILL");
+      } catch { /* ended already */ }
+    };
     if (importer) {
-      importer.signal("SIGKILL");
+      kill(importer);
       await importer.done.catch(() => {});
     }
     if (!stopped) {
-      server.signal("SIGKILL");
+      kill(server);
       await server.done.catch(() => {});
     }
   }

@@ -483,7 +483,7 @@ export async function importSuite(entry: CliEntry): Promise<void> {
       sampleRolloutText({ sessionId: ID_C, targetBytes: 3_000_000, seed: 31 }),
     );
     const args = ["import", "--json", "--chunk-size", "8k", file];
-    // Held before chunk 5 is applied (the import's test hook), so the interrupt lands
+    // Held before chunk 5 is applied (cli/src/test_hooks.ts), so the interrupt lands
     // while chunks are applied, whatever the machine's speed.
     const held = join(dir, "held-c");
     const first = startCli(args, dir, { CODEX_SYNC_TEST_HOLD_APPLY: `5:${held}` });

@@ -12,10 +12,10 @@ import type { ParsedArgs } from "../args.ts";
 import { type Command, type CommandContext, scopeOf, STORE_OPTIONS } from "../context.ts";
 import { conversationGate, type FileTurn } from "../conversation_gate.ts";
 import { CliError, errorCode, errorMessage, EXIT, exitCodeFor, formatError } from "../errors.ts";
-import type { RolloutHandlerOptions } from "../handler.ts";
 import type { CliHost } from "../host.ts";
 import { type ImportReporter, jsonReporter, plainReporter, ttyReporter } from "../progress.ts";
 import { findRolloutFiles } from "../rollout.ts";
+import { testHooks } from "../test_hooks.ts";
 import { openForImport } from "../stat_cache.ts";
 import { type StoreOptions, storeOptions } from "../store.ts";
 import {
@@ -176,34 +176,6 @@ async function forEachFile(
 /** How one file's sync ended: an outcome, or a failure and its exit code. */
 type FileEnd = { outcome: FileOutcome } | { failedWith: number };
 
-/**
- * A test hook: with `CODEX_SYNC_TEST_HOLD_APPLY=<index>:<marker path>`, the import writes
- * the marker before it applies chunk `<index>` and then waits for Ctrl-C, so a test can
- * interrupt it while chunks are applied, at a known chunk, instead of racing the apply.
- */
-export function applyHold(
-  host: CliHost,
-  signal: AbortSignal,
-): Pick<RolloutHandlerOptions, "beforeApply"> {
-  const hold = /^(\d+):(.+)$/.exec(host.env("CODEX_SYNC_TEST_HOLD_APPLY") ?? "");
-  if (!hold) return {};
-  const index = Number(hold[1]);
-  const marker = hold[2];
-  return {
-    async beforeApply(chunk) {
-      if (chunk !== index || signal.aborted) return;
-      const text = new TextEncoder().encode(`${chunk}\n`);
-      await host.writeFile(
-        marker,
-        (async function* () {
-          yield text;
-        })(),
-      );
-      await new Promise<void>((resolve) => signal.addEventListener("abort", () => resolve()));
-    },
-  };
-}
-
 /** The reporter for `context` (JSON, a progress bar on a terminal, or plain lines). */
 export function reporterFor(
   context: CommandContext,
@@ -299,7 +271,7 @@ async function runImport(context: CommandContext, args: ParsedArgs): Promise<num
     // opening the store (stat_cache.ts); closing the store writes the cache.
     const opened = await openForImport(host, target, {
       create: true,
-      handler: { interrupt: interrupt.signal, ...applyHold(host, interrupt.signal) },
+      handler: { interrupt: interrupt.signal, ...testHooks(host, interrupt.signal) },
     }, {
       scope: settings.scope,
       files,

@@ -14,6 +14,7 @@ import { CliError, EXIT, usage } from "../errors.ts";
 import { CLI_ROUTES, hashTokens, parseTokens, serverHandler } from "../remote.ts";
 import { openDashboard } from "../dashboard/mod.ts";
 import { openStore, storeOptions } from "../store.ts";
+import { testHooks } from "../test_hooks.ts";
 
 /** Default `--listen`. */
 export const DEFAULT_LISTEN = "127.0.0.1:8787";
@@ -111,10 +112,17 @@ async function runServe(context: CommandContext, args: ParsedArgs): Promise<numb
   const target = storeOptions(host, args.options, true);
   const emit = (event: Record<string, unknown>, text: string) =>
     context.json ? host.stdout.write(JSON.stringify(event) + "\n") : host.stdout.write(text + "\n");
-  const store = await openStore(host, target, { create: true });
+  const stopping = new AbortController();
+  const store = await openStore(host, target, {
+    create: true,
+    handler: testHooks(host, stopping.signal),
+  });
   let stopped: () => void = () => {};
   const stop = new Promise<void>((done) => stopped = done);
-  const unsubscribe = host.onInterrupt(() => stopped());
+  const unsubscribe = host.onInterrupt(() => {
+    stopping.abort();
+    stopped();
+  });
   let dashboard: Awaited<ReturnType<typeof openDashboard>> | undefined;
   try {
     store.startWorker();
