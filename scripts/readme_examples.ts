@@ -340,14 +340,31 @@ export class Proc {
     }
   }
 
+  /** Whether a process of the block's group still runs (`kill -0` on the group). */
+  async #groupAlive(): Promise<boolean> {
+    const { code } = await new Deno.Command("kill", {
+      args: ["-0", "--", `-${this.child.pid}`],
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return code === 0;
+  }
+
   /** Waits for the end (killing the group after `timeoutMs`). */
   async finish(timeoutMs: number): Promise<Finished> {
+    const deadline = Date.now() + timeoutMs;
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
       this.#signal("SIGKILL");
     }, timeoutMs);
     const status = await this.child.status;
+    // The shell may end before what it started: the CLI under npm and deno task, still
+    // stopping (removing its store's lock file). It gets until the deadline, as a user
+    // who pressed Ctrl-C waits for the prompt.
+    while (!timedOut && Date.now() < deadline && await this.#groupAlive()) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     clearTimeout(timer);
     // Anything the block left running in its group goes too.
     this.#signal("SIGKILL");
