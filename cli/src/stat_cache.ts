@@ -29,6 +29,7 @@ import { sameStamp, stampOf } from "./file_state.ts";
 import type { CliHost, FileInfo, Unlock } from "./host.ts";
 import type { ImportEvent } from "./progress.ts";
 import type { FileState } from "./records.ts";
+import { joinParts } from "./rollout.ts";
 import {
   embeddedStorePaths,
   lockEmbeddedStore,
@@ -94,9 +95,7 @@ async function readSmall(
     if (length > limit) return undefined;
     pieces.push(piece);
   }
-  const bytes = new Uint8Array(length);
-  pieces.reduce((offset, piece) => (bytes.set(piece, offset), offset + piece.length), 0);
-  return bytes;
+  return joinParts(pieces, length);
 }
 
 /**
