@@ -28,7 +28,7 @@ export class UploadCache {
   /** Home key → index → chunk; Map order is insertion order (oldest first). */
   readonly #homes = new Map<string, Map<number, Chunk>>();
   /** Every entry, oldest first, for eviction. */
-  readonly #order = new Map<string, { home: string; index: number; bytes: number }>();
+  readonly #order = new Map<string, { home: string; index: number }>();
   #bytes = 0;
 
   constructor(maxBytes: number) {
@@ -50,11 +50,7 @@ export class UploadCache {
       let byIndex = this.#homes.get(key);
       if (!byIndex) this.#homes.set(key, byIndex = new Map());
       byIndex.set(chunk.index, chunk);
-      this.#order.set(`${key}#${chunk.index}`, {
-        home: key,
-        index: chunk.index,
-        bytes: chunk.bytes.length,
-      });
+      this.#order.set(`${key}#${chunk.index}`, { home: key, index: chunk.index });
       this.#bytes += chunk.bytes.length;
     }
   }
