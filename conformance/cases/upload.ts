@@ -47,6 +47,31 @@ async function uploadInput(
   };
 }
 
+/**
+ * Asserts that of the racing uploads' jobs `jobIds` (every job of the conversation) one is
+ * still queued and every other was superseded, and that only that one runs.
+ */
+async function assertOneJobLeft(
+  t: CaseContext,
+  conversationId: string,
+  jobIds: readonly string[],
+): Promise<void> {
+  const jobs = await jobsOf(t, conversationId);
+  assertEquals(jobs.map((job) => job.jobId).sort(), [...jobIds].sort(), "jobs of the conversation");
+  const left = jobs.filter((job) => job.state !== "cancelled");
+  assertEquals(left.map((job) => job.state), ["queued"], "jobs not superseded");
+  for (const job of jobs.filter((job) => job.state === "cancelled")) {
+    assertEquals(job.error?.code, "E_SYNC_JOB_SUPERSEDED", `error of ${job.jobId}`);
+  }
+  await t.harness.drain();
+  assertEquals((await t.job(left[0].jobId)).state, "succeeded", "the job left");
+  assertEquals(
+    [...new Set(t.handler.applied.map((call) => call.jobId))],
+    [left[0].jobId],
+    "jobs whose chunks were applied",
+  );
+}
+
 /** Asserts the source `sourceId` does not exist in the case's scope. */
 async function assertNoSource(t: CaseContext, sourceId: string): Promise<void> {
   await expectSyncError(
@@ -279,6 +304,85 @@ const oneCallUploadCases: ConformanceCase[] = [
       assertEquals(cancelled.state, "cancelled", "older job");
       assertEquals(cancelled.error?.code, "E_SYNC_JOB_SUPERSEDED", "older job's error");
       assertEquals((await t.runToTerminal(newer.job.jobId)).state, "succeeded", "newer job");
+    },
+  },
+  {
+    name: "upload: chunks of different lengths, listed out of order, are stored and applied " +
+      "as sent",
+    requires: [Capability.oneCallUpload],
+    async run(t) {
+      const parts = [utf8("x"), utf8("y".repeat(300)), utf8("z".repeat(7)), utf8("w".repeat(40))];
+      const input = await uploadInput(t, parts);
+      input.chunks = [input.chunks[2], input.chunks[0], input.chunks[3], input.chunks[1]];
+      const result = await uploadSource(t, input);
+      assertEquals(result.appended, [true, true, true, true], "every chunk appended");
+      assertEquals((await t.runToTerminal(result.job.jobId)).state, "succeeded", "job state");
+      assertEquals(
+        t.handler.applied.map((call) => [call.index, new TextDecoder().decode(call.bytes)]),
+        parts.map((bytes, index) => [index, new TextDecoder().decode(bytes)]),
+        "each chunk's bytes applied at its index",
+      );
+    },
+  },
+  {
+    name: "upload: racing one-call uploads of new sources of one conversation leave one job " +
+      "to run; it superseded the others",
+    requires: [Capability.oneCallUpload],
+    async run(t) {
+      const conversationId = t.newConversationId();
+      const inputs = await Promise.all(
+        Array.from(
+          { length: 6 },
+          (_, i) => uploadInput(t, [utf8(`racer ${i}`)], { conversationId }),
+        ),
+      );
+      const results = await Promise.all(inputs.map((input) => uploadSource(t, input)));
+      await assertOneJobLeft(t, conversationId, results.map((result) => result.job.jobId));
+    },
+  },
+  {
+    name: "upload: a one-call upload racing a step-by-step seal of its conversation leaves one " +
+      "job to run",
+    requires: [Capability.oneCallUpload],
+    async run(t) {
+      const conversationId = t.newConversationId();
+      const stepwise = await createSource(t, { conversationId });
+      await append(t, stepwise.sourceId, 0, ABC[0]);
+      const { manifest } = await manifestFor([ABC[0]]);
+      const input = await uploadInput(t, ABC, { conversationId });
+      const [sealed, uploaded] = await Promise.all([
+        t.adapter.sealSource({ scope: t.scope, sourceId: stepwise.sourceId, manifest }),
+        uploadSource(t, input),
+      ]);
+      await assertOneJobLeft(t, conversationId, [sealed.job.jobId, uploaded.job.jobId]);
+    },
+  },
+  {
+    name: "upload: racing one-call uploads through two adapter instances leave one job to run",
+    requires: [Capability.oneCallUpload],
+    hooks: ["peer"],
+    async run(t) {
+      assert(t.harness.peer, "the case needs the peer hook");
+      const peer = await t.harness.peer("upload-peer");
+      try {
+        const peerUpload = peer.adapter.uploadSource;
+        assert(peerUpload, "the peer's adapter provides uploadSource");
+        const conversationId = t.newConversationId();
+        const inputs = await Promise.all(
+          Array.from(
+            { length: 8 },
+            (_, i) => uploadInput(t, [utf8(`instance racer ${i}`)], { conversationId }),
+          ),
+        );
+        const results = await Promise.all(
+          inputs.map((input, i) =>
+            i % 2 === 0 ? uploadSource(t, input) : peerUpload.call(peer.adapter, input)
+          ),
+        );
+        await assertOneJobLeft(t, conversationId, results.map((result) => result.job.jobId));
+      } finally {
+        await peer.close();
+      }
     },
   },
   ...BAD_UPLOADS.map((bad): ConformanceCase => ({

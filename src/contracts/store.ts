@@ -122,6 +122,17 @@ export interface SyncStore<TExtras extends object = Record<never, never>> {
    * The engine falls back to {@link SyncStore.transaction} where it is absent.
    */
   readOnce?<T>(fn: (reader: StoreTransaction<TExtras>) => Promise<T>): Promise<T>;
+  /**
+   * Optional: stores a new sealed source that extends nothing, its chunks and its job
+   * (all three built by the engine) in one atomic step, and returns true — or stores
+   * nothing and returns false when a source with that id exists or the conversation has
+   * a non-terminal job. Under the lock `listActiveJobs` takes, so it is what a
+   * transaction doing `insertSource`, `insertChunk`s, `listActiveJobs` (finding none) and
+   * `insertJob` would commit; `subscribeJob` listeners hear of the job after the commit.
+   * A SQL store does it in one round trip and one commit. The engine uses it for one-call
+   * uploads of new sources and runs the transaction when it is absent or returns false.
+   */
+  insertSealedSource?(source: Source, chunks: readonly Chunk[], job: Job): Promise<boolean>;
   /** Calls `listener` after each commit that changed the job; returns an unsubscribe. */
   subscribeJob(scope: string, jobId: string, listener: () => void): () => void;
 }

@@ -284,8 +284,15 @@ export class SourceOperations<TExtras extends object> {
     }
     const chunks: Chunk[] = [];
     for (const chunk of args.chunks) chunks.push(await this.#receiveChunk(chunk, op));
-    const sourceId = args.sourceId ?? this.#ctx.generateId();
     const now = this.#ctx.clock.now();
+    const inOneStep = await this.#uploadInOneStep(args, chunks, manifest, now);
+    if (inOneStep) {
+      if (chunks.length > 0) {
+        this.#ctx.uploads.add(args.scope, chunkHomeOf(inOneStep.source), chunks);
+      }
+      return inOneStep;
+    }
+    const sourceId = args.sourceId ?? this.#ctx.generateId();
     const upload = (lockHome = false): Promise<UploadSourceResult> =>
       commitThenSettle(this.#ctx.store, async (tx): Promise<Outcome<UploadSourceResult>> => {
         // A generated id is new; a caller's id may name a source to resume.
@@ -810,7 +817,6 @@ export class SourceOperations<TExtras extends object> {
     manifest: Manifest,
     now: number,
   ): Promise<Outcome<UploadSourceResult>> {
-    const { limits } = this.#ctx.policy;
     let source = this.#newSource(args, sourceId, now);
     let base: ResolvedBase | undefined;
     if (args.baseSourceId !== undefined) {
@@ -840,22 +846,68 @@ export class SourceOperations<TExtras extends object> {
       }
       fresh.push(chunk);
       appended.push(true);
-      source = recordAppend(source, chunk.byteLength, now);
     }
-    const tooLarge = sourceBytesRefusal(limits, "uploadSource", source.received.byteCount);
-    if (tooLarge) throw tooLarge;
-    const check = new ManifestCheck(manifest, prefixOf(source));
-    for (const chunk of [...fresh].sort((a, b) => a.index - b.index)) check.add(chunk);
-    const checked = { mismatch: check.finish(), digestState: check.digestState };
+    const received = this.#receive(source, fresh, manifest, now);
+    source = received.source;
     const home = chunkHomeOf(source);
     // #resolveBase locked the base and its chunk home's root.
-    const sealed = await this.#settleSeal(tx, source, manifest, checked, now, async (s) => {
+    const sealed = await this.#settleSeal(tx, source, manifest, received, now, async (s) => {
       if (!(await tx.insertSource(s))) throw new SourceCreatedMeanwhile();
       for (const chunk of fresh) await tx.insertChunk(args.scope, home, chunk);
       if (base) await this.#linkToBase(tx, base, sourceId);
     }, true);
     if ("error" in sealed) return sealed;
     return { value: { ...sealed.value, appended } };
+  }
+
+  /**
+   * `source` once its `fresh` chunks (those it does not reuse from its base) are received,
+   * and how they answer the manifest. Throws when they are more than a source may hold.
+   */
+  #receive(
+    source: Source,
+    fresh: readonly Chunk[],
+    manifest: Manifest,
+    now: number,
+  ): { source: Source; mismatch?: SyncError; digestState: string } {
+    let received = source;
+    for (const chunk of fresh) received = recordAppend(received, chunk.byteLength, now);
+    const tooLarge = sourceBytesRefusal(
+      this.#ctx.policy.limits,
+      "uploadSource",
+      received.received.byteCount,
+    );
+    if (tooLarge) throw tooLarge;
+    const check = new ManifestCheck(manifest, prefixOf(received));
+    for (const chunk of [...fresh].sort((a, b) => a.index - b.index)) check.add(chunk);
+    return { source: received, mismatch: check.finish(), digestState: check.digestState };
+  }
+
+  /**
+   * A one-call upload of a new source extending nothing, in one step of the store
+   * (`SyncStore.insertSealedSource`): what {@link #uploadNew} commits when it finds no
+   * active job in the conversation. Undefined (nothing stored) where the store lacks
+   * the step, declines it, or the chunks fail the manifest (a failure the transaction
+   * records durably).
+   */
+  async #uploadInOneStep(
+    args: UploadSourceInput,
+    chunks: readonly Chunk[],
+    manifest: Manifest,
+    now: number,
+  ): Promise<UploadSourceResult | undefined> {
+    const { store } = this.#ctx;
+    if (!store.insertSealedSource || args.sourceId !== undefined) return undefined;
+    if (args.baseSourceId !== undefined) return undefined;
+    // A generated id is new, so no other call stores this source meanwhile.
+    const source = this.#newSource(args, this.#ctx.generateId(), now);
+    const received = this.#receive(source, chunks, manifest, now);
+    if (received.mismatch) return undefined;
+    const jobId = this.#ctx.generateId();
+    const sealed = sealedSource(received.source, manifest, jobId, received.digestState, now);
+    const job = jobOf(sealed, manifest, jobId, now, undefined);
+    if (!(await store.insertSealedSource(sealed, chunks, job))) return undefined;
+    return { source: sealed, job, appended: chunks.map(() => true) };
   }
 
   /**
@@ -881,10 +933,7 @@ export class SourceOperations<TExtras extends object> {
       return { error: mismatch };
     }
     const jobId = this.#ctx.generateId();
-    const sealed: Source = {
-      ...sealSucceeded(source, manifest, jobId, now),
-      digestState: checked.digestState,
-    };
+    const sealed = sealedSource(source, manifest, jobId, checked.digestState, now);
     await write(sealed);
     // Locks the conversation's jobs (lock order: sources, then jobs) before reading them.
     const active = await tx.listActiveJobs(source.scope, source.conversationId);
@@ -905,16 +954,7 @@ export class SourceOperations<TExtras extends object> {
       await this.#releaseBase(tx, failed, now);
       return { error: refusal };
     }
-    const job = newJob({
-      jobId,
-      scope: source.scope,
-      sourceId: source.sourceId,
-      conversationId: source.conversationId,
-      totalChunks: manifest.chunkCount,
-      now,
-      emptyDigestState: EMPTY_COMPOSITE_STATE,
-      start,
-    });
+    const job = jobOf(sealed, manifest, jobId, now, start);
     if (this.#ctx.policy.supersede) await this.#supersede(source, jobId, now, active, tx);
     await tx.insertJob(job);
     return { value: { source: sealed, job } };
@@ -1019,4 +1059,35 @@ export class SourceOperations<TExtras extends object> {
       if (next.ok && next.job !== job) await tx.updateJob(next.job);
     }
   }
+}
+
+/** `source` sealed by `manifest`, applied by job `jobId`. */
+function sealedSource(
+  source: Source,
+  manifest: Manifest,
+  jobId: string,
+  digestState: string,
+  now: number,
+): Source {
+  return { ...sealSucceeded(source, manifest, jobId, now), digestState };
+}
+
+/** The job `jobId` that applies the sealed `source` (from `start`, or from chunk 0). */
+function jobOf(
+  source: Source,
+  manifest: Manifest,
+  jobId: string,
+  now: number,
+  start: JobStart | undefined,
+): Job {
+  return newJob({
+    jobId,
+    scope: source.scope,
+    sourceId: source.sourceId,
+    conversationId: source.conversationId,
+    totalChunks: manifest.chunkCount,
+    now,
+    emptyDigestState: EMPTY_COMPOSITE_STATE,
+    start,
+  });
 }

@@ -93,6 +93,55 @@ export const MIGRATIONS: readonly Migration[] = [
     // releasePayloads sets a verified chunk's bytes to NULL; its metadata stays.
     statements: (t) => [`ALTER TABLE ${t.chunks} ALTER COLUMN bytes DROP NOT NULL`],
   },
+  {
+    version: 3,
+    name: "one-step upload of a new sealed source",
+    // The store's insertSealedSource: the source, its chunks and its job as one statement
+    // (one round trip, one commit), declined when the conversation has a job running.
+    // Parameters: the conversation's lock key, the source's row (as insertSource), its
+    // chunks' metadata as a JSON array in index order with their bytes concatenated,
+    // and the job's row (as insertJob).
+    statements: (t) => [
+      `CREATE FUNCTION ${t.insertSealedSource}(
+        conversation_lock text,
+        s_scope text, s_source_id text, s_conversation_id text, s_state text,
+        s_expires_at bigint, s_updated_at bigint, s_chunks_purged_at bigint, s_record text,
+        chunk_infos text, chunk_bytes bytea,
+        j_scope text, j_job_id text, j_source_id text, j_conversation_id text, j_state text,
+        j_run_at bigint, j_created_at bigint, j_completed_at bigint, j_record text
+      ) RETURNS boolean LANGUAGE plpgsql AS $body$
+      BEGIN
+        -- The lock listActiveJobs takes: seals of one conversation take turns.
+        PERFORM pg_advisory_xact_lock(hashtextextended(conversation_lock, 0));
+        -- A statement of its own: its snapshot is taken once the lock is held.
+        PERFORM 1 FROM ${t.jobs}
+          WHERE scope = s_scope AND conversation_id = s_conversation_id
+            AND state NOT IN ${TERMINAL}
+          LIMIT 1;
+        IF FOUND THEN RETURN false; END IF;
+        INSERT INTO ${t.sources} (scope, source_id, conversation_id, state, expires_at,
+            updated_at, chunks_purged_at, record)
+          VALUES (s_scope, s_source_id, s_conversation_id, s_state, s_expires_at,
+            s_updated_at, s_chunks_purged_at, s_record::json)
+          ON CONFLICT (scope, source_id) DO NOTHING;
+        IF NOT FOUND THEN RETURN false; END IF;
+        INSERT INTO ${t.chunks} (scope, source_id, idx, byte_length, sha256, item_count, bytes)
+          SELECT s_scope, s_source_id, c.idx, c.byte_length, c.sha256, c.item_count,
+            substring(chunk_bytes
+              FROM (sum(c.byte_length) OVER (ORDER BY c.n) - c.byte_length + 1)::integer
+              FOR c.byte_length)
+          FROM ROWS FROM (json_to_recordset(chunk_infos::json)
+              AS (idx bigint, byte_length integer, sha256 text, item_count bigint))
+            WITH ORDINALITY AS c(idx, byte_length, sha256, item_count, n);
+        INSERT INTO ${t.jobs} (scope, job_id, source_id, conversation_id, state, run_at,
+            created_at, completed_at, record)
+          VALUES (j_scope, j_job_id, j_source_id, j_conversation_id, j_state, j_run_at,
+            j_created_at, j_completed_at, j_record::json);
+        RETURN true;
+      END
+      $body$`,
+    ],
+  },
 ];
 
 /** The newest schema version this adapter knows. */

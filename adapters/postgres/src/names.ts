@@ -34,6 +34,8 @@ export interface TableNames {
   readonly chunks: string;
   readonly jobs: string;
   readonly migrations: string;
+  /** `schema.prefix` + `insert_sealed_source`: the store's one-step upload (migration 3). */
+  readonly insertSealedSource: string;
   /** The NOTIFY channel job writes are announced on. */
   readonly channel: string;
   /** A quoted, unqualified index name with the prefix (an index lives in its table's schema). */
@@ -77,6 +79,7 @@ export function tableNames(location: TableLocation = {}): TableNames {
     chunks: `"${schema}"."${prefix}chunks"`,
     jobs: `"${schema}"."${prefix}jobs"`,
     migrations: `"${schema}"."${prefix}migrations"`,
+    insertSealedSource: `"${schema}"."${prefix}insert_sealed_source"`,
     channel: readable.length <= MAX_IDENTIFIER
       ? readable
       : `codex_sync_${fnv1a(`${schema}.${prefix}`)}`,

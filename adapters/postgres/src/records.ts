@@ -89,6 +89,27 @@ export function chunkParams(scope: string, sourceId: string, chunk: Chunk): unkn
   ];
 }
 
+/**
+ * Parameters 10-11 of `insertSealedSource`: the chunks' metadata as a JSON array and
+ * their bytes concatenated in the same order (the statement cuts them apart).
+ */
+export function chunkListParams(chunks: readonly Chunk[]): [string, Uint8Array] {
+  const infos = chunks.map((chunk) => ({
+    idx: chunk.index,
+    byte_length: chunk.bytes.length,
+    sha256: chunk.sha256,
+    item_count: chunk.itemCount ?? null,
+  }));
+  if (chunks.length === 1) return [JSON.stringify(infos), chunks[0].bytes];
+  const bytes = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.bytes.length, 0));
+  let offset = 0;
+  for (const chunk of chunks) {
+    bytes.set(chunk.bytes, offset);
+    offset += chunk.bytes.length;
+  }
+  return [JSON.stringify(infos), bytes];
+}
+
 /** The record stored in a row's `record` column (selected as text). */
 export function recordOf<T extends Source | Job>(row: SqlRow): T {
   return JSON.parse(row.record as string) as T;

@@ -40,6 +40,12 @@ export interface StoreStatements {
   updateJob: string;
   lockConversation: string;
   listActiveJobs: string;
+  /**
+   * A new sealed source, its chunks and its job in one statement, unless the conversation
+   * has a job running: `$1` the conversation's lock key, `$2`-`$9` the source's row, `$10`
+   * its chunks' metadata (JSON), `$11` their bytes concatenated, `$12`-`$20` the job's row.
+   */
+  insertSealedSource: string;
   findClaimableJob: string;
   /** Up to `$2` due jobs, locked, in claim order (`$1` is now), each with its source's record. */
   prefetchClaimableJobs: string;
@@ -108,6 +114,11 @@ export function storeStatements(t: TableNames): StoreStatements {
     listActiveJobs: `SELECT record::text AS record FROM ${t.jobs}
       WHERE scope = $1::text AND conversation_id = $2::text AND ${NOT_TERMINAL}
       ORDER BY created_at, job_id FOR UPDATE`,
+    insertSealedSource: `SELECT ${t.insertSealedSource}($1::text,
+        $2::text, $3::text, $4::text, $5::text, $6::bigint, $7::bigint, $8::bigint, $9::text,
+        $10::text, $11::bytea,
+        $12::text, $13::text, $14::text, $15::text, $16::text, $17::bigint, $18::bigint,
+        $19::bigint, $20::text) AS stored`,
     findClaimableJob: `SELECT record::text AS record FROM ${t.jobs}
       WHERE ${NOT_TERMINAL} AND run_at <= $1::bigint
       ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED`,

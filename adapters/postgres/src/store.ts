@@ -28,6 +28,7 @@ import type { TableNames } from "./names.ts";
 import type { JobNotifications } from "./notifications.ts";
 import {
   chunkInfoOf,
+  chunkListParams,
   chunkOf,
   chunkParams,
   jobUpdateParams,
@@ -59,6 +60,12 @@ const sourceCacheKey = (scope: string, sourceId: string): string =>
   `s${scope.length}:${scope}:${sourceId}`;
 const chunkCacheKey = (scope: string, sourceId: string, index: number): string =>
   `c${scope.length}:${scope}:${sourceId.length}:${sourceId}:${index}`;
+
+/** The advisory lock seals of one conversation take turns on (see `lockConversation`). */
+function conversationLockKey(names: TableNames, scope: string, conversationId: string): string {
+  return `codex-sync-engine:conversation:${names.schema}.${names.prefix}:` +
+    `${scope.length}:${scope}:${conversationId}`;
+}
 
 /**
  * Due jobs a claiming transaction reads (and locks) at once, with their sources, then the
@@ -340,8 +347,7 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
     // Nothing reads the lock's reply: pipelined, the SELECT goes out behind it and takes
     // its snapshot once the lock is held (the server runs them one after the other).
     await this.#write("listActiveJobs", this.#sql.lockConversation, [
-      `codex-sync-engine:conversation:${this.#names.schema}.${this.#names.prefix}:` +
-      `${scope.length}:${scope}:${conversationId}`,
+      conversationLockKey(this.#names, scope, conversationId),
     ]);
     return await this.#records("listActiveJobs", this.#sql.listActiveJobs, key);
   }
@@ -487,6 +493,26 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
     } finally {
       view.end();
     }
+  }
+
+  /** One statement, committed on its own (migration 3's function); announces the job. */
+  async insertSealedSource(source: Source, chunks: readonly Chunk[], job: Job): Promise<boolean> {
+    if (this.#closed) throw closedError();
+    const params = [
+      conversationLockKey(this.names, source.scope, source.conversationId),
+      ...sourceParams(source),
+      ...chunkListParams(chunks),
+      ...newJobParams(job),
+    ];
+    let stored: boolean;
+    try {
+      const [row] = await this.#driver.query(this.#sql.insertSealedSource, params);
+      stored = row.stored === true;
+    } catch (error) {
+      throw toBackendError(error, "insertSealedSource");
+    }
+    if (stored) this.#notifications.publish([job]);
+    return stored;
   }
 
   subscribeJob(scope: string, jobId: string, listener: () => void): () => void {

@@ -1,0 +1,159 @@
+// The store's one-step upload (`insertSealedSource`, migration 3's function) on PGlite: it
+// writes the source, every chunk (cut from one byte parameter) and the job, or nothing;
+// it declines when the conversation has a job running or the source exists; subscribers
+// hear of the job. The engine's use of it, and the races, are conformance cases.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import {
+  type Chunk,
+  EMPTY_COMPOSITE_STATE,
+  type Job,
+  sha256Hex,
+  type Source,
+} from "@zakstam/codex-sync-engine";
+import { createPostgresAdapter, type PostgresAdapter } from "@zakstam/codex-sync-engine-postgres";
+
+const SCOPE = "one-step";
+const NOW = 1_000;
+
+async function chunk(index: number, text: string): Promise<Chunk> {
+  const bytes = new TextEncoder().encode(text);
+  return { index, bytes, byteLength: bytes.length, sha256: await sha256Hex(bytes) };
+}
+
+function records(sourceId: string, conversationId: string, chunks: readonly Chunk[]) {
+  const byteCount = chunks.reduce((sum, c) => sum + c.byteLength, 0);
+  const jobId = `job-of-${sourceId}`;
+  const source: Source = {
+    sourceId,
+    scope: SCOPE,
+    conversationId,
+    state: "sealed",
+    received: { chunkCount: chunks.length, byteCount },
+    manifest: { chunkCount: chunks.length, byteCount, digest: "0".repeat(64) },
+    jobId,
+    createdAt: NOW,
+    updatedAt: NOW,
+    sealedAt: NOW,
+    expiresAt: NOW + 60_000,
+  } as Source;
+  const job: Job = {
+    jobId,
+    scope: SCOPE,
+    sourceId,
+    conversationId,
+    state: "queued",
+    cursor: 0,
+    totalChunks: chunks.length,
+    appliedBytes: 0,
+    attempt: 0,
+    runAt: NOW,
+    leaseToken: 0,
+    appliedDigestState: EMPTY_COMPOSITE_STATE,
+    createdAt: NOW,
+    updatedAt: NOW,
+  };
+  return { source, job };
+}
+
+async function withStore(body: (adapter: PostgresAdapter) => Promise<void>): Promise<void> {
+  const adapter = await createPostgresAdapter({ handler: { apply() {} }, mode: "manual" });
+  try {
+    await body(adapter);
+  } finally {
+    await adapter.close();
+  }
+}
+
+async function storedChunks(adapter: PostgresAdapter, sourceId: string) {
+  return await adapter.store.transaction(async (tx) => {
+    const infos = await tx.listChunkInfos(SCOPE, sourceId, -1, 100);
+    const out: Array<[number, string]> = [];
+    for (const info of infos) {
+      const stored = await tx.getChunk(SCOPE, sourceId, info.index);
+      out.push([info.index, new TextDecoder().decode(stored!.bytes)]);
+    }
+    return out;
+  });
+}
+
+test("one-step upload: source, chunks of any lengths and job are stored as given", async () => {
+  await withStore(async (adapter) => {
+    const store = adapter.store;
+    const chunks = [await chunk(1, "b".repeat(300)), await chunk(0, "a"), await chunk(2, "ccc")];
+    const { source, job } = records("s1", "c1", chunks);
+    const heard: string[] = [];
+    const unsubscribe = store.subscribeJob(SCOPE, job.jobId, () => heard.push(job.jobId));
+    assert.equal(await store.insertSealedSource!(source, chunks, job), true);
+    assert.deepEqual(await adapter.getSource({ scope: SCOPE, sourceId: "s1" }), source);
+    assert.deepEqual(await adapter.getJob({ scope: SCOPE, jobId: job.jobId }), job);
+    assert.deepEqual(await storedChunks(adapter, "s1"), [
+      [0, "a"],
+      [1, "b".repeat(300)],
+      [2, "ccc"],
+    ]);
+    assert.deepEqual(heard, [job.jobId], "the job's subscribers were told");
+    unsubscribe();
+  });
+});
+
+test("one-step upload: declined, storing nothing, while the conversation has a job running", async () => {
+  await withStore(async (adapter) => {
+    const store = adapter.store;
+    const first = records("s1", "c1", [await chunk(0, "a")]);
+    assert.equal(
+      await store.insertSealedSource!(first.source, [await chunk(0, "a")], first.job),
+      true,
+    );
+    const second = records("s2", "c1", [await chunk(0, "b")]);
+    assert.equal(
+      await store.insertSealedSource!(second.source, [await chunk(0, "b")], second.job),
+      false,
+    );
+    await assert.rejects(adapter.getSource({ scope: SCOPE, sourceId: "s2" }), {
+      code: "E_SYNC_SOURCE_NOT_FOUND",
+    });
+    await assert.rejects(adapter.getJob({ scope: SCOPE, jobId: second.job.jobId }), {
+      code: "E_SYNC_JOB_NOT_FOUND",
+    });
+    assert.deepEqual(await storedChunks(adapter, "s2"), []);
+    // Once that job is terminal, the conversation takes a new source in one step again.
+    await adapter.drain();
+    assert.equal(
+      await store.insertSealedSource!(second.source, [await chunk(0, "b")], second.job),
+      true,
+    );
+  });
+});
+
+test("one-step upload: declined, storing nothing, when the source id exists", async () => {
+  await withStore(async (adapter) => {
+    const store = adapter.store;
+    const first = records("s1", "c1", [await chunk(0, "a")]);
+    assert.equal(
+      await store.insertSealedSource!(first.source, [await chunk(0, "a")], first.job),
+      true,
+    );
+    await adapter.drain();
+    const again = records("s1", "c2", [await chunk(0, "other")]);
+    again.job.jobId = "another-job";
+    assert.equal(
+      await store.insertSealedSource!(again.source, [await chunk(0, "other")], again.job),
+      false,
+    );
+    assert.equal((await adapter.getSource({ scope: SCOPE, sourceId: "s1" })).conversationId, "c1");
+    await assert.rejects(adapter.getJob({ scope: SCOPE, jobId: "another-job" }), {
+      code: "E_SYNC_JOB_NOT_FOUND",
+    });
+    assert.deepEqual(await storedChunks(adapter, "s1"), [[0, "a"]]);
+  });
+});
+
+test("one-step upload: a key postgres cannot store is E_SYNC_INVALID_ARGUMENT", async () => {
+  await withStore(async (adapter) => {
+    const bad = records("s\0", "c1", []);
+    await assert.rejects(adapter.store.insertSealedSource!(bad.source, [], bad.job), {
+      code: "E_SYNC_INVALID_ARGUMENT",
+    });
+  });
+});
