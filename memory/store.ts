@@ -8,7 +8,12 @@
 
 import type { Chunk, ChunkInfo, Job, Source } from "../src/contracts/domain.ts";
 import { isTerminalJobState } from "../src/contracts/domain.ts";
-import type { JobListQuery, StoreTransaction, SyncStore } from "../src/contracts/store.ts";
+import type {
+  JobListener,
+  JobListQuery,
+  StoreTransaction,
+  SyncStore,
+} from "../src/contracts/store.ts";
 
 type Key = string;
 
@@ -81,7 +86,7 @@ export class MemoryStore implements SyncStore {
   readonly #jobsByScope = new Map<string, Set<Key>>();
   /** Jobs of one conversation, so a conversation's listing does not walk its scope's jobs. */
   readonly #jobsByConversation = new Map<string, Set<Key>>();
-  readonly #jobListeners = new Map<Key, Set<() => void>>();
+  readonly #jobListeners = new Map<Key, Set<JobListener>>();
   readonly #writeListeners = new Set<JobWriteListener>();
   #lock: Promise<void> = Promise.resolve();
 
@@ -105,7 +110,7 @@ export class MemoryStore implements SyncStore {
     }
   }
 
-  subscribeJob(scope: string, jobId: string, listener: () => void): () => void {
+  subscribeJob(scope: string, jobId: string, listener: JobListener): () => void {
     const jobKey = key(scope, jobId);
     let listeners = this.#jobListeners.get(jobKey);
     if (!listeners) this.#jobListeners.set(jobKey, listeners = new Set());
@@ -165,7 +170,9 @@ export class MemoryStore implements SyncStore {
   };
 
   #announce(jobKey: Key, job: Job): void {
-    for (const listener of [...(this.#jobListeners.get(jobKey) ?? [])]) listener();
+    for (const listener of [...(this.#jobListeners.get(jobKey) ?? [])]) {
+      listener(structuredClone(job));
+    }
     for (const listener of [...this.#writeListeners]) listener(structuredClone(job));
   }
 

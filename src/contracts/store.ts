@@ -97,6 +97,9 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
   listPurgeableSources(endedBefore: number, limit: number): Promise<Source[]>;
 }
 
+/** Told of a committed change of one job: the job as written, when the store has it. */
+export type JobListener = (job?: Job) => void;
+
 /** The store an adapter hands to the engine. */
 export interface SyncStore<TExtras extends object = Record<never, never>> {
   /**
@@ -133,6 +136,12 @@ export interface SyncStore<TExtras extends object = Record<never, never>> {
    * uploads of new sources and runs the transaction when it is absent or returns false.
    */
   insertSealedSource?(source: Source, chunks: readonly Chunk[], job: Job): Promise<boolean>;
-  /** Calls `listener` after each commit that changed the job; returns an unsubscribe. */
-  subscribeJob(scope: string, jobId: string, listener: () => void): () => void;
+  /**
+   * Calls `listener` after each commit that changed the job; returns an unsubscribe. The
+   * store may hand over the job as that commit wrote it (a copy the listener may keep);
+   * without it (or when told to look again) the listener reads the job itself.
+   * Notifications may be lost or reordered across processes, so a listener trusts only a
+   * terminal record (which no later commit changes) and otherwise waits for the next.
+   */
+  subscribeJob(scope: string, jobId: string, listener: JobListener): () => void;
 }

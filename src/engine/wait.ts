@@ -49,8 +49,12 @@ export async function waitForTerminal<TExtras extends object>(
         finish(() => reject(toSyncError(error)));
       }
     };
-    // Subscribe before the first read so a change between the two is not missed.
-    const unsubscribe = ctx.store.subscribeJob(scope, jobId, () => void check());
+    // Subscribe before the first read so a change between the two is not missed. A
+    // terminal record handed over is final; anything else is only a prompt to read.
+    const unsubscribe = ctx.store.subscribeJob(scope, jobId, (job) => {
+      if (job && isTerminalJobState(job.state)) finish(() => resolve(job));
+      else if (!job) void check();
+    });
     signal?.addEventListener("abort", onAbort, { once: true });
     if (timeoutMs !== undefined) {
       timer = ctx.clock.setTimeout(

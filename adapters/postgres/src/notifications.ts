@@ -17,7 +17,7 @@
  * @module
  */
 
-import type { Clock, Job, JobState } from "@zakstam/codex-sync-engine";
+import type { Clock, Job, JobListener, JobState } from "@zakstam/codex-sync-engine";
 import type { PostgresDriver, Unlisten } from "./driver.ts";
 
 /** A committed job write, as announced. */
@@ -26,6 +26,8 @@ export interface JobNotice {
   jobId: string;
   state: JobState;
   runAt: number;
+  /** The job as the commit wrote it, when the announcement carried it. */
+  job?: Job;
 }
 
 /**
@@ -51,12 +53,21 @@ function parseNotice(payload: string): { origin: string; notice?: JobNotice } | 
   try {
     const value: unknown = JSON.parse(payload);
     if (!Array.isArray(value) || typeof value[0] !== "string") return undefined;
-    const [origin, scope, jobId, state, runAt] = value;
+    const [origin, scope, jobId, state, runAt, job] = value;
     if (typeof scope !== "string" || typeof jobId !== "string") return { origin };
-    return { origin, notice: { scope, jobId, state, runAt: Number(runAt) } };
+    const notice: JobNotice = { scope, jobId, state, runAt: Number(runAt) };
+    if (isRecordOf(job, scope, jobId, state)) notice.job = job;
+    return { origin, notice };
   } catch {
     return undefined;
   }
+}
+
+/** True when `value` is a job record of `scope`/`jobId` in `state` (as a payload carries it). */
+function isRecordOf(value: unknown, scope: string, jobId: string, state: unknown): value is Job {
+  if (typeof value !== "object" || value === null) return false;
+  const job = value as Partial<Job>;
+  return job.scope === scope && job.jobId === jobId && job.state === state;
 }
 
 /** Fans job writes out to subscribers; one per adapter, shared by its stores. */
@@ -67,7 +78,7 @@ export class JobNotifications {
   readonly #channel: string;
   readonly #clock: Clock;
   readonly #pollIntervalMs: number;
-  readonly #jobListeners = new Map<string, Set<() => void>>();
+  readonly #jobListeners = new Map<string, Set<JobListener>>();
   readonly #listeners = new Set<JobNoticeListener>();
   readonly #onSendError: ((error: unknown) => void) | undefined;
   /** Payloads committed and not yet sent to other processes. */
@@ -106,10 +117,17 @@ export class JobNotifications {
     );
   }
 
-  /** The NOTIFY payload announcing a write of `job`. */
+  /**
+   * The NOTIFY payload announcing a write of `job`: with the record, so that waiters in
+   * other processes need not read it, where it fits; else the key; else "look again".
+   */
   payload(job: Job): string {
-    const full = JSON.stringify([this.origin, job.scope, job.jobId, job.state, job.runAt]);
-    return encoder.encode(full).length <= MAX_PAYLOAD_BYTES ? full : JSON.stringify([this.origin]);
+    const key = [this.origin, job.scope, job.jobId, job.state, job.runAt];
+    for (const candidate of [[...key, job], key]) {
+      const text = JSON.stringify(candidate);
+      if (encoder.encode(text).length <= MAX_PAYLOAD_BYTES) return text;
+    }
+    return JSON.stringify([this.origin]);
   }
 
   /**
@@ -119,7 +137,13 @@ export class JobNotifications {
   publish(jobs: Iterable<Job>): void {
     let queued = false;
     for (const job of jobs) {
-      this.#announce({ scope: job.scope, jobId: job.jobId, state: job.state, runAt: job.runAt });
+      this.#announce({
+        scope: job.scope,
+        jobId: job.jobId,
+        state: job.state,
+        runAt: job.runAt,
+        job,
+      });
       if (!this.#closed) {
         this.#outbox.push(this.payload(job));
         queued = true;
@@ -150,8 +174,11 @@ export class JobNotifications {
     });
   }
 
-  /** Calls `listener` after each committed write of the job (and on every poll tick). */
-  subscribeJob(scope: string, jobId: string, listener: () => void): () => void {
+  /**
+   * Calls `listener` after each committed write of the job, with the job where the
+   * announcement carried it, and without on every poll tick and reconnect.
+   */
+  subscribeJob(scope: string, jobId: string, listener: JobListener): () => void {
     const key = jobKey(scope, jobId);
     let listeners = this.#jobListeners.get(key);
     if (!listeners) this.#jobListeners.set(key, listeners = new Set());
@@ -196,7 +223,7 @@ export class JobNotifications {
     for (
       const listener of [...(this.#jobListeners.get(jobKey(notice.scope, notice.jobId)) ?? [])]
     ) {
-      listener();
+      listener(notice.job && structuredClone(notice.job));
     }
     for (const listener of [...this.#listeners]) listener(notice);
   }

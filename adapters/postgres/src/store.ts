@@ -15,6 +15,7 @@ import {
   type Chunk,
   type ChunkInfo,
   type Job,
+  type JobListener,
   type JobListQuery,
   type Source,
   type StoreTransaction,
@@ -515,7 +516,7 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
     return stored;
   }
 
-  subscribeJob(scope: string, jobId: string, listener: () => void): () => void {
+  subscribeJob(scope: string, jobId: string, listener: JobListener): () => void {
     return this.#notifications.subscribeJob(scope, jobId, listener);
   }
 

@@ -295,3 +295,39 @@ test("claims read ahead: an extension's next chunk is read from its base's chunk
     await driver.close();
   }
 });
+
+test("notify after commit: another process's subscribers get the job as committed, where it fits", async () => {
+  const { driver, sent } = heldDriver();
+  const publisher = new JobNotifications(driver, "chan", new ManualClock(), 60_000);
+  let deliver: (payload: string) => void = () => {};
+  const listening: PostgresDriver = {
+    ...heldDriver().driver,
+    listen: (_channel, onNotify) => {
+      deliver = onNotify;
+      return Promise.resolve(() => Promise.resolve());
+    },
+  };
+  const remote = new JobNotifications(listening, "chan", new ManualClock(), 60_000);
+  await remote.start();
+  const heard: Array<Job | undefined> = [];
+  for (const jobId of ["small", "huge", "forged"]) {
+    remote.subscribeJob("s", jobId, (job) => heard.push(job));
+  }
+  const small = { ...fakeJob("small", "succeeded"), attempt: 1 } as Job;
+  const huge = {
+    ...fakeJob("huge", "failed"),
+    error: { code: "E_SYNC_HANDLER_FAILED", message: "x".repeat(10_000), retryable: false },
+  } as Job;
+  publisher.publish([small, huge]);
+  await Promise.resolve();
+  const payloads = JSON.parse(sent[0].params[1] as string) as string[];
+  for (const payload of payloads) deliver(payload);
+  // A record naming another job than its key is not handed over.
+  const [origin] = JSON.parse(payloads[0]);
+  deliver(JSON.stringify([origin, "s", "forged", "succeeded", 1, small]));
+  assert.deepEqual(heard, [small, undefined, undefined]);
+  assert.notEqual(heard[0], small, "a copy");
+  sent[0].release();
+  await publisher.close();
+  await remote.close();
+});

@@ -1,0 +1,64 @@
+// waitForTerminal and the store's change notification: a terminal record handed to the
+// listener ends the wait without a read, any other record prompts nothing (a later commit
+// or the store's poll follows), and a bare prompt reads the job.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { compositeDigest, sha256Hex } from "../src/checksum.ts";
+import { ManualClock } from "../src/clock.ts";
+import type { Job } from "../src/contracts/domain.ts";
+import type { JobListener, StoreTransaction } from "../src/contracts/store.ts";
+import { SyncEngine } from "../src/engine/engine.ts";
+import { MemoryStore } from "../memory/mod.ts";
+
+/** A memory store whose job notifications the test sends, counting transactions. */
+class PromptedStore extends MemoryStore {
+  transactions = 0;
+  listener: JobListener | undefined;
+
+  override transaction<T>(fn: (tx: StoreTransaction) => Promise<T>): Promise<T> {
+    this.transactions++;
+    return super.transaction(fn);
+  }
+
+  override subscribeJob(_scope: string, _jobId: string, listener: JobListener): () => void {
+    this.listener = listener;
+    return () => (this.listener = undefined);
+  }
+}
+
+async function queuedJob(engine: SyncEngine): Promise<Job> {
+  const bytes = new TextEncoder().encode("one\n");
+  const sha256 = await sha256Hex(bytes);
+  const { job } = await engine.uploadSource({
+    scope: "s",
+    conversationId: "c",
+    chunks: [{ index: 0, bytes, sha256 }],
+    manifest: { chunkCount: 1, byteCount: bytes.length, digest: compositeDigest([sha256]) },
+  });
+  return job;
+}
+
+test("wait: a terminal record handed over resolves without a read; others prompt no read", async () => {
+  const store = new PromptedStore();
+  const engine = new SyncEngine({ store, clock: new ManualClock(), handler: { apply() {} } });
+  const job = await queuedJob(engine);
+  const before = store.transactions;
+  let done: Job | undefined;
+  const waiting = engine.waitForTerminal({ scope: "s", jobId: job.jobId }).then((j) => done = j);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(store.transactions, before + 1, "the first read");
+  store.listener!({ ...job, state: "running" });
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(store.transactions, before + 1, "a running record prompts no read");
+  assert.equal(done, undefined);
+  store.listener!();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(store.transactions, before + 2, "a bare prompt reads");
+  assert.equal(done, undefined, "the stored job is still queued");
+  const finished: Job = { ...job, state: "succeeded", cursor: 1, completedAt: 5 } as Job;
+  store.listener!(finished);
+  await waiting;
+  assert.deepEqual(done, finished);
+  assert.equal(store.transactions, before + 2, "resolved from the record");
+  assert.equal(store.listener, undefined, "unsubscribed");
+});
