@@ -84,7 +84,7 @@ test("one-step upload: source, chunks of any lengths and job are stored as given
     const { source, job } = records("s1", "c1", chunks);
     const heard: string[] = [];
     const unsubscribe = store.subscribeJob(SCOPE, job.jobId, () => heard.push(job.jobId));
-    assert.equal(await store.insertSealedSource!(source, chunks, job), true);
+    assert.equal(await store.insertSealedSource(source, chunks, job), true);
     assert.deepEqual(await adapter.getSource({ scope: SCOPE, sourceId: "s1" }), source);
     assert.deepEqual(await adapter.getJob({ scope: SCOPE, jobId: job.jobId }), job);
     assert.deepEqual(await storedChunks(adapter, "s1"), [
@@ -97,50 +97,44 @@ test("one-step upload: source, chunks of any lengths and job are stored as given
   });
 });
 
+/** A sealed source of `texts` (one chunk each) with its job, stored in one step. */
+async function insertSealed(
+  adapter: PostgresAdapter,
+  sourceId: string,
+  conversationId: string,
+  texts: readonly string[],
+  jobId?: string,
+): Promise<boolean> {
+  const chunks = await Promise.all(texts.map((text, index) => chunk(index, text)));
+  const { source, job } = records(sourceId, conversationId, chunks);
+  if (jobId !== undefined) job.jobId = source.jobId = jobId;
+  return await adapter.store.insertSealedSource(source, chunks, job);
+}
+
+async function assertNotStored(adapter: PostgresAdapter, sourceId: string, jobId: string) {
+  await assert.rejects(adapter.getSource({ scope: SCOPE, sourceId }), {
+    code: "E_SYNC_SOURCE_NOT_FOUND",
+  });
+  await assert.rejects(adapter.getJob({ scope: SCOPE, jobId }), { code: "E_SYNC_JOB_NOT_FOUND" });
+}
+
 test("one-step upload: declined, storing nothing, while the conversation has a job running", async () => {
   await withStore(async (adapter) => {
-    const store = adapter.store;
-    const first = records("s1", "c1", [await chunk(0, "a")]);
-    assert.equal(
-      await store.insertSealedSource!(first.source, [await chunk(0, "a")], first.job),
-      true,
-    );
-    const second = records("s2", "c1", [await chunk(0, "b")]);
-    assert.equal(
-      await store.insertSealedSource!(second.source, [await chunk(0, "b")], second.job),
-      false,
-    );
-    await assert.rejects(adapter.getSource({ scope: SCOPE, sourceId: "s2" }), {
-      code: "E_SYNC_SOURCE_NOT_FOUND",
-    });
-    await assert.rejects(adapter.getJob({ scope: SCOPE, jobId: second.job.jobId }), {
-      code: "E_SYNC_JOB_NOT_FOUND",
-    });
+    assert.equal(await insertSealed(adapter, "s1", "c1", ["a"]), true);
+    assert.equal(await insertSealed(adapter, "s2", "c1", ["b"]), false);
+    await assertNotStored(adapter, "s2", "job-of-s2");
     assert.deepEqual(await storedChunks(adapter, "s2"), []);
     // Once that job is terminal, the conversation takes a new source in one step again.
     await adapter.drain();
-    assert.equal(
-      await store.insertSealedSource!(second.source, [await chunk(0, "b")], second.job),
-      true,
-    );
+    assert.equal(await insertSealed(adapter, "s2", "c1", ["b"]), true);
   });
 });
 
 test("one-step upload: declined, storing nothing, when the source id exists", async () => {
   await withStore(async (adapter) => {
-    const store = adapter.store;
-    const first = records("s1", "c1", [await chunk(0, "a")]);
-    assert.equal(
-      await store.insertSealedSource!(first.source, [await chunk(0, "a")], first.job),
-      true,
-    );
+    assert.equal(await insertSealed(adapter, "s1", "c1", ["a"]), true);
     await adapter.drain();
-    const again = records("s1", "c2", [await chunk(0, "other")]);
-    again.job.jobId = "another-job";
-    assert.equal(
-      await store.insertSealedSource!(again.source, [await chunk(0, "other")], again.job),
-      false,
-    );
+    assert.equal(await insertSealed(adapter, "s1", "c2", ["other"], "another-job"), false);
     assert.equal((await adapter.getSource({ scope: SCOPE, sourceId: "s1" })).conversationId, "c1");
     await assert.rejects(adapter.getJob({ scope: SCOPE, jobId: "another-job" }), {
       code: "E_SYNC_JOB_NOT_FOUND",
@@ -152,7 +146,7 @@ test("one-step upload: declined, storing nothing, when the source id exists", as
 test("one-step upload: a key postgres cannot store is E_SYNC_INVALID_ARGUMENT", async () => {
   await withStore(async (adapter) => {
     const bad = records("s\0", "c1", []);
-    await assert.rejects(adapter.store.insertSealedSource!(bad.source, [], bad.job), {
+    await assert.rejects(adapter.store.insertSealedSource(bad.source, [], bad.job), {
       code: "E_SYNC_INVALID_ARGUMENT",
     });
   });
