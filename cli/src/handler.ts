@@ -37,7 +37,8 @@ import {
   type VerifyContext,
 } from "@zakstam/codex-sync-engine";
 import type { Carry, ImportRow, NewRow, RecordTables, StoredLine } from "./records.ts";
-import { concat, joinParts, parseLine } from "./rollout.ts";
+import type { LineJudgements } from "./line_judgements.ts";
+import { concat, joinParts, parseLines } from "./rollout.ts";
 
 /** What an extension's manifest says of the import it extends. */
 export interface RolloutBaseData {
@@ -100,6 +101,8 @@ export interface RolloutHandlerOptions {
   beforeApply?: (index: number) => Promise<void>;
   /** Clock of `importedAt` (default `Date.now`). */
   now?: () => number;
+  /** What this process's scans found of the lines of the sources it syncs. */
+  judgements?: LineJudgements;
 }
 
 /**
@@ -168,44 +171,53 @@ export function rolloutHandler<TExtras extends object>(
       }
       const bytes = carry.pending.length > 0 ? concat(carry.pending, chunk.bytes) : chunk.bytes;
       const last = chunk.index === manifest.chunkCount - 1;
+      // The lines this chunk completes (the last chunk: its unterminated last line too),
+      // judged in one block; what follows the last newline is carried to the next chunk.
+      const lastNewline = bytes.lastIndexOf(10);
+      const end = last && lastNewline < bytes.length - 1 ? bytes.length : lastNewline;
       const rows: NewRow[] = [];
       let lineNo = carry.nextLine;
-      let start = 0;
-      const take = (end: number): void => {
-        const lineBytes = bytes.subarray(start, end);
-        const parsed = parseLine(lineBytes, lineNo === 1);
-        if (parsed.valid) {
-          rows.push({
-            lineNo,
-            recordType: parsed.recordType,
-            text: parsed.text,
-            bytes: lineBytes,
-            valid: true,
-            jsonbSafe: parsed.jsonbSafe,
-          });
-        } else if (data.skipInvalid) {
-          rows.push({
-            lineNo,
-            recordType: null,
-            text: parsed.text,
-            bytes: lineBytes,
-            valid: false,
-            jsonbSafe: false,
-          });
-        } else {
-          throw nonRetryable(new Error(`${data.path}:${lineNo}: ${parsed.reason}`));
-        }
-        lineNo++;
-      };
-      for (let end = bytes.indexOf(10); end >= 0; end = bytes.indexOf(10, start)) {
-        take(end);
-        start = end + 1;
+      let text: string | null = null;
+      if (end >= 0 && bytes.length > 0) {
+        const block = bytes.subarray(0, end);
+        const judged = options.judgements?.get(job.scope, job.sourceId);
+        const firstLineNo = lineNo;
+        const known = judged &&
+          ((index: number, length: number) => judged.get(firstLineNo + index, length));
+        text = parseLines(block, lineNo === 1, (parsed, from, to) => {
+          const lineBytes = block.subarray(from, to);
+          if (parsed.valid) {
+            rows.push({
+              lineNo,
+              recordType: parsed.recordType,
+              text: parsed.text,
+              bytes: lineBytes,
+              valid: true,
+              jsonbSafe: parsed.jsonbSafe,
+            });
+          } else if (data.skipInvalid) {
+            rows.push({
+              lineNo,
+              recordType: null,
+              text: parsed.text,
+              bytes: lineBytes,
+              valid: false,
+              jsonbSafe: false,
+            });
+          } else {
+            throw nonRetryable(new Error(`${data.path}:${lineNo}: ${parsed.reason}`));
+          }
+          lineNo++;
+        }, known);
       }
-      if (last && start < bytes.length) {
-        take(bytes.length);
-        start = bytes.length;
-      }
-      await tables.insertRows(job.scope, carry.rowSet, job.conversationId, rows);
+      const start = end < 0 ? 0 : Math.min(end + 1, bytes.length);
+      await tables.insertRows(
+        job.scope,
+        carry.rowSet,
+        job.conversationId,
+        rows,
+        end > 0 ? { bytes: bytes.subarray(0, end), text } : undefined,
+      );
       if (last) await tables.deleteCarry(job.scope, job.sourceId);
       else {
         await tables.saveCarry(job.scope, job.sourceId, job.conversationId, {

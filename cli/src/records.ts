@@ -39,6 +39,16 @@ export interface NewRow {
   jsonbSafe: boolean;
 }
 
+/**
+ * The bytes the rows of one insert were cut from: their lines one after another, each
+ * but the last followed by a newline, every row's `bytes` a view into `bytes`; `text` is
+ * their decoding (the rows' texts joined by newlines), null when they are not UTF-8.
+ */
+export interface RowBlock {
+  bytes: Uint8Array;
+  text: string | null;
+}
+
 /** A stored line, as read back (its exact bytes, without the newline). */
 export interface StoredLine {
   lineNo: number;
@@ -110,12 +120,17 @@ export interface RecordTables {
   loadCarry(scope: string, sourceId: string): Promise<Carry | undefined>;
   saveCarry(scope: string, sourceId: string, conversationId: string, carry: Carry): Promise<void>;
   deleteCarry(scope: string, sourceId: string): Promise<void>;
-  /** Inserts rows into a row set (a row already stored at the same line is replaced). */
+  /**
+   * Inserts rows into a row set (a row already stored at the same line is replaced).
+   * With `block`, the rows are that block's lines in order (see {@link RowBlock}): a store
+   * may send it as it is instead of joining the rows again.
+   */
   insertRows(
     scope: string,
     rowSet: string,
     conversationId: string,
     rows: readonly NewRow[],
+    block?: RowBlock,
   ): Promise<void>;
   /** Deletes the rows of a row set after `afterLine`; returns how many. */
   deleteRowsAfter(scope: string, rowSet: string, afterLine: number): Promise<number>;
@@ -424,6 +439,19 @@ function booleanArrayLiteral(values: readonly boolean[]): string {
   return `{${values.map((value) => value ? "t" : "f").join(",")}}`;
 }
 
+/** The texts' length joined by newlines. */
+function textLength(rows: readonly { text: string }[]): number {
+  let length = rows.length - 1;
+  for (const row of rows) length += row.text.length;
+  return length;
+}
+
+/** True when `part` is a view of `whole`'s memory, within `whole`. */
+function isViewInto(part: Uint8Array, whole: Uint8Array): boolean {
+  return part.buffer === whole.buffer && part.byteOffset >= whole.byteOffset &&
+    part.byteOffset + part.length <= whole.byteOffset + whole.length;
+}
+
 /** Scope, row set and conversation of the rows an insert writes. */
 type RowOwner = [scope: string, rowSet: string, conversationId: string];
 
@@ -442,9 +470,15 @@ async function insertAsText(
   records: string,
   owner: RowOwner,
   rows: readonly NewRow[],
+  block?: RowBlock,
 ): Promise<void> {
   const { textRows, byteRows } = splitByColumn(rows);
   if (textRows.length > 0) {
+    // The block's text is the rows' texts joined already, when every row is a text row.
+    const joined = byteRows.length === 0 && typeof block?.text === "string" &&
+        block.text.length === textLength(textRows)
+      ? block.text
+      : textRows.map((row) => row.text).join("\n");
     await sql.query(
       `INSERT INTO ${records} (scope, source_id, line_no, conversation_id, record_type, line,
           line_bytes, valid, has_record)
@@ -457,7 +491,7 @@ async function insertAsText(
         ${UPDATE_ON_CONFLICT}`,
       [
         ...owner,
-        textRows.map((row) => row.text).join("\n"),
+        joined,
         integerArrayLiteral(textRows.map((row) => row.lineNo)),
         textArrayLiteral(textRows.map((row) => row.recordType)),
         booleanArrayLiteral(textRows.map((row) => row.valid)),
@@ -486,6 +520,7 @@ async function insertAsBytes(
   records: string,
   owner: RowOwner,
   rows: readonly NewRow[],
+  block?: RowBlock,
 ): Promise<void> {
   if (rows.length === 0) return;
   const { textRows, byteRows } = splitByColumn(rows);
@@ -493,13 +528,21 @@ async function insertAsBytes(
     ...textRows.map((row) => ({ row, bytes: row.bytes ?? encoder.encode(row.text), isText: true })),
     ...byteRows.map(({ row, bytes }) => ({ row, bytes, isText: false })),
   ];
-  const all = new Uint8Array(ordered.reduce((sum, { bytes }) => sum + bytes.length, 0));
+  let all: Uint8Array;
   const starts: number[] = [];
-  let offset = 0;
-  for (const { bytes } of ordered) {
-    starts.push(offset + 1);
-    all.set(bytes, offset);
-    offset += bytes.length;
+  const within = block && ordered.every(({ bytes }) => isViewInto(bytes, block.bytes));
+  if (within) {
+    // Each row's bytes are where they are in the block: it goes as it is.
+    all = block.bytes;
+    for (const { bytes } of ordered) starts.push(bytes.byteOffset - all.byteOffset + 1);
+  } else {
+    all = new Uint8Array(ordered.reduce((sum, { bytes }) => sum + bytes.length, 0));
+    let offset = 0;
+    for (const { bytes } of ordered) {
+      starts.push(offset + 1);
+      all.set(bytes, offset);
+      offset += bytes.length;
+    }
   }
   await sql.query(
     `INSERT INTO ${records} (scope, source_id, line_no, conversation_id, record_type, line,
@@ -574,12 +617,13 @@ export function sqlRecordTables(
         sourceId,
       ]);
     },
-    insertRows: (scope, rowSet, conversationId, rows) =>
+    insertRows: (scope, rowSet, conversationId, rows, block) =>
       (options.lineParameter === "bytea" ? insertAsBytes : insertAsText)(
         sql,
         records,
         [scope, rowSet, conversationId],
         rows,
+        block,
       ),
     async deleteRowsAfter(scope, rowSet, afterLine) {
       const [row] = await sql.query(

@@ -17,18 +17,18 @@ import { basename, join, resolve } from "node:path";
 import { IncrementalSha256 } from "@zakstam/codex-sync-engine";
 import { CliError } from "./errors.ts";
 import type { CliHost } from "./host.ts";
+import { JudgedLines, type KnownLine } from "./line_judgements.ts";
 
 /** Files a directory walk picks up. */
 export const ROLLOUT_FILE_PATTERN: RegExp = /^rollout-.*\.jsonl$/;
 
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
-/** One judged line. */
-export type ParsedLine =
+/** One judged line, without its parsed value (see {@link parseLines}). */
+export type JudgedLine =
   | {
     valid: true;
     text: string;
-    value: unknown;
     /** The record's `type` when it is a string that text can hold. */
     recordType: string | null;
     /** False when PostgreSQL's jsonb cannot hold the value (`\u0000`, lone surrogates). */
@@ -40,6 +40,11 @@ export type ParsedLine =
     text: string | null;
     reason: string;
   };
+
+/** One judged line, with its parsed value when it is valid. */
+export type ParsedLine =
+  | (Extract<JudgedLine, { valid: true }> & { value: unknown })
+  | Extract<JudgedLine, { valid: false }>;
 
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 const NUL = String.fromCharCode(0);
@@ -71,6 +76,11 @@ export function parseLine(bytes: Uint8Array, firstLine = false): ParsedLine {
   } catch {
     return { valid: false, text: null, reason: "not valid UTF-8" };
   }
+  return parseLineText(text, firstLine);
+}
+
+/** Judges one line already decoded from UTF-8 (see {@link parseLine}). */
+function parseLineText(text: string, firstLine: boolean): ParsedLine {
   let value: unknown;
   try {
     value = JSON.parse(firstLine && text.startsWith(BOM) ? text.slice(1) : text);
@@ -92,6 +102,54 @@ export function parseLine(bytes: Uint8Array, firstLine = false): ParsedLine {
     // Escapes are the only way such strings get in: raw ones are rejected above.
     jsonbSafe: !text.includes("\\u") || jsonbSafe(value),
   };
+}
+
+/**
+ * Judges each line of `bytes` — lines separated by `\n`, the last one ending where
+ * `bytes` ends (so no bytes are one empty line) — and tells `visit` each judgement with
+ * the line's byte range in `bytes`. Judges exactly as {@link parseLine} line by line
+ * (`firstLine` for the first line only), but decodes the block once: a `\n` is never
+ * part of a multi-byte sequence, so the block is UTF-8 exactly when each of its lines
+ * is, and each line's text is a slice of the block's. Returns the block's text (its
+ * lines' texts joined by newlines), or null when it is not UTF-8 (then each line was
+ * decoded on its own, and those that are not UTF-8 are judged so).
+ *
+ * With `known`, a line of a UTF-8 block it vouches for (by the line's index in the block
+ * and its byte length: a valid line judged earlier, `line_judgements.ts`) is not parsed.
+ */
+export function parseLines(
+  bytes: Uint8Array,
+  firstLine: boolean,
+  visit: (judged: JudgedLine, start: number, end: number) => void,
+  known?: (index: number, byteLength: number) => KnownLine | undefined,
+): string | null {
+  let text: string | null;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    text = null;
+  }
+  let start = 0;
+  let textStart = 0;
+  for (let index = 0;; index++) {
+    const newline = bytes.indexOf(10, start);
+    const end = newline < 0 ? bytes.length : newline;
+    const first = firstLine && start === 0;
+    if (text === null) visit(parseLine(bytes.subarray(start, end), first), start, end);
+    else {
+      const textEnd = newline < 0 ? text.length : text.indexOf("\n", textStart);
+      const lineText = text.slice(textStart, textEnd);
+      const judged = known?.(index, end - start);
+      visit(
+        judged ? { valid: true, text: lineText, ...judged } : parseLineText(lineText, first),
+        start,
+        end,
+      );
+      textStart = textEnd + 1;
+    }
+    if (newline < 0) return text;
+    start = newline + 1;
+  }
 }
 
 /** The session id of a `session_meta` record, if `value` is one. */
@@ -215,6 +273,8 @@ export interface RolloutScan {
   jsonbUnsafeCount: number;
   /** A resumed scan found the imported part's last bytes changed (nothing else is set). */
   rewritten?: boolean;
+  /** The judged lines (with {@link ScanOptions.keepJudgements}, when there were any). */
+  judged?: JudgedLines;
 }
 
 /** Options of {@link scanRollout}. */
@@ -223,6 +283,8 @@ export interface ScanOptions {
   from?: number;
   /** Continue after a part known to be imported, without reading it again. */
   resume?: ScanResume;
+  /** Keep what was found of each judged line ({@link RolloutScan.judged}). */
+  keepJudgements?: boolean;
 }
 
 /** Reads `stream` as an async iterable of pieces (fresh copies, at most `limit` bytes). */
@@ -294,6 +356,35 @@ class TailKeeper {
 }
 
 /**
+ * About how many bytes of lines {@link judgeInBlocks} decodes at once: a block's text is
+ * then a small, young string (a large one lives until the next full garbage collection).
+ */
+const JUDGE_BLOCK_BYTES = 32 * 1024;
+
+/** {@link parseLines} over `lines` in blocks of about {@link JUDGE_BLOCK_BYTES}, cut at newlines. */
+function judgeInBlocks(
+  lines: Uint8Array,
+  firstLine: boolean,
+  visit: (judged: JudgedLine, byteLength: number) => void,
+): void {
+  for (let start = 0;;) {
+    let end = lines.length;
+    if (end - start > JUDGE_BLOCK_BYTES) {
+      const cut = lines.lastIndexOf(10, start + JUDGE_BLOCK_BYTES);
+      end = cut > start ? cut : lines.indexOf(10, start + JUDGE_BLOCK_BYTES);
+      if (end < 0) end = lines.length;
+    }
+    parseLines(
+      lines.subarray(start, end),
+      firstLine && start === 0,
+      (judged, from, to) => visit(judged, to - from),
+    );
+    if (end >= lines.length) return;
+    start = end + 1;
+  }
+}
+
+/**
  * Scans a rollout file: hashes its complete lines, counts them, and judges those from
  * `from` on (or after `resume`, reading only from there). Bytes before `from` are only
  * hashed and their newlines counted. Never throws for a malformed line: the caller
@@ -339,9 +430,13 @@ export async function scanRollout(
     if (judged) tailHash?.update(bytes);
     complete += openLength + bytes.length;
   };
-  const judge = (bytes: Uint8Array) => {
+  let judged: JudgedLines | undefined;
+  const count = (parsed: JudgedLine, byteLength: number) => {
     lineCount++;
-    const parsed = parseLine(bytes, lineCount === 1);
+    if (options.keepJudgements) {
+      judged ??= new JudgedLines(lineCount);
+      judged.add(byteLength, parsed.valid ? parsed : undefined);
+    }
     if (!parsed.valid) {
       invalidCount++;
       if (invalidLines.length < 20) invalidLines.push({ line: lineCount, reason: parsed.reason });
@@ -395,16 +490,20 @@ export async function scanRollout(
       openLength += piece.length;
       continue;
     }
-    // Judge each line ending in this piece, then take them all as complete at once.
-    let start = 0;
-    for (let i = piece.indexOf(10); i >= 0; i = piece.indexOf(10, start)) {
-      const segment = piece.subarray(start, i);
-      judge(
-        start === 0 && openLength > 0
-          ? joinParts([...open, segment], openLength + segment.length)
-          : segment,
+    // Judge each line ending in this piece (the first may have begun in earlier pieces;
+    // the others in one block), then take them all as complete at once.
+    const firstEnd = piece.indexOf(10);
+    const segment = piece.subarray(0, firstEnd);
+    const firstLine = openLength > 0
+      ? joinParts([...open, segment], openLength + segment.length)
+      : segment;
+    count(parseLine(firstLine, lineCount === 0), firstLine.length);
+    if (firstEnd < last) {
+      judgeInBlocks(
+        piece.subarray(firstEnd + 1, last),
+        lineCount === 0,
+        (line, byteLength) => count(line, byteLength),
       );
-      start = i + 1;
     }
     completeWith(piece.subarray(0, last + 1), true);
     open = last + 1 < piece.length ? [piece.subarray(last + 1)] : [];
@@ -428,6 +527,7 @@ export async function scanRollout(
     invalidCount,
     invalidLines,
     jsonbUnsafeCount,
+    ...(judged === undefined ? {} : { judged }),
   };
 }
 

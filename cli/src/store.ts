@@ -18,6 +18,7 @@ import { CliError, usage } from "./errors.ts";
 import { openServerStore } from "./remote.ts";
 import { rolloutHandler, type RolloutHandlerOptions } from "./handler.ts";
 import type { CliHost, Unlock } from "./host.ts";
+import { LineJudgements } from "./line_judgements.ts";
 import {
   ensureRecordTables,
   memoryRecordTables,
@@ -51,6 +52,11 @@ export interface OpenStore {
   tables: RecordTables;
   /** Runs `fn` on the record tables inside one transaction. */
   transaction<T>(fn: (tables: RecordTables) => Promise<T>): Promise<T>;
+  /**
+   * Where a sync leaves its scan's judgements for the in-process worker's handler (absent
+   * where jobs run elsewhere: `--server`).
+   */
+  judgements?: LineJudgements;
   /** Starts the in-process worker (import runs jobs itself). */
   startWorker(): void;
   /**
@@ -166,9 +172,10 @@ export async function openStore(
   const lines: SqlRecordTablesOptions = {
     lineParameter: store.kind === "pglite" ? "bytea" : "text",
   };
+  const judgements = new LineJudgements();
   const handler = rolloutHandler<PostgresExtras>(
     (context) => sqlRecordTables(context.sql, names, lines),
-    options.handler,
+    { ...options.handler, judgements },
   );
   const common = {
     handler,
@@ -215,6 +222,7 @@ export async function openStore(
     location: store.kind === "pglite" ? store.dataDir! : redactUrl(store.databaseUrl!),
     adapter,
     tables: sqlRecordTables(adapter.driver, names, lines),
+    judgements,
     transaction: (fn) => adapter.driver.transaction((tx) => fn(sqlRecordTables(tx, names, lines))),
     startWorker: () => adapter.startWorker(),
     async reclaimSpace({ full }) {
@@ -252,10 +260,14 @@ async function settleWal(db: SqlExecutor): Promise<void> {
 
 function openMemory(options: OpenOptions): OpenStore {
   const tables = memoryRecordTables();
+  const judgements = new LineJudgements();
   const adapter = createMemoryAdapter({
-    handler: rolloutHandler(() => tables, options.handler),
+    handler: rolloutHandler(() => tables, { ...options.handler, judgements }),
   });
-  return memoryOpenStore(adapter, tables, "memory (dry run: nothing is kept)");
+  return {
+    ...memoryOpenStore(adapter, tables, "memory (dry run: nothing is kept)"),
+    judgements,
+  };
 }
 
 /**

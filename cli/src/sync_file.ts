@@ -484,6 +484,7 @@ async function syncContent(
       current.byteCount === known.byteCount && current.fileSha256 === known.sha256
     ) {
       scan = await scanRollout(host, path, {
+        keepJudgements: store.judgements !== undefined,
         resume: {
           byteCount: known.byteCount,
           lineCount: known.lineCount,
@@ -503,7 +504,10 @@ async function syncContent(
     // Final now: files of other conversations may go ahead while this one is read.
     claim?.settle();
     current = await store.tables.getImport(scope, conversationId);
-    scan = await scanRollout(host, path, { from: current?.byteCount ?? 0 });
+    scan = await scanRollout(host, path, {
+      from: current?.byteCount ?? 0,
+      keepJudgements: store.judgements !== undefined,
+    });
   }
   conversationId = conversationId!;
   claim?.settle();
@@ -539,7 +543,10 @@ async function syncContent(
     action = settings.replace ? { kind: "full", reason: "replace" } : comparison;
   }
   if (action.kind === "full" && scan.from > 0) {
-    scan = await scanRollout(host, path, { from: 0 });
+    scan = await scanRollout(host, path, {
+      from: 0,
+      keepJudgements: store.judgements !== undefined,
+    });
     if (signal.aborted) throw signal.reason;
   }
   if (action.kind === "full" && scan.byteCount === 0) {
@@ -643,7 +650,10 @@ async function syncContent(
       // upload the file whole instead.
       base = undefined;
       reason = "fallback";
-      scan = await scanRollout(host, path, { from: 0 });
+      scan = await scanRollout(host, path, {
+        from: 0,
+        keepJudgements: store.judgements !== undefined,
+      });
       if (signal.aborted) throw signal.reason;
     }
   }
@@ -777,6 +787,8 @@ async function upload(
     }, 200);
   };
   let result: SyncConversationResult;
+  // For this process's worker: the job of this source applies the lines just judged.
+  if (scan.judged) store.judgements?.set(scope, plan.sourceId, scan.judged);
   try {
     result = await syncConversation(store.adapter, {
       scope,
@@ -827,6 +839,7 @@ async function upload(
   } finally {
     finished = true;
     if (poll !== undefined) clearInterval(poll);
+    store.judgements?.delete(scope, plan.sourceId);
   }
   const { job } = result;
   if (lastApplied !== `${job.state}:${job.cursor}`) {

@@ -24,7 +24,7 @@ import {
   sqlRecordTables,
   type SqlRecordTablesOptions,
 } from "../src/records.ts";
-import { parseLine } from "../src/rollout.ts";
+import { parseLine, parseLines } from "../src/rollout.ts";
 
 const encoder = new TextEncoder();
 
@@ -221,6 +221,63 @@ for (
     assert.deepEqual(
       types.map((row) => [row.record_type, row.n]),
       [...counts].sort(([a], [b]) => a === null ? -1 : b === null ? 1 : a < b ? -1 : 1),
+    );
+  });
+
+  test(`insertRows (${store}): a chunk's block is sent as it is, its rows stored exactly as without it`, async () => {
+    const { tables, table } = await freshTables(db, options);
+    // Every hard line but the NUL ones as text rows of one block (a NUL line goes to
+    // line_bytes; the block then still serves as bytes, not as text).
+    const withText = HARD_LINES.filter((_, i) => i !== 14 && i !== 15 && i !== 19 && i < 23);
+    for (const [name, lines] of [["text", withText], ["mixed", HARD_LINES]] as const) {
+      const block = joinLines(lines).subarray(0, -1);
+      const rows: NewRow[] = [];
+      const text = parseLines(block, true, (_parsed, start, end) => {
+        const bytes = block.subarray(start, end);
+        rows.push({ ...rowOf(bytes, rows.length + 1), bytes });
+      });
+      const sent: unknown[][] = [];
+      const recording = sqlRecordTables(
+        {
+          query: (sql, params = []) => {
+            sent.push([...params]);
+            return db.query(sql, params);
+          },
+        },
+        recordTableNames(table.split(".")[0].replaceAll('"', "")),
+        options,
+      );
+      await recording.insertRows("s", name, "c", rows, { bytes: block, text });
+      assert.deepEqual(
+        await storedRows(db, table, name),
+        lines.map((bytes, i) => expected(bytes, rows[i])),
+        name,
+      );
+      const lineParameter = sent[0][3];
+      if (options.lineParameter === "bytea") {
+        assert.equal((lineParameter as Uint8Array).buffer, block.buffer, "the block's own bytes");
+        assert.equal(sent.length, 1);
+      } else if (name === "text") {
+        assert.equal(lineParameter, text, "the block's own text");
+        assert.equal(sent.length, 1);
+      } else {
+        assert.equal(text, null, "not UTF-8: no text");
+        assert.equal(
+          sent.length,
+          1 + rows.filter((row) => row.text === null || row.text.includes("\0")).length,
+        );
+      }
+    }
+    // A block whose text does not fit the rows is not used: the rows' own texts are.
+    const lines = [encoder.encode('{"type":"a"}'), encoder.encode('{"type":"b"}')];
+    const rows = lines.map((bytes, i) => ({ ...rowOf(bytes, i + 1), bytes }));
+    await tables.insertRows("s", "misfit", "c", rows, {
+      bytes: joinLines(lines),
+      text: '{"type":"a"}\n{"type":"b"}, and more',
+    });
+    assert.deepEqual(
+      await storedRows(db, table, "misfit"),
+      lines.map((bytes, i) => expected(bytes, rows[i])),
     );
   });
 
