@@ -361,10 +361,12 @@ class TailKeeper {
  */
 const JUDGE_BLOCK_BYTES = 32 * 1024;
 
-/** {@link parseLines} over `lines` in blocks of about {@link JUDGE_BLOCK_BYTES}, cut at newlines. */
+/**
+ * {@link parseLines} over `lines` (none of them a file's first line) in blocks of about
+ * {@link JUDGE_BLOCK_BYTES}, cut at newlines.
+ */
 function judgeInBlocks(
   lines: Uint8Array,
-  firstLine: boolean,
   visit: (judged: JudgedLine, byteLength: number) => void,
 ): void {
   for (let start = 0;;) {
@@ -374,11 +376,7 @@ function judgeInBlocks(
       end = cut > start ? cut : lines.indexOf(10, start + JUDGE_BLOCK_BYTES);
       if (end < 0) end = lines.length;
     }
-    parseLines(
-      lines.subarray(start, end),
-      firstLine && start === 0,
-      (judged, from, to) => visit(judged, to - from),
-    );
+    parseLines(lines.subarray(start, end), false, (judged, from, to) => visit(judged, to - from));
     if (end >= lines.length) return;
     start = end + 1;
   }
@@ -498,13 +496,8 @@ export async function scanRollout(
       ? joinParts([...open, segment], openLength + segment.length)
       : segment;
     count(parseLine(firstLine, lineCount === 0), firstLine.length);
-    if (firstEnd < last) {
-      judgeInBlocks(
-        piece.subarray(firstEnd + 1, last),
-        lineCount === 0,
-        (line, byteLength) => count(line, byteLength),
-      );
-    }
+    // The piece's first line was just counted: the lines after it are not the file's first.
+    if (firstEnd < last) judgeInBlocks(piece.subarray(firstEnd + 1, last), count);
     completeWith(piece.subarray(0, last + 1), true);
     open = last + 1 < piece.length ? [piece.subarray(last + 1)] : [];
     openLength = piece.length - last - 1;
