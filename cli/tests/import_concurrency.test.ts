@@ -23,7 +23,16 @@ import { type ImportEvent, plainReporter, ttyReporter } from "../src/progress.ts
 import { memoryOpenStore, type OpenStore } from "../src/store.ts";
 import { syncFile, type SyncSession } from "../src/sync_file.ts";
 import { sampleRollout } from "../scripts/sample_rollout.ts";
-import { copyDir, events, readStore, rebuild, runCli, startCli, tempDir } from "./support.ts";
+import {
+  captureOutput,
+  copyDir,
+  events,
+  readStore,
+  rebuild,
+  runCli,
+  startCli,
+  tempDir,
+} from "./support.ts";
 
 const encoder = new TextEncoder();
 const ID = {
@@ -469,40 +478,35 @@ test("import: --files-at-once takes 1 to 16; by default 2 with a PostgreSQL serv
   try {
     write(join(dir, "rollout-a.jsonl"), text(lines("flag", 5, 2)));
     for (const value of ["0", "17", "-1", "two", "1.5"]) {
-      let stderr = "";
+      const stderr = captureOutput();
       const host: CliHost = {
         ...denoHost(),
-        stdout: { isTTY: false, columns: () => undefined, write: () => {} },
-        stderr: { isTTY: false, columns: () => undefined, write: (t) => void (stderr += t) },
+        stdout: captureOutput(),
+        stderr,
         cwd: () => dir,
       };
       const code = await runInProcess(
         ["import", "--store", "memory", "--files-at-once", value, "rollout-a.jsonl"],
         host,
       );
-      assert.equal(code, 2, `--files-at-once ${value}: ${stderr}`);
-      assert.match(stderr, /^E_CLI_USAGE: --files-at-once /, value);
+      assert.equal(code, 2, `--files-at-once ${value}: ${stderr.text}`);
+      assert.match(stderr.text, /^E_CLI_USAGE: --files-at-once /, value);
     }
-    let stdout = "";
+    const stdout = captureOutput();
     const ok = await runInProcess(
       ["import", "--store", "memory", "--json", "--files-at-once", "16", "rollout-a.jsonl"],
-      {
-        ...denoHost(),
-        stdout: { isTTY: false, columns: () => undefined, write: (t) => void (stdout += t) },
-        cwd: () => dir,
-      },
+      { ...denoHost(), stdout, cwd: () => dir },
     );
     assert.equal(ok, 0);
-    assert.equal(events(stdout).at(-1)!.imported, 1);
+    assert.equal(events(stdout.text).at(-1)!.imported, 1);
   } finally {
     Deno.removeSync(dir, { recursive: true });
   }
 });
 
 test("progress with two files in flight: the terminal line shows both; plain lines are throttled per file", () => {
-  let text = "";
   let clock = 0;
-  const out = { isTTY: true, columns: () => 80, write: (chunk: string) => void (text += chunk) };
+  const out = captureOutput(80);
   const tty = ttyReporter(out, () => clock);
   const scanned = (file: string): ImportEvent => ({
     event: "scanned",
@@ -532,7 +536,7 @@ test("progress with two files in flight: the terminal line shows both; plain lin
   clock += 100;
   tty.report(upload(a, 4096));
   tty.report({ event: "failed", file: b, code: "E_CLI_INVALID_RECORD", message: "bad" });
-  const drawn = text.split("\r\x1b[2K").filter(Boolean);
+  const drawn = out.text.split("\r\x1b[2K").filter(Boolean);
   assert.ok(
     drawn.some((line) => /^2 files: rollout-a\.jsonl\s+50% · rollout-b\.jsonl\s+0%$/.test(line)),
     JSON.stringify(drawn),
@@ -545,19 +549,15 @@ test("progress with two files in flight: the terminal line shows both; plain lin
   );
   assert.ok(drawn.every((line) => Array.from(line).length < 80));
 
-  let plain = "";
+  const plain = captureOutput();
   clock = 0;
-  const reporter = plainReporter({
-    isTTY: false,
-    columns: () => undefined,
-    write: (t) => void (plain += t),
-  }, () => clock);
+  const reporter = plainReporter(plain, () => clock);
   reporter.report(upload(a, 100));
   reporter.report(upload(b, 100));
   reporter.report(upload(a, 200));
   clock += 1_000;
   reporter.report(upload(b, 300));
-  const uploads = plain.split("\n").filter((line) => line.startsWith("upload"));
+  const uploads = plain.text.split("\n").filter((line) => line.startsWith("upload"));
   assert.deepEqual(
     uploads.map((line) => line.match(/rollout-\w/)![0] + line.match(/(\d+) B \//)![1]),
     [

@@ -20,7 +20,7 @@ import {
   storeFingerprint,
 } from "../src/stat_cache.ts";
 import { sampleRollout } from "../scripts/sample_rollout.ts";
-import { tempDir } from "./support.ts";
+import { captureOutput, tempDir } from "./support.ts";
 
 const ids = ["a", "b", "c", "d", "e"].map((letter) =>
   `0199a3c1-5e7b-7c2d-9f41-00000000000${letter}`
@@ -28,20 +28,17 @@ const ids = ["a", "b", "c", "d", "e"].map((letter) =>
 
 /** Runs the CLI in this process in `cwd`, output captured, no CODEX_SYNC_* from outside. */
 async function cli(args: string[], cwd: string) {
-  let stdout = "";
-  let stderr = "";
-  const output = (write: (text: string) => void) => ({
-    isTTY: false,
-    columns: () => undefined,
-    write,
-  });
+  const out = captureOutput();
+  const err = captureOutput();
   const code = await runCli(args, {
     ...denoHost(),
-    stdout: output((text) => void (stdout += text)),
-    stderr: output((text) => void (stderr += text)),
+    stdout: out,
+    stderr: err,
     cwd: () => cwd,
     env: (name: string) => name.startsWith("CODEX_SYNC_") ? undefined : Deno.env.get(name),
   });
+  const stdout = out.text;
+  const stderr = err.text;
   const events = stdout.split("\n").filter((line) => line.startsWith("{")).map((line) =>
     JSON.parse(line) as Record<string, unknown>
   );

@@ -8,6 +8,7 @@
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { createPGliteDriver } from "@zakstam/codex-sync-engine-postgres";
+import type { TextOutput } from "../src/host.ts";
 
 const DENO = fileURLToPath(new URL("../../node_modules/.bin/deno", import.meta.url));
 const MAIN = fileURLToPath(new URL("../main.ts", import.meta.url));
@@ -244,4 +245,23 @@ export function rebuild(rows: readonly StoredRow[], trailingNewline: boolean): U
     if (i < parts.length - 1 || trailingNewline) out[offset++] = 10;
   });
   return out;
+}
+
+/** A host output that keeps what is written to it. */
+export interface CapturedOutput extends TextOutput {
+  /** Everything written so far. */
+  readonly text: string;
+}
+
+/** An output that captures what it is given: a terminal `columns` wide, or not a terminal. */
+export function captureOutput(columns?: number): CapturedOutput {
+  let text = "";
+  return {
+    isTTY: columns !== undefined,
+    columns: () => columns,
+    write: (chunk: string) => void (text += chunk),
+    get text() {
+      return text;
+    },
+  };
 }

@@ -23,31 +23,23 @@ import { manifestDataValue } from "../src/handler.ts";
 import { SAMPLE_PATH, sampleFixtureBytes } from "../scripts/gen_sample_rollout.ts";
 import { sampleRollout } from "../scripts/sample_rollout.ts";
 import { sha256Hex } from "@zakstam/codex-sync-engine";
-import { rebuild, type StoredRow, tempDir } from "./support.ts";
+import { captureOutput, rebuild, type StoredRow, tempDir } from "./support.ts";
 
 const encoder = new TextEncoder();
 
 /** Runs the CLI in this process with captured output. */
 async function cli(args: string[], cwd = Deno.cwd(), env: Record<string, string> = {}) {
-  let stdout = "";
-  let stderr = "";
+  const stdout = captureOutput();
+  const stderr = captureOutput();
   const host = {
     ...denoHost(),
-    stdout: {
-      isTTY: false,
-      columns: () => undefined,
-      write: (text: string) => void (stdout += text),
-    },
-    stderr: {
-      isTTY: false,
-      columns: () => undefined,
-      write: (text: string) => void (stderr += text),
-    },
+    stdout,
+    stderr,
     cwd: () => cwd,
     env: (name: string) => name in env ? env[name] : Deno.env.get(name),
   };
   const code = await runCli(args, host);
-  return { code, stdout, stderr };
+  return { code, stdout: stdout.text, stderr: stderr.text };
 }
 
 test("args: long, inline, short, lists, sizes and usage errors", () => {
@@ -268,8 +260,7 @@ test("the bundled sample rollout is exactly what its generator produces", () => 
 
 test("progress: a redrawn bar on a terminal, throttled plain lines otherwise", async () => {
   const { plainReporter, ttyReporter } = await import("../src/progress.ts");
-  let text = "";
-  const out = { isTTY: true, columns: () => 100, write: (chunk: string) => void (text += chunk) };
+  const out = captureOutput(100);
   let clock = 0;
   const tty = ttyReporter(out, () => clock);
   const file = "/s/rollout-a.jsonl";
@@ -299,8 +290,8 @@ test("progress: a redrawn bar on a terminal, throttled plain lines otherwise", a
   tty.report({ event: "sealed", file, jobId: "j", chunkCount: 2, byteCount: 2048, digest: "d" });
   clock += 100;
   tty.report({ event: "applying", file, jobId: "j", state: "running", cursor: 1, total: 2 });
-  const lines = text.split("\r\x1b[2K").filter(Boolean);
-  assert.ok(lines.length >= 4, JSON.stringify(text));
+  const lines = out.text.split("\r\x1b[2K").filter(Boolean);
+  assert.ok(lines.length >= 4, JSON.stringify(out.text));
   assert.match(
     lines.at(-1)!,
     /rollout-a\.jsonl \[█+░+\]\s+75%\s+2\.0 KiB\/2\.0 KiB up · 1\/2 applied$/,
@@ -325,19 +316,17 @@ test("progress: a redrawn bar on a terminal, throttled plain lines otherwise", a
     verified: true,
     ms: 5,
   });
-  assert.ok(text.includes("\r\x1b[2K✓ /s/rollout-a.jsonl: 3 records → conversation c, verified"));
+  assert.ok(
+    out.text.includes("\r\x1b[2K✓ /s/rollout-a.jsonl: 3 records → conversation c, verified"),
+  );
 
-  let plain = "";
+  const plain = captureOutput();
   clock = 0;
-  const lines2 = plainReporter({
-    isTTY: false,
-    columns: () => undefined,
-    write: (t) => void (plain += t),
-  }, () => clock);
+  const lines2 = plainReporter(plain, () => clock);
   for (let i = 1; i <= 5; i++) lines2.report(upload(i * 100)); // throttled: same second
   lines2.report(upload(2048)); // the final one always prints
-  assert.equal(plain.split("\n").filter((l) => l.startsWith("upload")).length, 2);
-  assert.ok(!plain.includes("\x1b"), "no escape codes in plain mode");
+  assert.equal(plain.text.split("\n").filter((l) => l.startsWith("upload")).length, 2);
+  assert.ok(!plain.text.includes("\x1b"), "no escape codes in plain mode");
 });
 
 test("watch and export: where they look, and what they refuse", async () => {
