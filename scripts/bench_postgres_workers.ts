@@ -5,7 +5,8 @@
  *   `waitForTerminal` resolving in another adapter (own connections, woken by LISTEN/NOTIFY).
  *   The commit instant is when the worker's store announces its last write of the job,
  *   right after COMMIT returns.
- * - **many small sources, 4 workers**: 2 000 one-chunk sources created, appended and sealed
+ * - **many small sources, 4 workers** (each side after 200 unmeasured jobs run the same way,
+ *   so every pooled connection is warm): 2 000 one-chunk sources created, appended and sealed
  *   (parallel, bounded) by an uploading adapter, run by 4 worker adapters (auto mode,
  *   concurrency 1, separate connection pools), from the first create to the last
  *   `waitForTerminal` seeing `succeeded`; next to pg-boss sending 2 000 no-op jobs
@@ -40,6 +41,10 @@ const WORKERS = 4;
 const PARALLEL = 16;
 const BOSS_POLLING_SECONDS = 0.5; // pg-boss's minimum
 const BOSS_BATCHES = [50, 500];
+// Both sides first run this many jobs the same way as the measured ones, unmeasured, so
+// that every pooled connection is open and warm (a fresh backend's first statements and
+// page faults would otherwise be counted for whichever side opens more connections).
+const WARM_UP_JOBS = 200;
 // Write transactions are what a durable server pays for (one WAL flush per commit); the
 // xid counter advances once per transaction that writes (this query takes one too).
 const XID = "SELECT pg_current_xact_id()::text::bigint AS xid";
@@ -186,29 +191,31 @@ async function openPipeline(url: string, schema: string, workerPrefix: string): 
 async function ourWorkers(url: string, sources: number) {
   const { uploader, close } = await openPipeline(url, "bench_workers", "bench-worker");
   try {
-    // Warm-up: one job through the pipeline (prepared statements, connections).
-    const warm = await uploadOne(uploader, "warm", 0);
-    await uploader.waitForTerminal({ scope: "warm", jobId: warm.jobId, timeoutMs: 30_000 });
-
     let succeeded = 0;
-    const [{ xid: xidBefore }] = await uploader.driver.query(XID);
-    const started = performance.now();
     let uploadedAt = 0;
     let uploaded = 0;
-    // Like pg-boss's send(), an upload does not wait for its job: the waits run alongside.
-    const waits: Promise<void>[] = [];
-    await bounded(sources, PARALLEL, async (i) => {
-      const job = await uploadOne(uploader, "bench", i);
-      if (++uploaded === sources) uploadedAt = performance.now();
-      waits.push(
-        uploader.waitForTerminal({ scope: "bench", jobId: job.jobId, timeoutMs: 120_000 })
-          .then((done) => {
-            if (done.state !== "succeeded") throw new Error(`job ${job.jobId}: ${done.state}`);
-            succeeded++;
-          }),
-      );
-    });
-    await Promise.all(waits);
+    /** `count` uploads, 16 in flight; like pg-boss's send(), each is not held up by its job. */
+    const run = async (scope: string, count: number) => {
+      const waits: Promise<void>[] = [];
+      await bounded(count, PARALLEL, async (i) => {
+        const job = await uploadOne(uploader, scope, i);
+        if (++uploaded === count) uploadedAt = performance.now();
+        waits.push(
+          uploader.waitForTerminal({ scope, jobId: job.jobId, timeoutMs: 120_000 })
+            .then((done) => {
+              if (done.state !== "succeeded") throw new Error(`job ${job.jobId}: ${done.state}`);
+              succeeded++;
+            }),
+        );
+      });
+      await Promise.all(waits);
+    };
+    await run("warm", WARM_UP_JOBS);
+    succeeded = uploaded = 0;
+
+    const [{ xid: xidBefore }] = await uploader.driver.query(XID);
+    const started = performance.now();
+    await run("bench", sources);
     const seconds = (performance.now() - started) / 1000;
     const [{ xid: xidAfter }] = await uploader.driver.query(XID);
     return {
@@ -219,7 +226,7 @@ async function ourWorkers(url: string, sources: number) {
       jobsPerSecond: round(sources / seconds),
       uploadedAllAfterSeconds: round((uploadedAt - started) / 1000),
       settings: `${WORKERS} adapters, mode auto, concurrency 1 each; uploads and waits from a ` +
-        `fifth adapter (manual), ${PARALLEL} sources in flight`,
+        `fifth adapter (manual), ${PARALLEL} sources in flight, after ${WARM_UP_JOBS} the same way`,
     };
   } finally {
     await close();
@@ -353,9 +360,12 @@ async function pgBoss(url: string, jobs: number, batchSize: number) {
     return Number(rows[0].n);
   };
   try {
-    // Warm-up: one job through (the workers' first fetch, prepared plans).
-    await sender.send(queue, { warm: true });
-    while (await completed() < 1) await new Promise((resolve) => setTimeout(resolve, 10));
+    await bounded(WARM_UP_JOBS, PARALLEL, async (i) => {
+      await sender.send(queue, { warm: i });
+    });
+    while (await completed() < WARM_UP_JOBS) {
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
     const before = await completed();
     const xidBefore = Number((await db.executeSql(XID, [])).rows[0].xid);
     const started = performance.now();
@@ -372,13 +382,13 @@ async function pgBoss(url: string, jobs: number, batchSize: number) {
     return {
       jobs,
       writeTransactionsPerJob: round((xidAfter - xidBefore - 1) / jobs),
-      handled: handled - 1,
+      handled: handled - WARM_UP_JOBS,
       seconds: round(seconds),
       jobsPerSecond: round(jobs / seconds),
       sentAllAfterSeconds: round((sentAt - started) / 1000),
       settings: `${WORKERS} PgBoss instances, one work() each, batchSize ${batchSize}, ` +
         `pollingIntervalSeconds ${BOSS_POLLING_SECONDS}; send() from a fifth instance, ` +
-        `${PARALLEL} in flight`,
+        `${PARALLEL} in flight, after ${WARM_UP_JOBS} the same way`,
     };
   } finally {
     for (const boss of workers) await boss.stop({ graceful: false, wait: true });

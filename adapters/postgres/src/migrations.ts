@@ -142,6 +142,39 @@ export const MIGRATIONS: readonly Migration[] = [
       $body$`,
     ],
   },
+  {
+    version: 4,
+    name: "one-step uploads in batches",
+    // Uploads that arrive together go as one statement (one round trip, one commit):
+    // each item is migration 3's function called with its own parameters, in order, so a
+    // later item sees what an earlier one stored (the same conversation twice: the second
+    // is declined). Parameters: a JSON array of items, each the 20 parameters of
+    // insert_sealed_source but with the chunk bytes as [offset, length] into chunk_bytes.
+    statements: (t) => [
+      `CREATE FUNCTION ${t.insertSealedSources}(items text, chunk_bytes bytea)
+      RETURNS boolean[] LANGUAGE plpgsql AS $body$
+      DECLARE
+        item jsonb;
+        stored boolean[] := '{}';
+      BEGIN
+        FOR item IN
+          SELECT e.value FROM jsonb_array_elements(items::jsonb) WITH ORDINALITY AS e(value, n)
+          ORDER BY e.n
+        LOOP
+          stored := stored || ${t.insertSealedSource}(
+            item->>0,
+            item->>1, item->>2, item->>3, item->>4,
+            (item->>5)::bigint, (item->>6)::bigint, (item->>7)::bigint, item->>8,
+            item->>9,
+            substring(chunk_bytes FROM (item->>10)::integer + 1 FOR (item->>11)::integer),
+            item->>12, item->>13, item->>14, item->>15, item->>16,
+            (item->>17)::bigint, (item->>18)::bigint, (item->>19)::bigint, item->>20);
+        END LOOP;
+        RETURN stored;
+      END
+      $body$`,
+    ],
+  },
 ];
 
 /** The newest schema version this adapter knows. */

@@ -36,6 +36,8 @@ export interface TableNames {
   readonly migrations: string;
   /** `schema.prefix` + `insert_sealed_source`: the store's one-step upload (migration 3). */
   readonly insertSealedSource: string;
+  /** `schema.prefix` + `insert_sealed_sources`: many of those in one statement (migration 4). */
+  readonly insertSealedSources: string;
   /** The NOTIFY channel job writes are announced on. */
   readonly channel: string;
   /** A quoted, unqualified index name with the prefix (an index lives in its table's schema). */
@@ -80,6 +82,7 @@ export function tableNames(location: TableLocation = {}): TableNames {
     jobs: `"${schema}"."${prefix}jobs"`,
     migrations: `"${schema}"."${prefix}migrations"`,
     insertSealedSource: `"${schema}"."${prefix}insert_sealed_source"`,
+    insertSealedSources: `"${schema}"."${prefix}insert_sealed_sources"`,
     channel: readable.length <= MAX_IDENTIFIER
       ? readable
       : `codex_sync_${fnv1a(`${schema}.${prefix}`)}`,

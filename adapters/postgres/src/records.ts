@@ -100,14 +100,53 @@ export function chunkListParams(chunks: readonly Chunk[]): [string, Uint8Array] 
     sha256: chunk.sha256,
     item_count: chunk.itemCount ?? null,
   }));
-  if (chunks.length === 1) return [JSON.stringify(infos), chunks[0].bytes];
-  const bytes = new Uint8Array(chunks.reduce((sum, chunk) => sum + chunk.bytes.length, 0));
+  return [JSON.stringify(infos), concatBytes(chunks.map((chunk) => chunk.bytes))];
+}
+
+/** The 20 parameters of `insertSealedSource`; the 11th is the chunks' bytes. */
+export type SealedSourceParams = unknown[];
+const SEALED_SOURCE_BYTES = 10;
+
+/** The chunk bytes one `insertSealedSource` call carries. */
+export function sealedSourceBytes(params: SealedSourceParams): number {
+  return (params[SEALED_SOURCE_BYTES] as Uint8Array).length;
+}
+
+/**
+ * The 2 parameters of `insertSealedSources` for calls given as `insertSealedSource`'s:
+ * each call's parameters as a JSON array, its bytes replaced by their offset and length in
+ * the second parameter, every call's bytes concatenated.
+ */
+export function sealedSourceBatchParams(
+  calls: readonly SealedSourceParams[],
+): [string, Uint8Array] {
+  const parts: Uint8Array[] = [];
   let offset = 0;
-  for (const chunk of chunks) {
-    bytes.set(chunk.bytes, offset);
-    offset += chunk.bytes.length;
+  const items = calls.map((params) => {
+    const bytes = params[SEALED_SOURCE_BYTES] as Uint8Array;
+    parts.push(bytes);
+    const item = [
+      ...params.slice(0, SEALED_SOURCE_BYTES),
+      offset,
+      bytes.length,
+      ...params.slice(SEALED_SOURCE_BYTES + 1),
+    ];
+    offset += bytes.length;
+    return item;
+  });
+  return [JSON.stringify(items), concatBytes(parts)];
+}
+
+/** `parts` one after the other (the part itself when there is one). */
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const bytes = new Uint8Array(parts.reduce((sum, part) => sum + part.length, 0));
+  let offset = 0;
+  for (const part of parts) {
+    bytes.set(part, offset);
+    offset += part.length;
   }
-  return [JSON.stringify(infos), bytes];
+  return bytes;
 }
 
 /** The record stored in a row's `record` column (selected as text). */

@@ -10,6 +10,10 @@ import type { TableNames } from "./names.ts";
 
 const NOT_TERMINAL = `state NOT IN ('succeeded', 'failed', 'cancelled')`;
 const CHUNK_INFO = `idx, byte_length, sha256, item_count`;
+// A key lookup per row of a small list, whatever the planner thinks of the tables: a
+// subquery with LIMIT is not flattened into a join, so it is never a hash join over a
+// sequential scan (which a plan made while a table was small would keep doing as it grows).
+const ONE_BY_KEY = `LIMIT 1`;
 
 /** Which optional filters a `listJobs` statement applies. */
 export interface JobListFilters {
@@ -46,6 +50,13 @@ export interface StoreStatements {
    * its chunks' metadata (JSON), `$11` their bytes concatenated, `$12`-`$20` the job's row.
    */
   insertSealedSource: string;
+  /**
+   * Many `insertSealedSource` calls in one statement, one after the other: `$1` a JSON
+   * array with one array per call (its 20 parameters, but the 11th, the bytes, as their
+   * offset and length in `$2`), `$2` every call's bytes concatenated. Returns `stored`,
+   * one boolean per call, in order.
+   */
+  insertSealedSources: string;
   findClaimableJob: string;
   /** Up to `$2` due jobs, locked, in claim order (`$1` is now), each with its source's record. */
   prefetchClaimableJobs: string;
@@ -119,6 +130,7 @@ export function storeStatements(t: TableNames): StoreStatements {
         $10::text, $11::bytea,
         $12::text, $13::text, $14::text, $15::text, $16::text, $17::bigint, $18::bigint,
         $19::bigint, $20::text) AS stored`,
+    insertSealedSources: `SELECT ${t.insertSealedSources}($1::text, $2::bytea) AS stored`,
     findClaimableJob: `SELECT record::text AS record FROM ${t.jobs}
       WHERE ${NOT_TERMINAL} AND run_at <= $1::bigint
       ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
@@ -129,12 +141,20 @@ export function storeStatements(t: TableNames): StoreStatements {
       )
       SELECT due.record::text AS record, s.record::text AS source_record
       FROM due
-      LEFT JOIN ${t.sources} s ON s.scope = due.scope AND s.source_id = due.source_id
+      LEFT JOIN LATERAL (
+        SELECT record FROM ${t.sources}
+        WHERE scope = due.scope AND source_id = due.source_id
+        ${ONE_BY_KEY}
+      ) s ON true
       ORDER BY due.run_at`,
-    getChunksByKeys: `SELECT c.scope, c.source_id, c.idx, c.byte_length, c.sha256, c.item_count,
+    getChunksByKeys: `SELECT k.scope, k.source_id, k.idx, c.byte_length, c.sha256, c.item_count,
         c.bytes
       FROM json_to_recordset($1::text::json) AS k(scope text, source_id text, idx bigint)
-      JOIN ${t.chunks} c ON c.scope = k.scope AND c.source_id = k.source_id AND c.idx = k.idx`,
+      CROSS JOIN LATERAL (
+        SELECT byte_length, sha256, item_count, bytes FROM ${t.chunks}
+        WHERE scope = k.scope AND source_id = k.source_id AND idx = k.idx
+        ${ONE_BY_KEY}
+      ) c`,
     nextRunAt: `SELECT run_at FROM ${t.jobs} WHERE ${NOT_TERMINAL} ORDER BY run_at LIMIT 1`,
     listExpiredSources: `SELECT record::text AS record FROM ${t.sources}
       WHERE state = 'collecting' AND expires_at <= $1::bigint

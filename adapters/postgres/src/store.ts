@@ -27,6 +27,7 @@ import type { PostgresDriver, SqlExecutor, SqlRow } from "./driver.ts";
 import { toBackendError } from "./errors.ts";
 import type { TableNames } from "./names.ts";
 import type { JobNotifications } from "./notifications.ts";
+import { CallBatches } from "./call_batches.ts";
 import {
   chunkInfoOf,
   chunkListParams,
@@ -35,6 +36,9 @@ import {
   jobUpdateParams,
   newJobParams,
   recordOf,
+  sealedSourceBatchParams,
+  sealedSourceBytes,
+  type SealedSourceParams,
   sourceParams,
   storableKey,
 } from "./records.ts";
@@ -74,6 +78,16 @@ function conversationLockKey(names: TableNames, scope: string, conversationId: s
  * three per job.
  */
 export const CLAIM_READ_AHEAD = 8;
+
+/**
+ * One-step uploads per statement at most, their chunk bytes at most (a larger upload goes
+ * alone), and such statements in flight at once per store.
+ */
+export const SEALED_SOURCE_BATCHES = {
+  maxItems: 64,
+  maxWeight: 4 * 1024 * 1024,
+  maxInFlight: 2,
+} as const;
 
 /** The operations of one open transaction. */
 class PostgresTransaction implements StoreTransaction<PostgresExtras> {
@@ -444,6 +458,7 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
   readonly #driver: PostgresDriver;
   readonly #sql: StoreStatements;
   readonly #notifications: JobNotifications;
+  readonly #sealedSources: CallBatches<SealedSourceParams, boolean>;
   #closed = false;
 
   constructor(driver: PostgresDriver, names: TableNames, notifications: JobNotifications) {
@@ -452,6 +467,21 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
     this.names = names;
     this.#sql = storeStatements(names);
     this.#notifications = notifications;
+    this.#sealedSources = new CallBatches({
+      runOne: async (params) => {
+        const [row] = await driver.query(this.#sql.insertSealedSource, params);
+        return row.stored === true;
+      },
+      runMany: async (calls) => {
+        const [row] = await driver.query(
+          this.#sql.insertSealedSources,
+          sealedSourceBatchParams(calls),
+        );
+        return (row.stored as unknown[]).map((stored) => stored === true);
+      },
+      weight: sealedSourceBytes,
+      ...SEALED_SOURCE_BATCHES,
+    });
   }
 
   async transaction<T>(fn: (tx: StoreTransaction<PostgresExtras>) => Promise<T>): Promise<T> {
@@ -496,7 +526,11 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
     }
   }
 
-  /** One statement, committed on its own (migration 3's function); announces the job. */
+  /**
+   * One statement, committed on its own (migration 3's function), or one statement for
+   * the uploads that arrived while others were in flight (migration 4's); announces the
+   * job.
+   */
   async insertSealedSource(source: Source, chunks: readonly Chunk[], job: Job): Promise<boolean> {
     if (this.#closed) throw closedError();
     const params = [
@@ -507,8 +541,7 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
     ];
     let stored: boolean;
     try {
-      const [row] = await this.#driver.query(this.#sql.insertSealedSource, params);
-      stored = row.stored === true;
+      stored = await this.#sealedSources.call(params);
     } catch (error) {
       throw toBackendError(error, "insertSealedSource");
     }

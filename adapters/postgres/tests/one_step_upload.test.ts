@@ -151,3 +151,77 @@ test("one-step upload: a key postgres cannot store is E_SYNC_INVALID_ARGUMENT", 
     });
   });
 });
+
+/** Counts the store's statements on `adapter`'s driver that call `fn`. */
+function countCalls(adapter: PostgresAdapter, fn: string): { count: number } {
+  const counted = { count: 0 };
+  const driver = adapter.driver;
+  const query = driver.query.bind(driver);
+  driver.query = ((text: string, params?: unknown[]) => {
+    if (text.includes(`${fn}"(`)) counted.count++;
+    return query(text, params);
+  }) as typeof driver.query;
+  return counted;
+}
+
+test("one-step uploads that arrive together go as one statement, each as if alone in turn", async () => {
+  await withStore(async (adapter) => {
+    assert.equal(await insertSealed(adapter, "busy", "c-busy", ["x"]), true);
+    await adapter.drain();
+    assert.equal(await insertSealed(adapter, "running", "c-busy", ["y"]), true);
+    const batches = countCalls(adapter, "insert_sealed_sources");
+    const lone = countCalls(adapter, "insert_sealed_source");
+    // The first two take the store's two slots; the next ones wait for a slot together.
+    const results = await Promise.all([
+      insertSealed(adapter, "a", "c-a", ["a"]),
+      insertSealed(adapter, "b", "c-b", ["b"]),
+      insertSealed(adapter, "c", "c-c", ["c0", "c1 longer", ""]),
+      insertSealed(adapter, "d", "c-c", ["d"]), // c's conversation, now busy: declined
+      insertSealed(adapter, "e", "c-busy", ["e"]), // busy before the batch: declined
+      insertSealed(adapter, "running", "c-f", ["f"], "another-job"), // id exists: declined
+      insertSealed(adapter, "g", "c-g", ["g", "gg"]),
+    ]);
+    assert.deepEqual(results, [true, true, true, false, false, false, true]);
+    assert.equal(batches.count, 1, "one batch");
+    assert.equal(lone.count, 2, "and the two that went alone");
+    assert.deepEqual(await storedChunks(adapter, "c"), [[0, "c0"], [1, "c1 longer"], [2, ""]]);
+    assert.deepEqual(await storedChunks(adapter, "g"), [[0, "g"], [1, "gg"]]);
+    for (const [sourceId, jobId] of [["d", "job-of-d"], ["e", "job-of-e"]]) {
+      await assertNotStored(adapter, sourceId, jobId);
+    }
+    await assert.rejects(adapter.getJob({ scope: SCOPE, jobId: "another-job" }), {
+      code: "E_SYNC_JOB_NOT_FOUND",
+    });
+    assert.equal(await adapter.drain(), 5, "the jobs of running, a, b, c and g");
+  });
+});
+
+test("one-step uploads in one statement: a call the database refuses fails alone", async () => {
+  await withStore(async (adapter) => {
+    const batches = countCalls(adapter, "insert_sealed_sources");
+    const chunks = [await chunk(0, "bad")];
+    const bad = records("bad", "c-bad", chunks);
+    bad.job.runAt = Number.MAX_VALUE; // not a bigint: the statement fails
+    const results = await Promise.allSettled([
+      insertSealed(adapter, "a", "c-a", ["a"]),
+      insertSealed(adapter, "b", "c-b", ["b"]),
+      insertSealed(adapter, "c", "c-c", ["c"]),
+      adapter.store.insertSealedSource(bad.source, chunks, bad.job),
+      insertSealed(adapter, "d", "c-d", ["d"]),
+    ]);
+    assert.equal(batches.count, 1, "the three waiting went together, and were refused");
+    assert.deepEqual(results.map((result) => result.status), [
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    assert.equal((results[3] as PromiseRejectedResult).reason.code, "E_SYNC_INTERNAL");
+    await assertNotStored(adapter, "bad", "job-of-bad");
+    assert.deepEqual(await storedChunks(adapter, "bad"), []);
+    for (const sourceId of ["a", "b", "c", "d"]) {
+      assert.equal((await adapter.getSource({ scope: SCOPE, sourceId })).state, "sealed");
+    }
+  });
+});
