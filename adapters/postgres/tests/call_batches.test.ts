@@ -30,6 +30,21 @@ function recorded(limits: { maxItems?: number; maxWeight?: number; maxInFlight?:
 const answer = (run: Deferred) => run.resolve(run.items.map((item) => `r${item}`));
 const settle = () => new Promise((resolve) => setTimeout(resolve, 0));
 
+/** Calls 1 (answered) and then `items`, which wait behind it and start as one batch, runs[1]. */
+async function batchBehindOne(
+  batches: CallBatches<number, string>,
+  runs: Deferred[],
+  items: number[],
+): Promise<Promise<string>[]> {
+  const first = batches.call(1);
+  const rest = items.map((item) => batches.call(item));
+  answer(runs[0]);
+  await first;
+  await settle();
+  assert.deepEqual(runs[1].items, items);
+  return rest;
+}
+
 test("call batches: a lone call runs at once; those that arrive meanwhile go as one batch", async () => {
   const { batches, runs } = recorded();
   const first = batches.call(1);
@@ -68,11 +83,7 @@ test("call batches: at most maxInFlight runs at once, maxItems and maxWeight per
 
 test("call batches: a batch the server refused is run again call by call; one bad call fails alone", async () => {
   const { batches, runs } = recorded();
-  const first = batches.call(1);
-  const rest = [2, 3, 4].map((item) => batches.call(item));
-  answer(runs[0]);
-  await first;
-  await settle();
+  const rest = await batchBehindOne(batches, runs, [2, 3, 4]);
   runs[1].reject(Object.assign(new Error("value out of range"), { code: "22003" }));
   await settle();
   assert.deepEqual(runs.slice(2).map((run) => run.items), [[2], [3], [4]]);
@@ -86,11 +97,7 @@ test("call batches: a batch the server refused is run again call by call; one ba
 
 test("call batches: a batch lost with its connection is not run again (it may have committed)", async () => {
   const { batches, runs } = recorded();
-  const first = batches.call(1);
-  const rest = [2, 3].map((item) => batches.call(item));
-  answer(runs[0]);
-  await first;
-  await settle();
+  const rest = await batchBehindOne(batches, runs, [2, 3]);
   const lost = Object.assign(new Error("write CONNECTION_CLOSED"), { code: "CONNECTION_CLOSED" });
   runs[1].reject(lost);
   for (const call of rest) await assert.rejects(call, (error) => error === lost);
@@ -105,11 +112,7 @@ test("call batches: a batch lost with its connection is not run again (it may ha
 
 test("call batches: a batch answering with the wrong number of results is run call by call", async () => {
   const { batches, runs } = recorded();
-  const first = batches.call(1);
-  const rest = [2, 3].map((item) => batches.call(item));
-  answer(runs[0]);
-  await first;
-  await settle();
+  const rest = await batchBehindOne(batches, runs, [2, 3]);
   runs[1].resolve(["only one"]);
   await settle();
   assert.deepEqual(runs.slice(2).map((run) => run.items), [[2], [3]]);
