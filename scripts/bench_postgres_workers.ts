@@ -191,11 +191,14 @@ async function openPipeline(url: string, schema: string, workerPrefix: string): 
 async function ourWorkers(url: string, sources: number) {
   const { uploader, close } = await openPipeline(url, "bench_workers", "bench-worker");
   try {
-    let succeeded = 0;
-    let uploadedAt = 0;
-    let uploaded = 0;
-    /** `count` uploads, 16 in flight; like pg-boss's send(), each is not held up by its job. */
+    /**
+     * `count` uploads, 16 in flight; like pg-boss's send(), each is not held up by its job.
+     * When the last upload returned, and how many jobs succeeded.
+     */
     const run = async (scope: string, count: number) => {
+      let uploaded = 0;
+      let uploadedAt = 0;
+      let succeeded = 0;
       const waits: Promise<void>[] = [];
       await bounded(count, PARALLEL, async (i) => {
         const job = await uploadOne(uploader, scope, i);
@@ -209,13 +212,13 @@ async function ourWorkers(url: string, sources: number) {
         );
       });
       await Promise.all(waits);
+      return { uploadedAt, succeeded };
     };
     await run("warm", WARM_UP_JOBS);
-    succeeded = uploaded = 0;
 
     const [{ xid: xidBefore }] = await uploader.driver.query(XID);
     const started = performance.now();
-    await run("bench", sources);
+    const { uploadedAt, succeeded } = await run("bench", sources);
     const seconds = (performance.now() - started) / 1000;
     const [{ xid: xidAfter }] = await uploader.driver.query(XID);
     return {
@@ -359,24 +362,25 @@ async function pgBoss(url: string, jobs: number, batchSize: number) {
     );
     return Number(rows[0].n);
   };
-  try {
-    await bounded(WARM_UP_JOBS, PARALLEL, async (i) => {
-      await sender.send(queue, { warm: i });
-    });
-    while (await completed() < WARM_UP_JOBS) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
-    const before = await completed();
-    const xidBefore = Number((await db.executeSql(XID, [])).rows[0].xid);
-    const started = performance.now();
-    await bounded(jobs, PARALLEL, async (i) => {
+  let sent = 0;
+  /**
+   * Sends `count` jobs, 16 in flight, then waits until the server has completed every job
+   * sent so far (handlers complete jobs without awaiting); when the last send returned.
+   */
+  const run = async (count: number) => {
+    await bounded(count, PARALLEL, async (i) => {
       await sender.send(queue, { n: i });
     });
     const sentAt = performance.now();
-    // Handlers complete jobs without awaiting; count what the server has completed.
-    while (await completed() < before + jobs) {
-      await new Promise((resolve) => setTimeout(resolve, 5));
-    }
+    sent += count;
+    while (await completed() < sent) await new Promise((resolve) => setTimeout(resolve, 5));
+    return sentAt;
+  };
+  try {
+    await run(WARM_UP_JOBS);
+    const xidBefore = Number((await db.executeSql(XID, [])).rows[0].xid);
+    const started = performance.now();
+    const sentAt = await run(jobs);
     const seconds = (performance.now() - started) / 1000;
     const xidAfter = Number((await db.executeSql(XID, [])).rows[0].xid);
     return {
