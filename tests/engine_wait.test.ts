@@ -62,3 +62,60 @@ test("wait: a terminal record handed over resolves without a read; others prompt
   assert.equal(store.transactions, before + 2, "resolved from the record");
   assert.equal(store.listener, undefined, "unsubscribed");
 });
+
+/** A prompted store that also says what it knows of jobs (`SyncStore.knownJob`). */
+class KnowingStore extends PromptedStore {
+  known: Job | undefined;
+  askedWhileSubscribed: boolean[] = [];
+
+  knownJob(_scope: string, _jobId: string): Job | undefined {
+    this.askedWhileSubscribed.push(this.listener !== undefined);
+    return this.known;
+  }
+}
+
+test("wait: a job the store knows is not read; it is waited for, asked after subscribing", async () => {
+  const store = new KnowingStore();
+  const engine = new SyncEngine({ store, clock: new ManualClock(), handler: { apply() {} } });
+  const job = await queuedJob(engine);
+  store.known = job;
+  const before = store.transactions;
+  let done: Job | undefined;
+  const waiting = engine.waitForTerminal({ scope: "s", jobId: job.jobId }).then((j) => done = j);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.deepEqual(store.askedWhileSubscribed, [true]);
+  assert.equal(store.transactions, before, "no read");
+  assert.equal(done, undefined);
+  store.listener!();
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(store.transactions, before + 1, "a bare prompt still reads");
+  const finished: Job = { ...job, state: "succeeded", cursor: 1, completedAt: 5 } as Job;
+  store.listener!(finished);
+  await waiting;
+  assert.deepEqual(done, finished);
+});
+
+test("wait: a terminal record the store knows is the answer, without a read", async () => {
+  const store = new KnowingStore();
+  const engine = new SyncEngine({ store, clock: new ManualClock(), handler: { apply() {} } });
+  const job = await queuedJob(engine);
+  const before = store.transactions;
+  // The store heard of the job's end (another process ran it); its own record is older.
+  store.known = { ...job, state: "cancelled", completedAt: 3 } as Job;
+  const done = await engine.waitForTerminal({ scope: "s", jobId: job.jobId });
+  assert.deepEqual(done, store.known);
+  assert.equal(store.transactions, before, "no read");
+  assert.equal(store.listener, undefined, "unsubscribed");
+});
+
+test("wait: a job the store does not know is read (and not found is an error)", async () => {
+  const store = new KnowingStore();
+  const engine = new SyncEngine({ store, clock: new ManualClock(), handler: { apply() {} } });
+  const before = store.transactions;
+  await assert.rejects(
+    engine.waitForTerminal({ scope: "s", jobId: "missing" }),
+    (error: unknown) => (error as { code?: string }).code === "E_SYNC_JOB_NOT_FOUND",
+  );
+  assert.equal(store.transactions, before + 1);
+  assert.equal(store.listener, undefined, "unsubscribed");
+});

@@ -144,4 +144,14 @@ export interface SyncStore<TExtras extends object = Record<never, never>> {
    * terminal record (which no later commit changes) and otherwise waits for the next.
    */
   subscribeJob(scope: string, jobId: string, listener: JobListener): () => void;
+  /**
+   * Optional: the job as this store last heard of a commit of it, where it can vouch
+   * that any later commit of the job reaches a listener subscribed now as
+   * {@link SyncStore.subscribeJob} promises (a notice, or a prompt to read); undefined
+   * where it cannot, or does not know the job. A waiter subscribes, then asks: a terminal
+   * record is its answer, any other means the job exists and the waiter need not read it.
+   * A store answers from what it heard since its change feed last (re)connected, so it
+   * must forget a job when told of a change it cannot read (a notice without the record).
+   */
+  knownJob?(scope: string, jobId: string): Job | undefined;
 }

@@ -55,6 +55,8 @@ export async function waitForTerminal<TExtras extends object>(
       if (job && isTerminalJobState(job.state)) finish(() => resolve(job));
       else if (!job) void check();
     });
+    // Asked after subscribing, like the read: a change after the answer is announced.
+    const known = ctx.store.knownJob?.(scope, jobId);
     signal?.addEventListener("abort", onAbort, { once: true });
     if (timeoutMs !== undefined) {
       timer = ctx.clock.setTimeout(
@@ -71,6 +73,7 @@ export async function waitForTerminal<TExtras extends object>(
         timeoutMs,
       );
     }
-    void check();
+    if (!known) void check();
+    else if (isTerminalJobState(known.state)) finish(() => resolve(known));
   });
 }

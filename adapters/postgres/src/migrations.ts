@@ -175,6 +175,31 @@ export const MIGRATIONS: readonly Migration[] = [
       $body$`,
     ],
   },
+  {
+    version: 5,
+    name: "job updates in batches",
+    // The job updates one transaction makes back to back (a batch of short jobs claimed
+    // and finished together) go as one statement: each item is updateJob's statement by
+    // primary key, in order. Parameters: a JSON array of updateJob's rows, each
+    // {scope, job_id, state, run_at, completed_at, record} with the record as JSON.
+    statements: (t) => [
+      `CREATE FUNCTION ${t.updateJobs}(items text) RETURNS void LANGUAGE plpgsql AS $body$
+      DECLARE
+        u record;
+      BEGIN
+        FOR u IN
+          SELECT * FROM json_to_recordset(items::json) AS (scope text, job_id text,
+            state text, run_at bigint, completed_at bigint, record json)
+        LOOP
+          UPDATE ${t.jobs}
+            SET state = u.state, run_at = u.run_at, completed_at = u.completed_at,
+              record = u.record
+            WHERE scope = u.scope AND job_id = u.job_id;
+        END LOOP;
+      END
+      $body$`,
+    ],
+  },
 ];
 
 /** The newest schema version this adapter knows. */

@@ -38,6 +38,8 @@ export interface TableNames {
   readonly insertSealedSource: string;
   /** `schema.prefix` + `insert_sealed_sources`: many of those in one statement (migration 4). */
   readonly insertSealedSources: string;
+  /** `schema.prefix` + `update_jobs`: job updates of one transaction in one statement (migration 5). */
+  readonly updateJobs: string;
   /** The NOTIFY channel job writes are announced on. */
   readonly channel: string;
   /** A quoted, unqualified index name with the prefix (an index lives in its table's schema). */
@@ -83,6 +85,7 @@ export function tableNames(location: TableLocation = {}): TableNames {
     migrations: `"${schema}"."${prefix}migrations"`,
     insertSealedSource: `"${schema}"."${prefix}insert_sealed_source"`,
     insertSealedSources: `"${schema}"."${prefix}insert_sealed_sources"`,
+    updateJobs: `"${schema}"."${prefix}update_jobs"`,
     channel: readable.length <= MAX_IDENTIFIER
       ? readable
       : `codex_sync_${fnv1a(`${schema}.${prefix}`)}`,

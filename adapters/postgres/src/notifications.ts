@@ -17,7 +17,13 @@
  * @module
  */
 
-import type { Clock, Job, JobListener, JobState } from "@zakstam/codex-sync-engine";
+import {
+  type Clock,
+  isTerminalJobState,
+  type Job,
+  type JobListener,
+  type JobState,
+} from "@zakstam/codex-sync-engine";
 import type { PostgresDriver, Unlisten } from "./driver.ts";
 
 /** A committed job write, as announced. */
@@ -38,6 +44,11 @@ export type JobNoticeListener = (notice: JobNotice | undefined) => void;
 
 // NOTIFY payloads must stay below 8000 bytes; longer ones become a bare "look again".
 const MAX_PAYLOAD_BYTES = 7_900;
+/**
+ * Jobs a hub remembers per generation for {@link JobNotifications.knownJob}: it keeps the
+ * last announcement of the jobs announced in this generation and the one before.
+ */
+export const KNOWN_JOBS_PER_GENERATION = 1_024;
 /** Most notifications one NOTIFY statement carries. */
 export const MAX_NOTICES_PER_STATEMENT = 500;
 // One statement, its own transaction: the payloads as a JSON array of strings (both
@@ -48,6 +59,12 @@ const NOTIFY_STATEMENT = `SELECT count(pg_notify($1::text, payload))::integer AS
 const encoder = new TextEncoder();
 
 const jobKey = (scope: string, jobId: string): string => `${scope.length}:${scope}:${jobId}`;
+
+/** An announcement remembered: the payload that carried the job's record. */
+interface KnownJob {
+  terminal: boolean;
+  payload: string;
+}
 
 function parseNotice(payload: string): { origin: string; notice?: JobNotice } | undefined {
   try {
@@ -74,12 +91,19 @@ function isRecordOf(value: unknown, scope: string, jobId: string, state: unknown
 export class JobNotifications {
   /** Identifies this hub's own NOTIFYs, so their echo is not delivered twice. */
   readonly origin: string = crypto.randomUUID();
+  readonly #echoPrefix = JSON.stringify([this.origin]).slice(0, -1);
   readonly #driver: PostgresDriver;
   readonly #channel: string;
   readonly #clock: Clock;
   readonly #pollIntervalMs: number;
   readonly #jobListeners = new Map<string, Set<JobListener>>();
   readonly #listeners = new Set<JobNoticeListener>();
+  /**
+   * The last payload heard with the record of each recently announced job, as text (parsed
+   * only when asked): this generation's and the previous one's.
+   */
+  #known = new Map<string, KnownJob>();
+  #knownBefore = new Map<string, KnownJob>();
   readonly #onSendError: ((error: unknown) => void) | undefined;
   /** Payloads committed and not yet sent to other processes. */
   #outbox: string[] = [];
@@ -122,12 +146,20 @@ export class JobNotifications {
    * other processes need not read it, where it fits; else the key; else "look again".
    */
   payload(job: Job): string {
+    return this.#payloadOf(job).text;
+  }
+
+  #payloadOf(job: Job): { text: string; withRecord: boolean } {
     const key = [this.origin, job.scope, job.jobId, job.state, job.runAt];
-    for (const candidate of [[...key, job], key]) {
-      const text = JSON.stringify(candidate);
-      if (encoder.encode(text).length <= MAX_PAYLOAD_BYTES) return text;
+    const withRecord = JSON.stringify([...key, job]);
+    if (encoder.encode(withRecord).length <= MAX_PAYLOAD_BYTES) {
+      return { text: withRecord, withRecord: true };
     }
-    return JSON.stringify([this.origin]);
+    const text = JSON.stringify(key);
+    return {
+      text: encoder.encode(text).length <= MAX_PAYLOAD_BYTES ? text : JSON.stringify([this.origin]),
+      withRecord: false,
+    };
   }
 
   /**
@@ -135,19 +167,14 @@ export class JobNotifications {
    * this process at once, to other processes by the next NOTIFY statement.
    */
   publish(jobs: Iterable<Job>): void {
+    if (this.#closed) return;
     let queued = false;
     for (const job of jobs) {
-      this.#announce({
-        scope: job.scope,
-        jobId: job.jobId,
-        state: job.state,
-        runAt: job.runAt,
-        job,
-      });
-      if (!this.#closed) {
-        this.#outbox.push(this.payload(job));
-        queued = true;
-      }
+      const { text, withRecord } = this.#payloadOf(job);
+      const notice = { scope: job.scope, jobId: job.jobId, state: job.state, runAt: job.runAt };
+      this.#announce({ ...notice, job }, withRecord ? text : undefined);
+      this.#outbox.push(text);
+      queued = true;
     }
     if (queued) this.#send();
   }
@@ -193,6 +220,16 @@ export class JobNotifications {
     };
   }
 
+  /**
+   * The job as last announced since listening (re)started, if this hub remembers it: a
+   * commit after that announcement will be announced too (or the poll prompts a read).
+   */
+  knownJob(scope: string, jobId: string): Job | undefined {
+    const key = jobKey(scope, jobId);
+    const known = this.#known.get(key) ?? this.#knownBefore.get(key);
+    return known && parseNotice(known.payload)?.notice?.job;
+  }
+
   /** Calls `listener` for every job write, local or remote. */
   onJob(listener: JobNoticeListener): () => void {
     this.#listeners.add(listener);
@@ -206,23 +243,27 @@ export class JobNotifications {
     this.#disarmPoll();
     this.#jobListeners.clear();
     this.#listeners.clear();
+    this.#forgetAll();
     const unlisten = this.#unlisten;
     this.#unlisten = undefined;
     await unlisten?.().catch(() => {});
   }
 
   #onPayload(payload: string): void {
+    // This hub's own echo, told apart before parsing (every payload starts with its origin).
+    if (payload.startsWith(this.#echoPrefix)) return;
     const parsed = parseNotice(payload);
     if (!parsed || parsed.origin === this.origin) return;
-    if (parsed.notice) this.#announce(parsed.notice);
+    if (parsed.notice) this.#announce(parsed.notice, parsed.notice.job && payload);
     else this.#announceAll();
   }
 
-  #announce(notice: JobNotice): void {
+  /** `payload`: the announcement's text when it carries the job's record. */
+  #announce(notice: JobNotice, payload: string | undefined): void {
     if (this.#closed) return;
-    for (
-      const listener of [...(this.#jobListeners.get(jobKey(notice.scope, notice.jobId)) ?? [])]
-    ) {
+    const key = jobKey(notice.scope, notice.jobId);
+    this.#remember(key, notice.state, payload);
+    for (const listener of [...(this.#jobListeners.get(key) ?? [])]) {
       listener(notice.job && structuredClone(notice.job));
     }
     for (const listener of [...this.#listeners]) listener(notice);
@@ -230,8 +271,34 @@ export class JobNotifications {
 
   #announceAll(): void {
     if (this.#closed) return;
+    this.#forgetAll();
     this.#pokeWaiters();
     for (const listener of [...this.#listeners]) listener(undefined);
+  }
+
+  /**
+   * Keeps the record a notice carries; forgets the job when it carries none (a change
+   * that cannot be read from it). Notices from several processes may arrive out of
+   * order, so a terminal record, which no later commit changes, is never replaced.
+   */
+  #remember(key: string, state: JobState, payload: string | undefined): void {
+    const held = this.#known.get(key) ?? this.#knownBefore.get(key);
+    if (held?.terminal) return;
+    this.#knownBefore.delete(key);
+    if (payload === undefined) {
+      this.#known.delete(key);
+      return;
+    }
+    if (!this.#known.has(key) && this.#known.size >= KNOWN_JOBS_PER_GENERATION) {
+      this.#knownBefore = this.#known;
+      this.#known = new Map();
+    }
+    this.#known.set(key, { terminal: isTerminalJobState(state), payload });
+  }
+
+  #forgetAll(): void {
+    this.#known.clear();
+    this.#knownBefore.clear();
   }
 
   #pokeWaiters(): void {

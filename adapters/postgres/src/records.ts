@@ -60,6 +60,12 @@ export function newJobParams(job: Job): unknown[] {
   ];
 }
 
+/** Throws `E_SYNC_INVALID_ARGUMENT` unless PostgreSQL can store the job's key. */
+export function checkJobKey(job: Job): void {
+  storableKey("scope", job.scope);
+  storableKey("jobId", job.jobId);
+}
+
 /** Parameters 1-6 of `updateJob`. */
 export function jobUpdateParams(job: Job): unknown[] {
   return [
@@ -70,6 +76,25 @@ export function jobUpdateParams(job: Job): unknown[] {
     completedAt(job),
     JSON.stringify(job),
   ];
+}
+
+/**
+ * The parameter of `updateJobs`: `updateJob`'s rows as a JSON array, each record inlined
+ * as JSON (stored as the same text `updateJob` would store).
+ */
+export function jobUpdateRows(jobs: Iterable<Job>): string {
+  const rows: string[] = [];
+  for (const job of jobs) {
+    const row = JSON.stringify({
+      scope: storableKey("scope", job.scope),
+      job_id: storableKey("jobId", job.jobId),
+      state: job.state,
+      run_at: job.runAt,
+      completed_at: completedAt(job),
+    });
+    rows.push(`${row.slice(0, -1)},"record":${JSON.stringify(job)}}`);
+  }
+  return `[${rows.join(",")}]`;
 }
 
 function completedAt(job: Job): number | null {

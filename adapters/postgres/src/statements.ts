@@ -42,6 +42,8 @@ export interface StoreStatements {
   lockJob: string;
   insertJob: string;
   updateJob: string;
+  /** Many `updateJob`s in order: `$1` a JSON array of {@link jobUpdateRows}. */
+  updateJobs: string;
   lockConversation: string;
   listActiveJobs: string;
   /**
@@ -119,6 +121,7 @@ export function storeStatements(t: TableNames): StoreStatements {
       SET state = $3::text, run_at = $4::bigint, completed_at = $5::bigint,
         record = $6::text::json
       WHERE ${jobKey}`,
+    updateJobs: `SELECT ${t.updateJobs}($1::text)`,
     // Serialises supersede per conversation: two seals of different sources of one
     // conversation would otherwise each miss the other's new job.
     lockConversation: `SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))`,

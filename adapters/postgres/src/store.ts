@@ -29,11 +29,13 @@ import type { TableNames } from "./names.ts";
 import type { JobNotifications } from "./notifications.ts";
 import { CallBatches } from "./call_batches.ts";
 import {
+  checkJobKey,
   chunkInfoOf,
   chunkListParams,
   chunkOf,
   chunkParams,
   jobUpdateParams,
+  jobUpdateRows,
   newJobParams,
   recordOf,
   sealedSourceBatchParams,
@@ -106,6 +108,11 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   readonly #pipelined: boolean;
   /** Writes sent and not yet answered. */
   readonly #inFlight = new Set<Promise<void>>();
+  /**
+   * Job updates held back, pipelined only: sent as one statement in front of the next
+   * statement of any kind (see {@link PostgresTransaction.sendHeldWrites}).
+   */
+  readonly #heldJobUpdates = new Map<string, Job>();
   /** The first write that failed: the transaction is aborted, nothing after it ran. */
   #writeFailed: { error: SyncError } | undefined;
   #ended = false;
@@ -130,6 +137,11 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
               ),
             );
           }
+          try {
+            this.#sendJobUpdates();
+          } catch (error) {
+            return Promise.reject(error);
+          }
           return tx.query<R>(text, params);
         },
       },
@@ -142,6 +154,7 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   async #query(operation: string, text: string, params: readonly unknown[]): Promise<SqlRow[]> {
+    this.#sendJobUpdates();
     if (this.#writeFailed) throw this.#writeFailed.error;
     try {
       return await this.#tx.query(text, params);
@@ -162,6 +175,29 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
       await this.#query(operation, text, params);
       return;
     }
+    this.#sendJobUpdates();
+    this.#send(operation, text, params);
+  }
+
+  /**
+   * Sends what this transaction still holds back; before COMMIT. Job updates made back to
+   * back (no statement between them) go as one statement: what a batch of short jobs
+   * claimed from the read ahead and finished together writes.
+   */
+  sendHeldWrites(): void {
+    this.#sendJobUpdates();
+  }
+
+  #sendJobUpdates(): void {
+    if (this.#heldJobUpdates.size === 0) return;
+    const jobs = [...this.#heldJobUpdates.values()];
+    this.#heldJobUpdates.clear();
+    if (jobs.length === 1) this.#send("updateJob", this.#sql.updateJob, jobUpdateParams(jobs[0]));
+    else this.#send("updateJob", this.#sql.updateJobs, [jobUpdateRows(jobs)]);
+  }
+
+  /** A pipelined write, sent now. */
+  #send(operation: string, text: string, params: readonly unknown[]): void {
     if (this.#writeFailed) throw this.#writeFailed.error;
     const reply: Promise<void> = this.#tx.query(text, params).then(
       () => {
@@ -335,6 +371,15 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
 
   async updateJob(job: Job): Promise<void> {
     this.#dropClaimable(job);
+    if (this.#pipelined) {
+      checkJobKey(job);
+      const key = jobKey(job);
+      // A later update of the same job replaces the held one (the batch runs in order).
+      this.#heldJobUpdates.delete(key);
+      this.#heldJobUpdates.set(key, job);
+      this.written.set(key, job);
+      return;
+    }
     await this.#write("updateJob", this.#sql.updateJob, jobUpdateParams(job));
     this.written.set(jobKey(job), job);
   }
@@ -493,7 +538,9 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
       result = await this.#driver.transaction(async (tx) => {
         view = new PostgresTransaction(tx, this.#sql, this.names, this.#driver.pipelines);
         try {
-          return await fn(view);
+          const result = await fn(view);
+          view.sendHeldWrites();
+          return result;
         } catch (error) {
           thrown = { error };
           throw error;
@@ -551,6 +598,10 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
 
   subscribeJob(scope: string, jobId: string, listener: JobListener): () => void {
     return this.#notifications.subscribeJob(scope, jobId, listener);
+  }
+
+  knownJob(scope: string, jobId: string): Job | undefined {
+    return this.#notifications.knownJob(scope, jobId);
   }
 
   /** Earliest `runAt` of the non-terminal jobs (a due retry or a lease expiry), if any. */
