@@ -37,8 +37,14 @@ export function hexDigestToBytes(hex: string): Uint8Array {
     throw new SyncError("E_SYNC_INVALID_ARGUMENT", "expected a lowercase hex SHA-256 digest");
   }
   const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) out[i] = parseInt(hex.slice(i * 2, i * 2 + 2), 16);
+  for (let i = 0; i < 32; i++) out[i] = (nibble(hex, i * 2) << 4) | nibble(hex, i * 2 + 1);
   return out;
+}
+
+/** The value of the lowercase hex digit at `index` of `hex` (already checked). */
+function nibble(hex: string, index: number): number {
+  const code = hex.charCodeAt(index);
+  return code <= 57 ? code - 48 : code - 87; // '0'-'9', 'a'-'f'
 }
 
 const SMALL_INPUT_BYTES = 1024;
@@ -131,8 +137,12 @@ const INITIAL_STATE: readonly number[] = [
 
 const rotr = (x: number, n: number): number => (x >>> n) | (x << (32 - n));
 
+// The message schedule, scratch space of every compression (each runs to completion).
+const SCHEDULE = new Uint32Array(64);
+
 /** Compresses one 64-byte block into `h` (mutated). */
-function compress(h: Uint32Array, block: Uint8Array, offset: number, w: Uint32Array): void {
+function compress(h: Uint32Array, block: Uint8Array, offset: number): void {
+  const w = SCHEDULE;
   for (let i = 0; i < 16; i++) {
     const j = offset + i * 4;
     w[i] = (block[j] << 24) | (block[j + 1] << 16) | (block[j + 2] << 8) | block[j + 3];
@@ -181,7 +191,6 @@ export class IncrementalSha256 {
   #buffer = new Uint8Array(64);
   #buffered = 0;
   #length = 0;
-  #w = new Uint32Array(64);
 
   /** Feeds `bytes`. Returns `this` for chaining. */
   update(bytes: Uint8Array): this {
@@ -193,10 +202,10 @@ export class IncrementalSha256 {
       this.#buffered += take;
       offset = take;
       if (this.#buffered < 64) return this;
-      compress(this.#h, this.#buffer, 0, this.#w);
+      compress(this.#h, this.#buffer, 0);
       this.#buffered = 0;
     }
-    for (; offset + 64 <= bytes.length; offset += 64) compress(this.#h, bytes, offset, this.#w);
+    for (; offset + 64 <= bytes.length; offset += 64) compress(this.#h, bytes, offset);
     if (offset < bytes.length) {
       this.#buffer.set(bytes.subarray(offset), 0);
       this.#buffered = bytes.length - offset;
@@ -214,8 +223,7 @@ export class IncrementalSha256 {
     const view = new DataView(tail.buffer);
     view.setUint32(tail.length - 8, Math.floor(bits / 0x1_0000_0000));
     view.setUint32(tail.length - 4, bits >>> 0);
-    const w = new Uint32Array(64);
-    for (let offset = 0; offset < tail.length; offset += 64) compress(h, tail, offset, w);
+    for (let offset = 0; offset < tail.length; offset += 64) compress(h, tail, offset);
     const out = new Uint8Array(32);
     const outView = new DataView(out.buffer);
     for (let i = 0; i < 8; i++) outView.setUint32(i * 4, h[i]);

@@ -58,6 +58,11 @@ const NOTIFY_STATEMENT = `SELECT count(pg_notify($1::text, payload))::integer AS
     set_config('synchronous_commit', 'off', true) AS setting`;
 const encoder = new TextEncoder();
 
+/** True when `text` is at most {@link MAX_PAYLOAD_BYTES} in UTF-8 (≤ 3 bytes per UTF-16 unit). */
+function fitsPayload(text: string): boolean {
+  return text.length * 3 <= MAX_PAYLOAD_BYTES || encoder.encode(text).length <= MAX_PAYLOAD_BYTES;
+}
+
 const jobKey = (scope: string, jobId: string): string => `${scope.length}:${scope}:${jobId}`;
 
 /** An announcement remembered: the payload that carried the job's record. */
@@ -152,12 +157,12 @@ export class JobNotifications {
   #payloadOf(job: Job): { text: string; withRecord: boolean } {
     const key = [this.origin, job.scope, job.jobId, job.state, job.runAt];
     const withRecord = JSON.stringify([...key, job]);
-    if (encoder.encode(withRecord).length <= MAX_PAYLOAD_BYTES) {
+    if (fitsPayload(withRecord)) {
       return { text: withRecord, withRecord: true };
     }
     const text = JSON.stringify(key);
     return {
-      text: encoder.encode(text).length <= MAX_PAYLOAD_BYTES ? text : JSON.stringify([this.origin]),
+      text: fitsPayload(text) ? text : JSON.stringify([this.origin]),
       withRecord: false,
     };
   }
