@@ -71,15 +71,54 @@ interface KnownJob {
   payload: string;
 }
 
-function parseNotice(payload: string): { origin: string; notice?: JobNotice } | undefined {
+/**
+ * A notice from another process. A payload is its key as a JSON array, then, where it
+ * fits, a newline and the job's record (JSON never holds a raw newline): the record is
+ * parsed only when someone asks for it, since most hubs hearing a notice never do.
+ */
+class HeardNotice implements JobNotice {
+  readonly scope: string;
+  readonly jobId: string;
+  readonly state: JobState;
+  readonly runAt: number;
+  #record: string | undefined;
+  #job: Job | undefined;
+
+  constructor(scope: string, jobId: string, state: JobState, runAt: number, record?: string) {
+    this.scope = scope;
+    this.jobId = jobId;
+    this.state = state;
+    this.runAt = runAt;
+    this.#record = record;
+  }
+
+  /** Whether the payload carried a record (which may still fail to be this job's). */
+  get carriesRecord(): boolean {
+    return this.#record !== undefined || this.#job !== undefined;
+  }
+
+  get job(): Job | undefined {
+    if (this.#record !== undefined) {
+      const text = this.#record;
+      this.#record = undefined;
+      try {
+        const value: unknown = JSON.parse(text);
+        if (isRecordOf(value, this.scope, this.jobId, this.state)) this.#job = value;
+      } catch { /* not a record: the notice is a prompt to read */ }
+    }
+    return this.#job;
+  }
+}
+
+function parseNotice(payload: string): { origin: string; notice?: HeardNotice } | undefined {
+  const cut = payload.indexOf("\n");
   try {
-    const value: unknown = JSON.parse(payload);
+    const value: unknown = JSON.parse(cut < 0 ? payload : payload.slice(0, cut));
     if (!Array.isArray(value) || typeof value[0] !== "string") return undefined;
-    const [origin, scope, jobId, state, runAt, job] = value;
+    const [origin, scope, jobId, state, runAt] = value;
     if (typeof scope !== "string" || typeof jobId !== "string") return { origin };
-    const notice: JobNotice = { scope, jobId, state, runAt: Number(runAt) };
-    if (isRecordOf(job, scope, jobId, state)) notice.job = job;
-    return { origin, notice };
+    const record = cut < 0 ? undefined : payload.slice(cut + 1);
+    return { origin, notice: new HeardNotice(scope, jobId, state, Number(runAt), record) };
   } catch {
     return undefined;
   }
@@ -155,12 +194,9 @@ export class JobNotifications {
   }
 
   #payloadOf(job: Job): { text: string; withRecord: boolean } {
-    const key = [this.origin, job.scope, job.jobId, job.state, job.runAt];
-    const withRecord = JSON.stringify([...key, job]);
-    if (fitsPayload(withRecord)) {
-      return { text: withRecord, withRecord: true };
-    }
-    const text = JSON.stringify(key);
+    const text = JSON.stringify([this.origin, job.scope, job.jobId, job.state, job.runAt]);
+    const withRecord = `${text}\n${JSON.stringify(job)}`;
+    if (fitsPayload(withRecord)) return { text: withRecord, withRecord: true };
     return {
       text: fitsPayload(text) ? text : JSON.stringify([this.origin]),
       withRecord: false,
@@ -259,7 +295,8 @@ export class JobNotifications {
     if (payload.startsWith(this.#echoPrefix)) return;
     const parsed = parseNotice(payload);
     if (!parsed || parsed.origin === this.origin) return;
-    if (parsed.notice) this.#announce(parsed.notice, parsed.notice.job && payload);
+    const { notice } = parsed;
+    if (notice) this.#announce(notice, notice.carriesRecord ? payload : undefined);
     else this.#announceAll();
   }
 

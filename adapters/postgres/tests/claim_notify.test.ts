@@ -162,7 +162,7 @@ function fakeJob(jobId: string, state: Job["state"] = "queued"): Job {
 }
 
 const payloadsOf = (params: readonly unknown[]): string[] =>
-  (JSON.parse(params[1] as string) as string[]).map((p) => JSON.parse(p)[2]);
+  (JSON.parse(params[1] as string) as string[]).map((p) => JSON.parse(p.split("\n")[0])[2]);
 
 test("notify after commit: writes committed while a NOTIFY is in flight go out together", async () => {
   const { driver, sent } = heldDriver();
@@ -323,9 +323,11 @@ test("notify after commit: another process's subscribers get the job as committe
   const payloads = JSON.parse(sent[0].params[1] as string) as string[];
   for (const payload of payloads) deliver(payload);
   // A record naming another job than its key is not handed over.
-  const [origin] = JSON.parse(payloads[0]);
-  deliver(JSON.stringify([origin, "s", "forged", "succeeded", 1, small]));
-  assert.deepEqual(heard, [small, undefined, undefined]);
+  const [origin] = JSON.parse(payloads[0].split("\n")[0]);
+  deliver(`${JSON.stringify([origin, "s", "forged", "succeeded", 1])}\n${JSON.stringify(small)}`);
+  // A record that is not JSON is not handed over either: the notice is a prompt to read.
+  deliver(`${JSON.stringify([origin, "s", "small", "succeeded", 1])}\n{not json`);
+  assert.deepEqual(heard, [small, undefined, undefined, undefined]);
   assert.notEqual(heard[0], small, "a copy");
   sent[0].release();
   await publisher.close();
