@@ -138,7 +138,7 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
             );
           }
           try {
-            this.#sendJobUpdates();
+            this.sendHeldWrites();
           } catch (error) {
             return Promise.reject(error);
           }
@@ -154,7 +154,7 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   async #query(operation: string, text: string, params: readonly unknown[]): Promise<SqlRow[]> {
-    this.#sendJobUpdates();
+    this.sendHeldWrites();
     if (this.#writeFailed) throw this.#writeFailed.error;
     try {
       return await this.#tx.query(text, params);
@@ -175,7 +175,7 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
       await this.#query(operation, text, params);
       return;
     }
-    this.#sendJobUpdates();
+    this.sendHeldWrites();
     this.#send(operation, text, params);
   }
 
@@ -185,10 +185,6 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
    * claimed from the read ahead and finished together writes.
    */
   sendHeldWrites(): void {
-    this.#sendJobUpdates();
-  }
-
-  #sendJobUpdates(): void {
     if (this.#heldJobUpdates.size === 0) return;
     const jobs = [...this.#heldJobUpdates.values()];
     this.#heldJobUpdates.clear();
@@ -374,7 +370,7 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
     if (this.#pipelined) {
       checkJobKey(job);
       const key = jobKey(job);
-      // A later update of the same job replaces the held one (the batch runs in order).
+      // A later update of the same job replaces the held one.
       this.#heldJobUpdates.delete(key);
       this.#heldJobUpdates.set(key, job);
       this.written.set(key, job);

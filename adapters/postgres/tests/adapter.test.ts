@@ -154,7 +154,10 @@ test("migrations: applied once, idempotent, and a newer schema version is refuse
     const nullable = `SELECT is_nullable FROM information_schema.columns
       WHERE table_schema = 'm' AND table_name = 'v1_chunks' AND column_name = 'bytes'`;
     assert.equal((await driver.query(nullable))[0].is_nullable, "NO");
-    assert.deepEqual(await migrate(driver, old), { applied: [2, 3, 4, 5], version: SCHEMA_VERSION });
+    assert.deepEqual(await migrate(driver, old), {
+      applied: [2, 3, 4, 5],
+      version: SCHEMA_VERSION,
+    });
     assert.equal((await driver.query(nullable))[0].is_nullable, "YES");
     await driver.query(`INSERT INTO ${names.migrations} (version, name) VALUES (999, 'future')`);
     await expectCode(() => migrate(driver, names), "E_SYNC_INTERNAL");
