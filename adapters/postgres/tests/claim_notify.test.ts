@@ -10,42 +10,10 @@ import {
   createPostgresAdapter,
   JobNotifications,
   type PostgresDriver,
-  type SqlExecutor,
 } from "@zakstam/codex-sync-engine-postgres";
 import { CLAIM_READ_AHEAD } from "../src/store.ts";
 import { MAX_NOTICES_PER_STATEMENT } from "../src/notifications.ts";
-
-/** Every statement a driver runs, and whether it ran inside a transaction. */
-interface Recorded {
-  text: string;
-  params: readonly unknown[];
-  inTransaction: boolean;
-}
-
-function recording(driver: PostgresDriver): { driver: PostgresDriver; statements: Recorded[] } {
-  const statements: Recorded[] = [];
-  const wrapped: PostgresDriver = {
-    name: driver.name,
-    concurrentTransactions: driver.concurrentTransactions,
-    query: (text, params) => {
-      statements.push({ text, params: params ?? [], inTransaction: false });
-      return driver.query(text, params);
-    },
-    transaction: (fn) =>
-      driver.transaction((tx) => {
-        const view: SqlExecutor = {
-          query: (text, params) => {
-            statements.push({ text, params: params ?? [], inTransaction: true });
-            return tx.query(text, params);
-          },
-        };
-        return fn(view);
-      }),
-    listen: (channel, onNotify, onConnect) => driver.listen(channel, onNotify, onConnect),
-    close: () => driver.close(),
-  };
-  return { driver: wrapped, statements };
-}
+import { type Recorded, recording } from "./support/recording.ts";
 
 const encoder = new TextEncoder();
 

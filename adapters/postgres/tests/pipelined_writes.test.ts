@@ -10,9 +10,9 @@ import {
   createPostgresAdapter,
   createPostgresJsDriver,
   type PostgresAdapter,
-  type PostgresDriver,
 } from "@zakstam/codex-sync-engine-postgres";
 import { startTestServer } from "./support/cluster.ts";
+import { type Recorded, recording } from "./support/recording.ts";
 
 const server = await startTestServer();
 after(() => server.dispose());
@@ -90,35 +90,13 @@ test("pipelined writes are seen by the reads after them in the same transaction"
   });
 });
 
-/** A server adapter whose statements are recorded, with whether each ran in a transaction. */
+/** A server adapter whose statements are recorded. */
 async function withRecordedAdapter(
-  body: (
-    adapter: PostgresAdapter,
-    statements: Array<{ text: string; inTx: boolean }>,
-  ) => Promise<void>,
+  body: (adapter: PostgresAdapter, statements: Recorded[]) => Promise<void>,
 ) {
-  const inner = createPostgresJsDriver({ connectionString: server.url, options: { max: 2 } });
-  const statements: Array<{ text: string; inTx: boolean }> = [];
-  const driver: PostgresDriver = {
-    name: inner.name,
-    pipelines: inner.pipelines,
-    concurrentTransactions: inner.concurrentTransactions,
-    query: (text, params) => {
-      statements.push({ text, inTx: false });
-      return inner.query(text, params);
-    },
-    transaction: (fn) =>
-      inner.transaction((tx) =>
-        fn({
-          query: (text, params) => {
-            statements.push({ text, inTx: true });
-            return tx.query(text, params);
-          },
-        })
-      ),
-    listen: (channel, onNotify, onConnect) => inner.listen(channel, onNotify, onConnect),
-    close: () => inner.close(),
-  };
+  const { driver, statements } = recording(
+    createPostgresJsDriver({ connectionString: server.url, options: { max: 2 } }),
+  );
   const adapter = await createPostgresAdapter({
     driver,
     schema: `held_${Date.now().toString(36)}_${++schemas}`,
@@ -169,9 +147,13 @@ test("held job updates: updates made back to back go as one statement, in order,
       await tx.updateJob(a); // the same job again: its last update is what is stored
     });
     const updates = statements.filter((s) => isJobUpdate(s.text));
-    assert.deepEqual(updates.map((s) => s.inTx), [true]);
+    assert.deepEqual(updates.map((s) => s.inTransaction), [true]);
     assert.match(updates[0].text, /update_jobs/);
-    assert.equal(statements.filter((s) => s.inTx).length, 1, "nothing else in the transaction");
+    assert.equal(
+      statements.filter((s) => s.inTransaction).length,
+      1,
+      "nothing else in the transaction",
+    );
     const rows = await storedJobs(adapter);
     assert.deepEqual(rows.map((row) => [row.job_id, row.state]), [
       ["a", "succeeded"],
@@ -200,7 +182,9 @@ test("held job updates: sent before any later statement, the handler's own inclu
     });
     assert.deepEqual(seen, ["running", "retry_wait"]);
     assert.deepEqual(
-      statements.filter((s) => s.inTx).map((s) => (isJobUpdate(s.text) ? "update" : "read")),
+      statements.filter((s) => s.inTransaction).map((
+        s,
+      ) => (isJobUpdate(s.text) ? "update" : "read")),
       ["update", "read", "update", "read", "update"],
     );
     assert.equal((await storedJobs(adapter))[0].state, "queued");
