@@ -81,32 +81,36 @@ class HeardNotice implements JobNotice {
   readonly jobId: string;
   readonly state: JobState;
   readonly runAt: number;
-  #record: string | undefined;
-  #job: Job | undefined;
+  declare readonly job: Job | undefined;
+  readonly #carriesRecord: boolean;
 
   constructor(scope: string, jobId: string, state: JobState, runAt: number, record?: string) {
     this.scope = scope;
     this.jobId = jobId;
     this.state = state;
     this.runAt = runAt;
-    this.#record = record;
+    this.#carriesRecord = record !== undefined;
+    let job: Job | undefined;
+    let unread = record;
+    // An own, enumerable property (as on a notice of this process): spreads and JSON keep it.
+    Object.defineProperty(this, "job", {
+      enumerable: true,
+      get: (): Job | undefined => {
+        if (unread === undefined) return job;
+        const text = unread;
+        unread = undefined;
+        try {
+          const value: unknown = JSON.parse(text);
+          if (isRecordOf(value, scope, jobId, state)) job = value;
+        } catch { /* not a record: the notice is a prompt to read */ }
+        return job;
+      },
+    });
   }
 
   /** Whether the payload carried a record (which may still fail to be this job's). */
   get carriesRecord(): boolean {
-    return this.#record !== undefined || this.#job !== undefined;
-  }
-
-  get job(): Job | undefined {
-    if (this.#record !== undefined) {
-      const text = this.#record;
-      this.#record = undefined;
-      try {
-        const value: unknown = JSON.parse(text);
-        if (isRecordOf(value, this.scope, this.jobId, this.state)) this.#job = value;
-      } catch { /* not a record: the notice is a prompt to read */ }
-    }
-    return this.#job;
+    return this.#carriesRecord;
   }
 }
 

@@ -281,6 +281,11 @@ test("notify after commit: another process's subscribers get the job as committe
   for (const jobId of ["small", "huge", "forged"]) {
     remote.subscribeJob("s", jobId, (job) => heard.push(job));
   }
+  // onJobWrite's listeners get the record as an own property of the notice, as in this process.
+  const copied: unknown[] = [];
+  remote.onJob((notice) =>
+    notice && copied.push({ ...notice }, JSON.parse(JSON.stringify(notice)))
+  );
   const small = { ...fakeJob("small", "succeeded"), attempt: 1 } as Job;
   const huge = {
     ...fakeJob("huge", "failed"),
@@ -297,6 +302,8 @@ test("notify after commit: another process's subscribers get the job as committe
   deliver(`${JSON.stringify([origin, "s", "small", "succeeded", 1])}\n{not json`);
   assert.deepEqual(heard, [small, undefined, undefined, undefined]);
   assert.notEqual(heard[0], small, "a copy");
+  const smallNotice = { scope: "s", jobId: "small", state: "succeeded", runAt: 1, job: small };
+  assert.deepEqual(copied.slice(0, 2), [smallNotice, smallNotice]);
   sent[0].release();
   await publisher.close();
   await remote.close();
