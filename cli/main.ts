@@ -217,5 +217,7 @@ export function denoHost(): CliHost {
 
 if (import.meta.main) {
   const code = await runCli(Deno.args, denoHost());
+  // A lock still held now has no process behind it once this one ends.
+  locks.releaseAllSync();
   Deno.exit(code);
 }

@@ -333,6 +333,8 @@ export async function runNodeCli(argv: readonly string[] = process.argv.slice(2)
   // process.exit drops output still queued on a pipe (asynchronous on some platforms).
   const { stdout, stderr } = processOutputs();
   await Promise.all([stdout.flush(), stderr.flush()]);
+  // A lock still held now has no process behind it once this one ends.
+  locks.releaseAllSync();
   process.exit(code);
 }
 

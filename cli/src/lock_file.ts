@@ -43,8 +43,13 @@ export function lockFiles(fs: LockFileSystem): LockFiles {
       for (let attempt = 0; attempt < 2; attempt++) {
         if (await fs.createExclusive(path, `${fs.pid}\n`)) {
           held.add(path);
-          return async () => {
-            if (held.delete(path)) await fs.remove(path);
+          return () => {
+            // At once, not asynchronously: an immediate exit (a second Ctrl-C, or `deno
+            // task` forwarding the SIGTERM its process group also got) while a removal was
+            // pending would leave the file behind, and a runtime that cannot tell whether
+            // its pid lives then refuses the store to every later run.
+            if (held.delete(path)) fs.removeSync(path);
+            return Promise.resolve();
           };
         }
         const pid = Number((await fs.readText(path)).trim());

@@ -57,6 +57,15 @@ test("lock file: taken, refused while its owner lives, taken over from a dead on
   await locks.take("/b/lock");
   locks.releaseAllSync();
   assert.equal(held.files.size, 0);
+
+  // Unlocking removes the file at once: an exit right after it cannot leave it behind, even
+  // where asynchronous file operations never finish before the process ends.
+  const exiting = { ...fakeFs(true), remove: () => new Promise<void>(() => {}) };
+  const exitingLocks = lockFiles(exiting);
+  const unlockNow = await exitingLocks.take("/c/lock");
+  void unlockNow();
+  exitingLocks.releaseAllSync(); // the immediate exit
+  assert.equal(exiting.files.size, 0);
 });
 
 test("node host: lock file (wx, pid check), stat, readDir, readFile in pieces and from an offset, atomic writeFile", async () => {
