@@ -20,9 +20,13 @@ class PromptedStore extends MemoryStore {
     return super.transaction(fn);
   }
 
+  /** Keeps the first listener (the waiter's); a worker's lease watch gets none. */
   override subscribeJob(_scope: string, _jobId: string, listener: JobListener): () => void {
+    if (this.listener) return () => {};
     this.listener = listener;
-    return () => (this.listener = undefined);
+    return () => {
+      if (this.listener === listener) this.listener = undefined;
+    };
   }
 }
 
@@ -61,6 +65,29 @@ test("wait: a terminal record handed over resolves without a read; others prompt
   assert.deepEqual(done, finished);
   assert.equal(store.transactions, before + 2, "resolved from the record");
   assert.equal(store.listener, undefined, "unsubscribed");
+});
+
+test("wait: a state the job was left in, without its record: unfinished prompts no read, terminal reads", async () => {
+  const store = new PromptedStore();
+  const engine = new SyncEngine({ store, clock: new ManualClock(), handler: { apply() {} } });
+  const job = await queuedJob(engine);
+  const before = store.transactions;
+  let done: Job | undefined;
+  const waiting = engine.waitForTerminal({ scope: "s", jobId: job.jobId }).then((j) => done = j);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(store.transactions, before + 1, "the first read");
+  for (const state of ["running", "retry_wait", "verifying"] as const) {
+    store.listener!(undefined, state);
+    await new Promise((resolve) => setTimeout(resolve, 0));
+  }
+  assert.equal(store.transactions, before + 1, "an unfinished state prompts no read");
+  assert.equal(done, undefined);
+  // Finished, the record not handed over (too long for a notice): read, found succeeded.
+  await engine.runDueJobs();
+  const reads = store.transactions;
+  store.listener!(undefined, "succeeded");
+  assert.equal((await waiting).state, "succeeded");
+  assert.equal(store.transactions, reads + 1, "a terminal state without the record is read");
 });
 
 /** A prompted store that also says what it knows of jobs (`SyncStore.knownJob`). */

@@ -85,7 +85,7 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
    * One non-terminal job with `runAt <= now`, earliest `runAt` first, locked against
    * other claimers for the rest of this transaction (`FOR UPDATE SKIP LOCKED`).
    */
-  findClaimableJob(now: number): Promise<Job | undefined>;
+  findClaimableJob(now: number, hints?: ClaimHints): Promise<Job | undefined>;
 
   /** Collecting sources with `expiresAt <= now`, at most `limit`, locked (skip locked). */
   listExpiredSources(now: number, limit: number): Promise<Source[]>;
@@ -97,8 +97,22 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
   listPurgeableSources(endedBefore: number, limit: number): Promise<Source[]>;
 }
 
-/** Told of a committed change of one job: the job as written, when the store has it. */
-export type JobListener = (job?: Job) => void;
+/**
+ * Told of a committed change of one job: the job as written, when the store has it;
+ * else, when it knows, the state the change left the job in (a waiter for the end of a
+ * job need not read one it knows unfinished). Neither: look again.
+ */
+export type JobListener = (job?: Job, state?: JobState) => void;
+
+/** What the engine tells a store that reads ahead when it finds a claimable job. */
+export interface ClaimHints {
+  /**
+   * True for a chunk whose bytes the engine holds (it stored them itself and asks only
+   * for `getChunkInfo` to apply them): a store reading chunks ahead need not read those
+   * bytes. A guess as of the call; `getChunk` must still answer with the bytes.
+   */
+  holdsChunk(scope: string, sourceId: string, index: number): boolean;
+}
 
 /** The store an adapter hands to the engine. */
 export interface SyncStore<TExtras extends object = Record<never, never>> {
@@ -138,10 +152,12 @@ export interface SyncStore<TExtras extends object = Record<never, never>> {
   insertSealedSource?(source: Source, chunks: readonly Chunk[], job: Job): Promise<boolean>;
   /**
    * Calls `listener` after each commit that changed the job; returns an unsubscribe. The
-   * store may hand over the job as that commit wrote it (a copy the listener may keep);
-   * without it (or when told to look again) the listener reads the job itself.
-   * Notifications may be lost or reordered across processes, so a listener trusts only a
-   * terminal record (which no later commit changes) and otherwise waits for the next.
+   * store may hand over the job as that commit wrote it (a copy the listener may keep),
+   * or without it the state that commit left the job in; with neither (told to look
+   * again) the listener reads the job itself, as it does for a terminal state without
+   * the record. Notifications may be lost or reordered across processes, so a listener
+   * trusts only a terminal record (which no later commit changes) and otherwise waits
+   * for the next.
    */
   subscribeJob(scope: string, jobId: string, listener: JobListener): () => void;
   /**

@@ -50,10 +50,11 @@ export async function waitForTerminal<TExtras extends object>(
       }
     };
     // Subscribe before the first read so a change between the two is not missed. A
-    // terminal record handed over is final; anything else is only a prompt to read.
-    const unsubscribe = ctx.store.subscribeJob(scope, jobId, (job) => {
+    // terminal record handed over is final, any other says the job is not done yet (as
+    // does a state that is not terminal); anything else is a prompt to read.
+    const unsubscribe = ctx.store.subscribeJob(scope, jobId, (job, state) => {
       if (job && isTerminalJobState(job.state)) finish(() => resolve(job));
-      else if (!job) void check();
+      else if (!job && (state === undefined || isTerminalJobState(state))) void check();
     });
     // Asked after subscribing, like the read: a change after the answer is announced.
     const known = ctx.store.knownJob?.(scope, jobId);

@@ -8,7 +8,7 @@
 
 import { sha256Hex } from "../checksum.ts";
 import type { Chunk, Job, Manifest, RecordedError, Source } from "../contracts/domain.ts";
-import type { StoreTransaction } from "../contracts/store.ts";
+import type { ClaimHints, StoreTransaction } from "../contracts/store.ts";
 import { SyncError } from "../errors.ts";
 import { backoffDelay } from "../policy/backoff.ts";
 import { type JobEvent, transitionJob } from "../state/job.ts";
@@ -96,10 +96,15 @@ class HandlerThrew extends Error {
 export class JobRunner<TExtras extends object> {
   readonly #ctx: EngineContext<TExtras>;
   readonly #owner: string;
+  /** A store reading chunks ahead skips the bytes this engine holds (`#readChunk`). */
+  readonly #claimHints: ClaimHints;
 
   constructor(ctx: EngineContext<TExtras>, owner: string) {
     this.#ctx = ctx;
     this.#owner = owner;
+    this.#claimHints = {
+      holdsChunk: (scope, sourceId, index) => ctx.uploads.has(scope, sourceId, index),
+    };
   }
 
   /** Claims the earliest due job, if any: `running` (or `verifying`) under a fresh lease. */
@@ -127,7 +132,7 @@ export class JobRunner<TExtras extends object> {
     owner: string,
   ): Promise<{ found: Job; claimed: Job } | undefined> {
     for (let skipped = 0; skipped < MAX_FAILED_ON_CLAIM; skipped++) {
-      const found = await tx.findClaimableJob(now);
+      const found = await tx.findClaimableJob(now, this.#claimHints);
       if (!found) return undefined;
       const next = transitionJob(found, this.#claimEvent(now, owner));
       if (!next.ok) return undefined;

@@ -8,6 +8,11 @@
  * commits could be flushed together. The NOTIFY statement commits without waiting for its
  * flush (`synchronous_commit` off): a notification needs no durability.
  *
+ * A payload carries the job's key, state and `runAt`, and for a write that ends the job
+ * its record too: a waiter in another process needs the final record, while a write
+ * that leaves the job unfinished only wakes workers (its record would be copied to
+ * every listening connection for nothing).
+ *
  * Writes by other processes arrive over LISTEN (this hub's own echo is ignored).
  * Notifications can be lost: while the listening connection is down (so on every
  * (re)connect everyone is told to look again), or when a process stops between a commit
@@ -21,6 +26,7 @@ import {
   type Clock,
   isTerminalJobState,
   type Job,
+  JOB_STATES,
   type JobListener,
   type JobState,
 } from "@zakstam/codex-sync-engine";
@@ -32,7 +38,10 @@ export interface JobNotice {
   jobId: string;
   state: JobState;
   runAt: number;
-  /** The job as the commit wrote it, when the announcement carried it. */
+  /**
+   * The job as the commit wrote it, when the announcement carried it: always in the
+   * process that wrote it; from another process, for a write that ended the job.
+   */
   job?: Job;
 }
 
@@ -65,16 +74,45 @@ function fitsPayload(text: string): boolean {
 
 const jobKey = (scope: string, jobId: string): string => `${scope.length}:${scope}:${jobId}`;
 
-/** An announcement remembered: the payload that carried the job's record. */
+/** A job write as announced: its key, state and `runAt`; its record as written or as text. */
+interface Announcement {
+  scope: string;
+  jobId: string;
+  state: JobState;
+  runAt: number;
+  /** The record, in the process that wrote it. */
+  job?: Job;
+  /** The record as another process's payload carried it (JSON, not yet parsed). */
+  record?: string;
+}
+
+/** Tells of every job write by its key, state and `runAt` (never the record). */
+export type JobStateListener = (notice: JobNotice | undefined) => void;
+
+/** An announcement remembered for {@link JobNotifications.knownJob}: the record as JSON. */
 interface KnownJob {
-  terminal: boolean;
-  payload: string;
+  state: JobState;
+  record: string;
+}
+
+/** The record `text` carries, if it is JSON of a job of `scope`/`jobId` in `state`. */
+function parseRecord(
+  text: string,
+  scope: string,
+  jobId: string,
+  state: JobState,
+): Job | undefined {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isRecordOf(value, scope, jobId, state) ? value : undefined;
+  } catch {
+    return undefined; // not a record: the notice is a prompt to read
+  }
 }
 
 /**
- * A notice from another process. A payload is its key as a JSON array, then, where it
- * fits, a newline and the job's record (JSON never holds a raw newline): the record is
- * parsed only when someone asks for it, since most hubs hearing a notice never do.
+ * A notice from another process, for `onJob` listeners: the record a payload carries is
+ * parsed only when someone reads `job`, since most hubs hearing a notice never do.
  */
 class HeardNotice implements JobNotice {
   readonly scope: string;
@@ -82,50 +120,51 @@ class HeardNotice implements JobNotice {
   readonly state: JobState;
   readonly runAt: number;
   declare readonly job: Job | undefined;
-  readonly #carriesRecord: boolean;
 
-  constructor(scope: string, jobId: string, state: JobState, runAt: number, record?: string) {
-    this.scope = scope;
-    this.jobId = jobId;
-    this.state = state;
-    this.runAt = runAt;
-    this.#carriesRecord = record !== undefined;
+  constructor(heard: Announcement) {
+    this.scope = heard.scope;
+    this.jobId = heard.jobId;
+    this.state = heard.state;
+    this.runAt = heard.runAt;
     let job: Job | undefined;
-    let unread = record;
+    let unread = heard.record;
     // An own, enumerable property (as on a notice of this process): spreads and JSON keep it.
     Object.defineProperty(this, "job", {
       enumerable: true,
       get: (): Job | undefined => {
-        if (unread === undefined) return job;
-        const text = unread;
-        unread = undefined;
-        try {
-          const value: unknown = JSON.parse(text);
-          if (isRecordOf(value, scope, jobId, state)) job = value;
-        } catch { /* not a record: the notice is a prompt to read */ }
+        if (unread !== undefined) {
+          job = parseRecord(unread, heard.scope, heard.jobId, heard.state);
+          unread = undefined;
+        }
         return job;
       },
     });
   }
-
-  /** Whether the payload carried a record (which may still fail to be this job's). */
-  get carriesRecord(): boolean {
-    return this.#carriesRecord;
-  }
 }
 
-function parseNotice(payload: string): { origin: string; notice?: HeardNotice } | undefined {
+const JOB_STATE_NAMES: ReadonlySet<unknown> = new Set<JobState>(JOB_STATES);
+
+/**
+ * Parses a payload: its key is a JSON array `[origin, scope, jobId, state, runAt]`, then,
+ * for a write that ended the job and where it fits, a newline and the record (JSON never
+ * holds a raw newline). `[origin]` alone means "look again"; undefined: not a payload.
+ */
+function parsePayload(payload: string): { origin: string; heard?: Announcement } | undefined {
   const cut = payload.indexOf("\n");
+  let value: unknown;
   try {
-    const value: unknown = JSON.parse(cut < 0 ? payload : payload.slice(0, cut));
-    if (!Array.isArray(value) || typeof value[0] !== "string") return undefined;
-    const [origin, scope, jobId, state, runAt] = value;
-    if (typeof scope !== "string" || typeof jobId !== "string") return { origin };
-    const record = cut < 0 ? undefined : payload.slice(cut + 1);
-    return { origin, notice: new HeardNotice(scope, jobId, state, Number(runAt), record) };
+    value = JSON.parse(cut < 0 ? payload : payload.slice(0, cut));
   } catch {
     return undefined;
   }
+  if (!Array.isArray(value) || typeof value[0] !== "string") return undefined;
+  const [origin, scope, jobId, state, runAt] = value;
+  if (typeof scope !== "string" || typeof jobId !== "string" || !JOB_STATE_NAMES.has(state)) {
+    return { origin };
+  }
+  const heard: Announcement = { scope, jobId, state, runAt: Number(runAt) };
+  if (cut >= 0) heard.record = payload.slice(cut + 1);
+  return { origin, heard };
 }
 
 /** True when `value` is a job record of `scope`/`jobId` in `state` (as a payload carries it). */
@@ -146,9 +185,15 @@ export class JobNotifications {
   readonly #pollIntervalMs: number;
   readonly #jobListeners = new Map<string, Set<JobListener>>();
   readonly #listeners = new Set<JobNoticeListener>();
+  readonly #stateListeners = new Set<JobStateListener>();
   /**
-   * The last payload heard with the record of each recently announced job, as text (parsed
-   * only when asked): this generation's and the previous one's.
+   * Set by the first {@link JobNotifications.knownJob}: only a hub that is asked (one
+   * with waiters) keeps records, so a worker's hub does no bookkeeping per notice.
+   */
+  #remembering = false;
+  /**
+   * The last record heard of each recently announced job, as JSON (parsed only when
+   * asked): this generation's and the previous one's.
    */
   #known = new Map<string, KnownJob>();
   #knownBefore = new Map<string, KnownJob>();
@@ -190,21 +235,16 @@ export class JobNotifications {
   }
 
   /**
-   * The NOTIFY payload announcing a write of `job`: with the record, so that waiters in
-   * other processes need not read it, where it fits; else the key; else "look again".
+   * The NOTIFY payload announcing a write of `job`: its key, state and `runAt`, with the
+   * record when the write ended the job and it fits; else "look again".
    */
   payload(job: Job): string {
-    return this.#payloadOf(job).text;
-  }
-
-  #payloadOf(job: Job): { text: string; withRecord: boolean } {
-    const text = JSON.stringify([this.origin, job.scope, job.jobId, job.state, job.runAt]);
-    const withRecord = `${text}\n${JSON.stringify(job)}`;
-    if (fitsPayload(withRecord)) return { text: withRecord, withRecord: true };
-    return {
-      text: fitsPayload(text) ? text : JSON.stringify([this.origin]),
-      withRecord: false,
-    };
+    const key = JSON.stringify([this.origin, job.scope, job.jobId, job.state, job.runAt]);
+    if (isTerminalJobState(job.state)) {
+      const withRecord = `${key}\n${JSON.stringify(job)}`;
+      if (fitsPayload(withRecord)) return withRecord;
+    }
+    return fitsPayload(key) ? key : JSON.stringify([this.origin]);
   }
 
   /**
@@ -215,10 +255,9 @@ export class JobNotifications {
     if (this.#closed) return;
     let queued = false;
     for (const job of jobs) {
-      const { text, withRecord } = this.#payloadOf(job);
-      const notice = { scope: job.scope, jobId: job.jobId, state: job.state, runAt: job.runAt };
-      this.#announce({ ...notice, job }, withRecord ? text : undefined);
-      this.#outbox.push(text);
+      const { scope, jobId, state, runAt } = job;
+      this.#announce({ scope, jobId, state, runAt, job });
+      this.#outbox.push(this.payload(job));
       queued = true;
     }
     if (queued) this.#send();
@@ -247,8 +286,9 @@ export class JobNotifications {
   }
 
   /**
-   * Calls `listener` after each committed write of the job, with the job where the
-   * announcement carried it, and without on every poll tick and reconnect.
+   * Calls `listener` after each committed write of the job: with the job where this hub
+   * has the record (every write of this process; another's that ended the job), else
+   * with the state the write left it in; with neither on every poll tick and reconnect.
    */
   subscribeJob(scope: string, jobId: string, listener: JobListener): () => void {
     const key = jobKey(scope, jobId);
@@ -266,28 +306,38 @@ export class JobNotifications {
   }
 
   /**
-   * The job as last announced since listening (re)started, if this hub remembers it: a
-   * commit after that announcement will be announced too (or the poll prompts a read).
+   * The job as last announced with its record, if this hub remembers it: a commit after
+   * that announcement will be announced too (or the poll prompts a read). A hub starts
+   * remembering when first asked, so that first answer is always undefined.
    */
   knownJob(scope: string, jobId: string): Job | undefined {
+    this.#remembering = !this.#closed;
     const key = jobKey(scope, jobId);
     const known = this.#known.get(key) ?? this.#knownBefore.get(key);
-    return known && parseNotice(known.payload)?.notice?.job;
+    return known && parseRecord(known.record, scope, jobId, known.state);
   }
 
-  /** Calls `listener` for every job write, local or remote. */
+  /** Calls `listener` for every job write, local or remote, with the record where carried. */
   onJob(listener: JobNoticeListener): () => void {
     this.#listeners.add(listener);
     return () => this.#listeners.delete(listener);
   }
 
+  /** Calls `listener` for every job write, local or remote, without the record (cheaper). */
+  onJobState(listener: JobStateListener): () => void {
+    this.#stateListeners.add(listener);
+    return () => this.#stateListeners.delete(listener);
+  }
+
   /** Sends what was published, then stops listening and polling. */
   async close(): Promise<void> {
     this.#closed = true;
+    this.#remembering = false;
     await this.flushed();
     this.#disarmPoll();
     this.#jobListeners.clear();
     this.#listeners.clear();
+    this.#stateListeners.clear();
     this.#forgetAll();
     const unlisten = this.#unlisten;
     this.#unlisten = undefined;
@@ -297,41 +347,66 @@ export class JobNotifications {
   #onPayload(payload: string): void {
     // This hub's own echo, told apart before parsing (every payload starts with its origin).
     if (payload.startsWith(this.#echoPrefix)) return;
-    const parsed = parseNotice(payload);
+    const parsed = parsePayload(payload);
     if (!parsed || parsed.origin === this.origin) return;
-    const { notice } = parsed;
-    if (notice) this.#announce(notice, notice.carriesRecord ? payload : undefined);
+    if (parsed.heard) this.#announce(parsed.heard);
     else this.#announceAll();
   }
 
-  /** `payload`: the announcement's text when it carries the job's record. */
-  #announce(notice: JobNotice, payload: string | undefined): void {
+  #announce(write: Announcement): void {
     if (this.#closed) return;
-    const key = jobKey(notice.scope, notice.jobId);
-    this.#remember(key, notice.state, payload);
-    for (const listener of [...(this.#jobListeners.get(key) ?? [])]) {
-      listener(notice.job && structuredClone(notice.job));
+    const key = jobKey(write.scope, write.jobId);
+    if (this.#remembering) this.#remember(key, write);
+    const listeners = this.#jobListeners.get(key);
+    if (listeners) {
+      const job = write.job ??
+        (write.record === undefined
+          ? undefined
+          : parseRecord(write.record, write.scope, write.jobId, write.state));
+      // A carried record that is not this job's: only a prompt to read.
+      const state = write.record === undefined ? write.state : undefined;
+      for (const listener of [...listeners]) {
+        if (job) listener(structuredClone(job));
+        else listener(undefined, state);
+      }
     }
-    for (const listener of [...this.#listeners]) listener(notice);
+    if (this.#stateListeners.size > 0) {
+      const { scope, jobId, state, runAt } = write;
+      for (const listener of [...this.#stateListeners]) listener({ scope, jobId, state, runAt });
+    }
+    if (this.#listeners.size > 0) {
+      const notice: JobNotice = write.job
+        ? {
+          scope: write.scope,
+          jobId: write.jobId,
+          state: write.state,
+          runAt: write.runAt,
+          job: write.job,
+        }
+        : new HeardNotice(write);
+      for (const listener of [...this.#listeners]) listener(notice);
+    }
   }
 
   #announceAll(): void {
     if (this.#closed) return;
     this.#forgetAll();
     this.#pokeWaiters();
+    for (const listener of [...this.#stateListeners]) listener(undefined);
     for (const listener of [...this.#listeners]) listener(undefined);
   }
 
   /**
-   * Keeps the record a notice carries; forgets the job when it carries none (a change
+   * Keeps the record a write carries; forgets the job when it carries none (a change
    * that cannot be read from it). Notices from several processes may arrive out of
    * order, so a terminal record, which no later commit changes, is never replaced.
    */
-  #remember(key: string, state: JobState, payload: string | undefined): void {
+  #remember(key: string, write: Announcement): void {
     const held = this.#known.get(key) ?? this.#knownBefore.get(key);
-    if (held?.terminal) return;
+    if (held && isTerminalJobState(held.state)) return;
     this.#knownBefore.delete(key);
-    if (payload === undefined) {
+    const record = write.job ? JSON.stringify(write.job) : write.record;
+    if (record === undefined) {
       this.#known.delete(key);
       return;
     }
@@ -339,7 +414,7 @@ export class JobNotifications {
       this.#knownBefore = this.#known;
       this.#known = new Map();
     }
-    this.#known.set(key, { terminal: isTerminalJobState(state), payload });
+    this.#known.set(key, { state: write.state, record });
   }
 
   #forgetAll(): void {

@@ -62,7 +62,10 @@ export interface StoreStatements {
   findClaimableJob: string;
   /** Up to `$2` due jobs, locked, in claim order (`$1` is now), each with its source's record. */
   prefetchClaimableJobs: string;
-  /** The chunks at `$1`, a JSON array of `{scope, source_id, idx}`, on the primary key. */
+  /**
+   * The chunks at `$1`, a JSON array of `{scope, source_id, idx, with_bytes}`, on the
+   * primary key: the bytes only `with_bytes` (else NULL; `with_bytes` comes back too).
+   */
   getChunksByKeys: string;
   nextRunAt: string;
   listExpiredSources: string;
@@ -151,8 +154,9 @@ export function storeStatements(t: TableNames): StoreStatements {
       ) s ON true
       ORDER BY due.run_at`,
     getChunksByKeys: `SELECT k.scope, k.source_id, k.idx, c.byte_length, c.sha256, c.item_count,
-        c.bytes
-      FROM json_to_recordset($1::text::json) AS k(scope text, source_id text, idx bigint)
+        CASE WHEN k.with_bytes THEN c.bytes END AS bytes, k.with_bytes
+      FROM json_to_recordset($1::text::json)
+        AS k(scope text, source_id text, idx bigint, with_bytes boolean)
       CROSS JOIN LATERAL (
         SELECT byte_length, sha256, item_count, bytes FROM ${t.chunks}
         WHERE scope = k.scope AND source_id = k.source_id AND idx = k.idx

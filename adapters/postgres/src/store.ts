@@ -14,6 +14,7 @@
 import {
   type Chunk,
   type ChunkInfo,
+  type ClaimHints,
   type Job,
   type JobListener,
   type JobListQuery,
@@ -290,8 +291,8 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
   }
 
   async getChunk(scope: string, sourceId: string, index: number): Promise<Chunk | undefined> {
-    const ahead = this.#takeAhead(chunkCacheKey(scope, sourceId, index));
-    if (ahead) return chunkOf(ahead as SqlRow);
+    const ahead = this.#takeAhead(chunkCacheKey(scope, sourceId, index)) as SqlRow | undefined;
+    if (ahead?.with_bytes) return chunkOf(ahead);
     const [row] = await this.#query("getChunk", this.#sql.getChunk, [
       ...this.#sourceKey(scope, sourceId),
       index,
@@ -410,18 +411,19 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
 
   /**
    * The earliest due job, locked. Due jobs are read ahead, up to {@link CLAIM_READ_AHEAD}
-   * locked at once with their sources (and their next chunks), handed out in claim order; once
-   * those are handed out, the next call reads again, unless the read ahead found every
-   * job that was due (then nothing was due when it began: undefined, like a read then).
+   * locked at once with their sources (and their next chunks: the bytes only of those the
+   * engine does not hold), handed out in claim order; once those are handed out, the next
+   * call reads again, unless the read ahead found every job that was due (then nothing
+   * was due when it began: undefined, like a read then).
    */
-  async findClaimableJob(now: number): Promise<Job | undefined> {
+  async findClaimableJob(now: number, hints?: ClaimHints): Promise<Job | undefined> {
     if (this.#claimable === undefined || (this.#claimable.length === 0 && !this.#claimableAll)) {
-      await this.#readClaimable(now);
+      await this.#readClaimable(now, hints);
     }
     return this.#claimable!.shift();
   }
 
-  async #readClaimable(now: number): Promise<void> {
+  async #readClaimable(now: number, hints: ClaimHints | undefined): Promise<void> {
     const rows = await this.#query("findClaimableJob", this.#sql.prefetchClaimableJobs, [
       now,
       CLAIM_READ_AHEAD,
@@ -430,7 +432,8 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
     this.#claimableAll = rows.length < CLAIM_READ_AHEAD;
     // The chunk each job applies next, where its source keeps its chunks. Only a guess: a
     // chunk not read here is read by getChunk.
-    const wanted: Array<{ scope: string; source_id: string; idx: number }> = [];
+    const wanted: Array<{ scope: string; source_id: string; idx: number; with_bytes: boolean }> =
+      [];
     for (const row of rows) {
       const job = recordOf<Job>(row);
       this.#claimable.push(job);
@@ -438,10 +441,12 @@ class PostgresTransaction implements StoreTransaction<PostgresExtras> {
       const source = JSON.parse(row.source_record) as Source;
       this.#readAhead.set(sourceCacheKey(job.scope, job.sourceId), source);
       if (source.manifest && job.cursor < job.totalChunks) {
+        const home = chunkHomeOf(source);
         wanted.push({
           scope: job.scope,
-          source_id: chunkHomeOf(source),
+          source_id: home,
           idx: job.cursor,
+          with_bytes: !hints?.holdsChunk(job.scope, home, job.cursor),
         });
       }
     }

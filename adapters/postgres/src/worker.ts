@@ -52,7 +52,7 @@ export class JobWorker {
     if (this.#started) return;
     this.#started = true;
     this.#stopping = new AbortController();
-    this.#unsubscribe = this.#deps.notifications.onJob((notice) => this.#onNotice(notice));
+    this.#unsubscribe = this.#deps.notifications.onJobState((notice) => this.#onNotice(notice));
     this.#armPoll();
     this.#wake();
   }

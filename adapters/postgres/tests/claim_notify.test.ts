@@ -77,6 +77,56 @@ for (const jobs of [5, CLAIM_READ_AHEAD * 2 + 3]) {
   });
 }
 
+test("claims read ahead: the bytes of chunks the engine holds are not read again, others' are (PGlite)", async () => {
+  const { driver, statements } = recording(await createPGliteDriver({}));
+  const clock = new ManualClock();
+  const applied = new Map<string, string>();
+  const open = () =>
+    createPostgresAdapter({
+      driver,
+      clock,
+      mode: "manual",
+      handler: {
+        apply: (chunk, ctx) =>
+          void applied.set(ctx.job.jobId, new TextDecoder().decode(chunk.bytes)),
+      },
+    });
+  const worker = await open();
+  const other = await open(); // another engine: the worker holds none of its uploads
+  try {
+    const own: Job[] = [];
+    const others: Job[] = [];
+    for (let i = 0; i < 3; i++) {
+      clock.advance(1);
+      own.push(await sealSmall(worker, `own-${i}`));
+      clock.advance(1);
+      others.push(await sealSmall(other, `other-${i}`));
+    }
+    statements.length = 0;
+    assert.equal(await worker.drain(), 6);
+    const asked = statements
+      .filter((r) => r.text.includes("with_bytes boolean"))
+      .flatMap((r) =>
+        JSON.parse(r.params[0] as string) as Array<{ source_id: string; with_bytes: boolean }>
+      );
+    const sourceOf = new Map([...own, ...others].map((job) => [job.sourceId, job]));
+    assert.equal(asked.length, 6);
+    for (const key of asked) {
+      const job = sourceOf.get(key.source_id)!;
+      assert.equal(key.with_bytes, others.includes(job), job.conversationId);
+    }
+    // Every job applied its own bytes: held ones from the engine, the others as read.
+    for (const job of [...own, ...others]) {
+      assert.equal(applied.get(job.jobId), `{"conversation":"${job.conversationId}"}\n`);
+    }
+    assert.equal(statements.filter(isChunkRead).length, 0, "no chunk read one by one");
+  } finally {
+    await other.close();
+    await worker.close();
+    await driver.close();
+  }
+});
+
 test("notify after commit: no pg_notify inside a transaction; a remote hub is told (PGlite)", async () => {
   const { driver, statements } = recording(await createPGliteDriver({}));
   const clock = new ManualClock();
@@ -262,6 +312,55 @@ test("claims read ahead: an extension's next chunk is read from its base's chunk
     await adapter.close();
     await driver.close();
   }
+});
+
+test("notify after commit: a write that leaves the job unfinished goes out by key and state, without the record", async () => {
+  const { driver, sent } = heldDriver();
+  const publisher = new JobNotifications(driver, "chan", new ManualClock(), 60_000);
+  let deliver: (payload: string) => void = () => {};
+  const listening: PostgresDriver = {
+    ...heldDriver().driver,
+    listen: (_channel, onNotify) => {
+      deliver = onNotify;
+      return Promise.resolve(() => Promise.resolve());
+    },
+  };
+  const remote = new JobNotifications(listening, "chan", new ManualClock(), 60_000);
+  await remote.start();
+  const told: unknown[][] = [];
+  for (const jobId of ["q", "r", "d"]) {
+    remote.subscribeJob("s", jobId, (job, state) => told.push([jobId, job?.state, state]));
+  }
+  const states: unknown[] = [];
+  remote.onJobState((notice) => states.push(notice && { ...notice }));
+  const records: unknown[] = [];
+  remote.onJob((notice) => records.push(notice?.job?.jobId));
+  const queued = { ...fakeJob("q"), attempt: 0 } as Job;
+  const running = { ...fakeJob("r", "running"), runAt: 7 } as Job;
+  const done = { ...fakeJob("d", "succeeded"), completedAt: 9 } as Job;
+  publisher.publish([queued, running, done]);
+  await Promise.resolve();
+  const payloads = JSON.parse(sent[0].params[1] as string) as string[];
+  assert.deepEqual(payloads.map((p) => p.includes("\n")), [false, false, true]);
+  for (const payload of payloads) deliver(payload);
+  assert.deepEqual(told, [["q", undefined, "queued"], ["r", undefined, "running"], [
+    "d",
+    "succeeded",
+    undefined,
+  ]]);
+  assert.deepEqual(states, [
+    { scope: "s", jobId: "q", state: "queued", runAt: 1 },
+    { scope: "s", jobId: "r", state: "running", runAt: 7 },
+    { scope: "s", jobId: "d", state: "succeeded", runAt: 1 },
+  ]);
+  assert.deepEqual(records, [undefined, undefined, "d"]);
+  // A state that is not a job state: nothing can be read from it; everyone looks again.
+  const [origin] = JSON.parse(payloads[0]);
+  deliver(JSON.stringify([origin, "s", "q", "finished", 1]));
+  assert.deepEqual(told.slice(3), ["q", "r", "d"].map((jobId) => [jobId, undefined, undefined]));
+  sent[0].release();
+  await publisher.close();
+  await remote.close();
 });
 
 test("notify after commit: another process's subscribers get the job as committed, where it fits", async () => {

@@ -1,7 +1,9 @@
 // What a hub remembers of the jobs it heard announced (`knownJob`), so that a waiter
-// subscribed after the announcement needs no read: the last record heard since listening
-// (re)started, a terminal one never replaced, forgotten when a change cannot be read from
-// its notice, bounded in number; and on a database, a wait on an upload reads no job.
+// subscribed after the announcement needs no read: from the first time it is asked, the
+// last record heard since listening (re)started, a terminal one never replaced, forgotten
+// when a change cannot be read from its notice (another process's write that leaves the
+// job unfinished carries no record), bounded in number; and on a database, a wait on an
+// upload reads no job.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compositeDigest, type Job, ManualClock, sha256Hex } from "@zakstam/codex-sync-engine";
@@ -48,6 +50,8 @@ async function listeningHub() {
 
 test("known jobs: a job this hub published is known as published, as a copy", async () => {
   const { hub } = await listeningHub();
+  hub.publish([fakeJob("early")]);
+  assert.equal(hub.knownJob("s", "early"), undefined, "remembered from the first question on");
   const job = fakeJob("a", "queued", { attempt: 0 });
   hub.publish([job]);
   (job as { attempt: number }).attempt = 9; // the caller's object changes later
@@ -62,8 +66,12 @@ test("known jobs: a job this hub published is known as published, as a copy", as
 
 test("known jobs: the last record heard, but a terminal one is never replaced", async () => {
   const { hub, deliver } = await listeningHub();
+  hub.knownJob("s", "a");
   hub.publish([fakeJob("a")]);
-  deliver(fakeJob("a", "running"));
+  assert.equal(hub.knownJob("s", "a")?.state, "queued");
+  deliver(fakeJob("a", "running")); // another process's write, without the record
+  assert.equal(hub.knownJob("s", "a"), undefined, "a change it cannot read: forgotten");
+  hub.publish([fakeJob("a", "running")]);
   assert.equal(hub.knownJob("s", "a")?.state, "running");
   deliver(fakeJob("a", "succeeded", { completedAt: 5 }));
   // Notices of several processes may arrive out of order: an older one comes late.
@@ -75,11 +83,15 @@ test("known jobs: the last record heard, but a terminal one is never replaced", 
 
 test("known jobs: forgotten on a notice without the record, on 'look again' and on reconnect", async () => {
   const { hub, deliver, deliverRaw, remoteOrigin, reconnect } = await listeningHub();
+  hub.knownJob("s", "a");
   const huge = (state: Job["state"]) => fakeJob("a", state, { note: "x".repeat(10_000) });
   hub.publish([fakeJob("a"), fakeJob("b"), huge("queued")]);
-  assert.equal(hub.knownJob("s", "a"), undefined, "published without its record: not known");
-  hub.publish([fakeJob("a")]);
-  deliver(huge("running")); // the key only: the job changed in a way this hub cannot read
+  assert.equal(
+    (hub.knownJob("s", "a") as { note?: string } | undefined)?.note,
+    "x".repeat(10_000),
+    "this process has the record",
+  );
+  deliver(huge("failed")); // too long for a payload: the key only
   assert.equal(hub.knownJob("s", "a"), undefined);
   assert.equal(hub.knownJob("s", "b")?.state, "queued");
   deliverRaw(JSON.stringify([remoteOrigin])); // "look again": anything may have changed
@@ -92,16 +104,18 @@ test("known jobs: forgotten on a notice without the record, on 'look again' and 
 
 test("known jobs: bounded; the oldest are forgotten first", async () => {
   const { hub, deliver } = await listeningHub();
-  hub.publish([fakeJob("first", "succeeded")]);
-  for (let i = 1; i < KNOWN_JOBS_PER_GENERATION; i++) deliver(fakeJob(`j${i}`));
+  hub.knownJob("s", "first");
+  const done = (jobId: string) => fakeJob(jobId, "succeeded");
+  hub.publish([done("first")]);
+  for (let i = 1; i < KNOWN_JOBS_PER_GENERATION; i++) deliver(done(`j${i}`));
   assert.equal(hub.knownJob("s", "first")?.state, "succeeded", "within one generation");
   deliver(fakeJob("first", "running")); // heard again: stays terminal, not moved
-  for (let i = 0; i < KNOWN_JOBS_PER_GENERATION; i++) deliver(fakeJob(`k${i}`));
-  assert.equal(hub.knownJob("s", "j1")?.state, "queued", "the previous generation is kept");
-  for (let i = 0; i < KNOWN_JOBS_PER_GENERATION; i++) deliver(fakeJob(`l${i}`));
+  for (let i = 0; i < KNOWN_JOBS_PER_GENERATION; i++) deliver(done(`k${i}`));
+  assert.equal(hub.knownJob("s", "j1")?.state, "succeeded", "the previous generation is kept");
+  for (let i = 0; i < KNOWN_JOBS_PER_GENERATION; i++) deliver(done(`l${i}`));
   assert.equal(hub.knownJob("s", "first"), undefined);
   assert.equal(hub.knownJob("s", "j1"), undefined);
-  assert.equal(hub.knownJob("s", "k0")?.state, "queued");
+  assert.equal(hub.knownJob("s", "k0")?.state, "succeeded");
   await hub.close();
 });
 
@@ -126,6 +140,12 @@ test("known jobs: a wait on a job just uploaded reads no job; one another hub fi
         chunks: [{ index: 0, bytes, sha256 }],
         manifest: { chunkCount: 1, byteCount: bytes.length, digest: compositeDigest([sha256]) },
       });
+    // The hub's first question: it remembers from then on, so this wait reads the job.
+    const { job: first } = await upload();
+    await adapter.drain();
+    await adapter.waitForTerminal({ scope: "s", jobId: first.jobId });
+    assert.equal(jobReads(), 1);
+    statements.length = 0;
     const { job } = await upload();
     const waiting = adapter.waitForTerminal({ scope: "s", jobId: job.jobId });
     await adapter.drain();
