@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { compositeDigest, sha256Hex } from "../src/checksum.ts";
 import { ManualClock } from "../src/clock.ts";
 import type { Job } from "../src/contracts/domain.ts";
-import type { JobListener, StoreTransaction } from "../src/contracts/store.ts";
+import type { JobListener, KnownJob, StoreTransaction } from "../src/contracts/store.ts";
 import { SyncEngine } from "../src/engine/engine.ts";
 import { MemoryStore } from "../memory/mod.ts";
 
@@ -92,10 +92,10 @@ test("wait: a state the job was left in, without its record: unfinished prompts 
 
 /** A prompted store that also says what it knows of jobs (`SyncStore.knownJob`). */
 class KnowingStore extends PromptedStore {
-  known: Job | undefined;
+  known: KnownJob | undefined;
   askedWhileSubscribed: boolean[] = [];
 
-  knownJob(_scope: string, _jobId: string): Job | undefined {
+  knownJob(_scope: string, _jobId: string): KnownJob | undefined {
     this.askedWhileSubscribed.push(this.listener !== undefined);
     return this.known;
   }
@@ -105,7 +105,7 @@ test("wait: a job the store knows is not read; it is waited for, asked after sub
   const store = new KnowingStore();
   const engine = new SyncEngine({ store, clock: new ManualClock(), handler: { apply() {} } });
   const job = await queuedJob(engine);
-  store.known = job;
+  store.known = { state: job.state, job };
   const before = store.transactions;
   let done: Job | undefined;
   const waiting = engine.waitForTerminal({ scope: "s", jobId: job.jobId }).then((j) => done = j);
@@ -128,11 +128,34 @@ test("wait: a terminal record the store knows is the answer, without a read", as
   const job = await queuedJob(engine);
   const before = store.transactions;
   // The store heard of the job's end (another process ran it); its own record is older.
-  store.known = { ...job, state: "cancelled", completedAt: 3 } as Job;
+  const ended = { ...job, state: "cancelled", completedAt: 3 } as Job;
+  store.known = { state: "cancelled", job: ended };
   const done = await engine.waitForTerminal({ scope: "s", jobId: job.jobId });
-  assert.deepEqual(done, store.known);
+  assert.deepEqual(done, ended);
   assert.equal(store.transactions, before, "no read");
   assert.equal(store.listener, undefined, "unsubscribed");
+});
+
+test("wait: a state the store knows without the record: unfinished is waited for, terminal is read", async () => {
+  const store = new KnowingStore();
+  const engine = new SyncEngine({ store, clock: new ManualClock(), handler: { apply() {} } });
+  const job = await queuedJob(engine);
+  const before = store.transactions;
+  store.known = { state: "running" }; // another process claimed it; its notice had no record
+  let done: Job | undefined;
+  const waiting = engine.waitForTerminal({ scope: "s", jobId: job.jobId }).then((j) => done = j);
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  assert.equal(store.transactions, before, "no read");
+  assert.equal(done, undefined);
+  store.listener!({ ...job, state: "failed", completedAt: 4 } as Job);
+  assert.equal((await waiting).state, "failed");
+  // Known finished, without the record (too long for a notice): read.
+  await engine.runDueJobs();
+  store.known = { state: "succeeded" };
+  const reads = store.transactions;
+  const finished = await engine.waitForTerminal({ scope: "s", jobId: job.jobId });
+  assert.equal(finished.state, "succeeded");
+  assert.equal(store.transactions, reads + 1, "read once");
 });
 
 test("wait: a job the store does not know is read (and not found is an error)", async () => {

@@ -104,6 +104,14 @@ export interface StoreTransaction<TExtras extends object = Record<never, never>>
  */
 export type JobListener = (job?: Job, state?: JobState) => void;
 
+/** What a store last heard of a job ({@link SyncStore.knownJob}). */
+export interface KnownJob {
+  /** The state the commit left the job in. */
+  state: JobState;
+  /** The job as that commit wrote it, where the store heard the record (a copy). */
+  job?: Job;
+}
+
 /** What the engine tells a store that reads ahead when it finds a claimable job. */
 export interface ClaimHints {
   /**
@@ -161,13 +169,15 @@ export interface SyncStore<TExtras extends object = Record<never, never>> {
    */
   subscribeJob(scope: string, jobId: string, listener: JobListener): () => void;
   /**
-   * Optional: the job as this store last heard of a commit of it, where it can vouch
-   * that any later commit of the job reaches a listener subscribed now as
-   * {@link SyncStore.subscribeJob} promises (a notice, or a prompt to read); undefined
-   * where it cannot, or does not know the job. A waiter subscribes, then asks: a terminal
-   * record is its answer, any other means the job exists and the waiter need not read it.
-   * A store answers from what it heard since its change feed last (re)connected, so it
-   * must forget a job when told of a change it cannot read (a notice without the record).
+   * Optional: what this store last heard of a commit of the job — the state it left the
+   * job in, and the record where the store heard it — where it can vouch that any later
+   * commit of the job reaches a listener subscribed now as {@link SyncStore.subscribeJob}
+   * promises (a notice, or a prompt to read); undefined where it cannot, or does not know
+   * the job. A waiter subscribes, then asks: a terminal record is its answer, a terminal
+   * state without it a reason to read, an unfinished state means the job exists and the
+   * waiter need not read it. A store answers from what it heard since its change feed
+   * last (re)connected, so it must forget a job when told of a change it cannot place
+   * (a prompt to look again).
    */
-  knownJob?(scope: string, jobId: string): Job | undefined;
+  knownJob?(scope: string, jobId: string): KnownJob | undefined;
 }

@@ -74,7 +74,9 @@ export async function waitForTerminal<TExtras extends object>(
         timeoutMs,
       );
     }
-    if (!known) void check();
-    else if (isTerminalJobState(known.state)) finish(() => resolve(known));
+    if (known?.job && isTerminalJobState(known.job.state)) {
+      const job = known.job;
+      finish(() => resolve(job));
+    } else if (!known || isTerminalJobState(known.state)) void check();
   });
 }

@@ -29,6 +29,7 @@ import {
   JOB_STATES,
   type JobListener,
   type JobState,
+  type KnownJob,
 } from "@zakstam/codex-sync-engine";
 import type { PostgresDriver, Unlisten } from "./driver.ts";
 
@@ -90,9 +91,9 @@ interface Announcement {
 export type JobStateListener = (notice: JobNotice | undefined) => void;
 
 /** An announcement remembered for {@link JobNotifications.knownJob}: the record as JSON. */
-interface KnownJob {
+interface Remembered {
   state: JobState;
-  record: string;
+  record?: string;
 }
 
 /** The record `text` carries, if it is JSON of a job of `scope`/`jobId` in `state`. */
@@ -195,8 +196,8 @@ export class JobNotifications {
    * The last record heard of each recently announced job, as JSON (parsed only when
    * asked): this generation's and the previous one's.
    */
-  #known = new Map<string, KnownJob>();
-  #knownBefore = new Map<string, KnownJob>();
+  #known = new Map<string, Remembered>();
+  #knownBefore = new Map<string, Remembered>();
   readonly #onSendError: ((error: unknown) => void) | undefined;
   /** Payloads committed and not yet sent to other processes. */
   #outbox: string[] = [];
@@ -306,15 +307,19 @@ export class JobNotifications {
   }
 
   /**
-   * The job as last announced with its record, if this hub remembers it: a commit after
-   * that announcement will be announced too (or the poll prompts a read). A hub starts
-   * remembering when first asked, so that first answer is always undefined.
+   * The state the job's last announcement left it in, with the record where it carried
+   * one, if this hub remembers it: a commit after that announcement will be announced
+   * too (or the poll prompts a read). A hub starts remembering when first asked, so that
+   * first answer is always undefined.
    */
-  knownJob(scope: string, jobId: string): Job | undefined {
+  knownJob(scope: string, jobId: string): KnownJob | undefined {
     this.#remembering = !this.#closed;
     const key = jobKey(scope, jobId);
     const known = this.#known.get(key) ?? this.#knownBefore.get(key);
-    return known && parseRecord(known.record, scope, jobId, known.state);
+    if (!known) return undefined;
+    if (known.record === undefined) return { state: known.state };
+    const job = parseRecord(known.record, scope, jobId, known.state);
+    return job && { state: known.state, job };
   }
 
   /** Calls `listener` for every job write, local or remote, with the record where carried. */
@@ -397,24 +402,23 @@ export class JobNotifications {
   }
 
   /**
-   * Keeps the record a write carries; forgets the job when it carries none (a change
-   * that cannot be read from it). Notices from several processes may arrive out of
-   * order, so a terminal record, which no later commit changes, is never replaced.
+   * Keeps the state a write left the job in, and its record where it carries one.
+   * Notices from several processes may arrive out of order, so a terminal state, which
+   * no later commit changes, is never replaced.
    */
   #remember(key: string, write: Announcement): void {
     const held = this.#known.get(key) ?? this.#knownBefore.get(key);
     if (held && isTerminalJobState(held.state)) return;
     this.#knownBefore.delete(key);
-    const record = write.job ? JSON.stringify(write.job) : write.record;
-    if (record === undefined) {
-      this.#known.delete(key);
-      return;
-    }
     if (!this.#known.has(key) && this.#known.size >= KNOWN_JOBS_PER_GENERATION) {
       this.#knownBefore = this.#known;
       this.#known = new Map();
     }
-    this.#known.set(key, { state: write.state, record });
+    const record = write.job ? JSON.stringify(write.job) : write.record;
+    this.#known.set(
+      key,
+      record === undefined ? { state: write.state } : { state: write.state, record },
+    );
   }
 
   #forgetAll(): void {

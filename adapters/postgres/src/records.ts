@@ -80,14 +80,15 @@ export function jobUpdateParams(job: Job): unknown[] {
 
 /**
  * The parameter of `updateJobs`: `updateJob`'s rows as a JSON array, each record inlined
- * as JSON (stored as the same text `updateJob` would store).
+ * as JSON (stored as the same text `updateJob` would store). Each job's key was checked
+ * ({@link checkJobKey}) when its update was held.
  */
 export function jobUpdateRows(jobs: Iterable<Job>): string {
   const rows: string[] = [];
   for (const job of jobs) {
     const row = JSON.stringify({
-      scope: storableKey("scope", job.scope),
-      job_id: storableKey("jobId", job.jobId),
+      scope: job.scope,
+      job_id: job.jobId,
       state: job.state,
       run_at: job.runAt,
       completed_at: completedAt(job),

@@ -18,6 +18,7 @@ import {
   type Job,
   type JobListener,
   type JobListQuery,
+  type KnownJob,
   type Source,
   type StoreTransaction,
   SyncError,
@@ -601,7 +602,7 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
     return this.#notifications.subscribeJob(scope, jobId, listener);
   }
 
-  knownJob(scope: string, jobId: string): Job | undefined {
+  knownJob(scope: string, jobId: string): KnownJob | undefined {
     return this.#notifications.knownJob(scope, jobId);
   }
 

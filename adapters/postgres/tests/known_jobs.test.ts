@@ -1,9 +1,9 @@
 // What a hub remembers of the jobs it heard announced (`knownJob`), so that a waiter
 // subscribed after the announcement needs no read: from the first time it is asked, the
-// last record heard since listening (re)started, a terminal one never replaced, forgotten
-// when a change cannot be read from its notice (another process's write that leaves the
-// job unfinished carries no record), bounded in number; and on a database, a wait on an
-// upload reads no job.
+// last state heard since listening (re)started, with the record where the notice carried
+// it (another process's write that leaves the job unfinished carries none), a terminal
+// one never replaced, all forgotten on "look again", bounded in number; and on a
+// database, a wait on an upload reads no job.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compositeDigest, type Job, ManualClock, sha256Hex } from "@zakstam/codex-sync-engine";
@@ -56,43 +56,54 @@ test("known jobs: a job this hub published is known as published, as a copy", as
   hub.publish([job]);
   (job as { attempt: number }).attempt = 9; // the caller's object changes later
   const known = hub.knownJob("s", "a");
-  assert.deepEqual(known, fakeJob("a", "queued", { attempt: 0 }));
-  assert.notEqual(hub.knownJob("s", "a"), known, "each answer a fresh copy");
+  assert.deepEqual(known, { state: "queued", job: fakeJob("a", "queued", { attempt: 0 }) });
+  assert.notEqual(hub.knownJob("s", "a")?.job, known?.job, "each answer a fresh copy");
   assert.equal(hub.knownJob("s", "other"), undefined);
   assert.equal(hub.knownJob("t", "a"), undefined, "scoped");
   await hub.close();
   assert.equal(hub.knownJob("s", "a"), undefined, "forgotten on close");
 });
 
-test("known jobs: the last record heard, but a terminal one is never replaced", async () => {
+test("known jobs: the last state and record heard, but a terminal one is never replaced", async () => {
   const { hub, deliver } = await listeningHub();
   hub.knownJob("s", "a");
   hub.publish([fakeJob("a")]);
   assert.equal(hub.knownJob("s", "a")?.state, "queued");
-  deliver(fakeJob("a", "running")); // another process's write, without the record
-  assert.equal(hub.knownJob("s", "a"), undefined, "a change it cannot read: forgotten");
-  hub.publish([fakeJob("a", "running")]);
-  assert.equal(hub.knownJob("s", "a")?.state, "running");
+  deliver(fakeJob("a", "running")); // another process's write: the state, no record
+  assert.deepEqual(hub.knownJob("s", "a"), { state: "running" });
+  hub.publish([fakeJob("a", "retry_wait")]);
+  assert.equal(hub.knownJob("s", "a")?.job?.state, "retry_wait");
   deliver(fakeJob("a", "succeeded", { completedAt: 5 }));
   // Notices of several processes may arrive out of order: an older one comes late.
   deliver(fakeJob("a", "running"));
   hub.publish([fakeJob("a", "queued")]);
-  assert.deepEqual(hub.knownJob("s", "a"), fakeJob("a", "succeeded", { completedAt: 5 }));
+  assert.deepEqual(hub.knownJob("s", "a"), {
+    state: "succeeded",
+    job: fakeJob("a", "succeeded", { completedAt: 5 }),
+  });
   await hub.close();
 });
 
-test("known jobs: forgotten on a notice without the record, on 'look again' and on reconnect", async () => {
+test("known jobs: a record too long for a notice leaves the state; 'look again' and reconnect forget", async () => {
   const { hub, deliver, deliverRaw, remoteOrigin, reconnect } = await listeningHub();
   hub.knownJob("s", "a");
   const huge = (state: Job["state"]) => fakeJob("a", state, { note: "x".repeat(10_000) });
   hub.publish([fakeJob("a"), fakeJob("b"), huge("queued")]);
   assert.equal(
-    (hub.knownJob("s", "a") as { note?: string } | undefined)?.note,
+    (hub.knownJob("s", "a")?.job as { note?: string } | undefined)?.note,
     "x".repeat(10_000),
     "this process has the record",
   );
   deliver(huge("failed")); // too long for a payload: the key only
-  assert.equal(hub.knownJob("s", "a"), undefined);
+  assert.deepEqual(hub.knownJob("s", "a"), { state: "failed" });
+  deliver(fakeJob("a", "succeeded")); // never happens to a failed job; ignored all the same
+  assert.deepEqual(hub.knownJob("s", "a"), { state: "failed" });
+  // A record that is not this job's is no answer.
+  hub.knownJob("s", "f");
+  deliverRaw(
+    `${JSON.stringify([remoteOrigin, "s", "f", "succeeded", 1])}\n${JSON.stringify(fakeJob("x"))}`,
+  );
+  assert.equal(hub.knownJob("s", "f"), undefined);
   assert.equal(hub.knownJob("s", "b")?.state, "queued");
   deliverRaw(JSON.stringify([remoteOrigin])); // "look again": anything may have changed
   assert.equal(hub.knownJob("s", "b"), undefined);
