@@ -42,46 +42,45 @@ async function queuedJob(engine: SyncEngine): Promise<Job> {
   return job;
 }
 
-test("wait: a terminal record handed over resolves without a read; others prompt no read", async () => {
+/** A wait on a queued job of a prompted store, after its first read. */
+async function waitingAfterOneRead() {
   const store = new PromptedStore();
   const engine = new SyncEngine({ store, clock: new ManualClock(), handler: { apply() {} } });
   const job = await queuedJob(engine);
   const before = store.transactions;
-  let done: Job | undefined;
-  const waiting = engine.waitForTerminal({ scope: "s", jobId: job.jobId }).then((j) => done = j);
+  let settled: Job | undefined;
+  const waiting = engine.waitForTerminal({ scope: "s", jobId: job.jobId }).then((j) => settled = j);
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(store.transactions, before + 1, "the first read");
+  return { store, engine, job, before, waiting, done: () => settled };
+}
+
+test("wait: a terminal record handed over resolves without a read; others prompt no read", async () => {
+  const { store, engine, job, before, waiting, done } = await waitingAfterOneRead();
   store.listener!({ ...job, state: "running" });
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(store.transactions, before + 1, "a running record prompts no read");
-  assert.equal(done, undefined);
+  assert.equal(done(), undefined);
   store.listener!();
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(store.transactions, before + 2, "a bare prompt reads");
-  assert.equal(done, undefined, "the stored job is still queued");
+  assert.equal(done(), undefined, "the stored job is still queued");
   const finished: Job = { ...job, state: "succeeded", cursor: 1, completedAt: 5 } as Job;
   store.listener!(finished);
   await waiting;
-  assert.deepEqual(done, finished);
+  assert.deepEqual(done(), finished);
   assert.equal(store.transactions, before + 2, "resolved from the record");
   assert.equal(store.listener, undefined, "unsubscribed");
 });
 
 test("wait: a state the job was left in, without its record: unfinished prompts no read, terminal reads", async () => {
-  const store = new PromptedStore();
-  const engine = new SyncEngine({ store, clock: new ManualClock(), handler: { apply() {} } });
-  const job = await queuedJob(engine);
-  const before = store.transactions;
-  let done: Job | undefined;
-  const waiting = engine.waitForTerminal({ scope: "s", jobId: job.jobId }).then((j) => done = j);
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  assert.equal(store.transactions, before + 1, "the first read");
+  const { store, engine, job, before, waiting, done } = await waitingAfterOneRead();
   for (const state of ["running", "retry_wait", "verifying"] as const) {
     store.listener!(undefined, state);
     await new Promise((resolve) => setTimeout(resolve, 0));
   }
   assert.equal(store.transactions, before + 1, "an unfinished state prompts no read");
-  assert.equal(done, undefined);
+  assert.equal(done(), undefined);
   // Finished, the record not handed over (too long for a notice): read, found succeeded.
   await engine.runDueJobs();
   const reads = store.transactions;

@@ -314,19 +314,28 @@ test("claims read ahead: an extension's next chunk is read from its base's chunk
   }
 });
 
-test("notify after commit: a write that leaves the job unfinished goes out by key and state, without the record", async () => {
+/**
+ * A hub whose NOTIFY statements wait in `sent`, and another process's hub listening
+ * (started), to which the test delivers payloads.
+ */
+async function publisherAndRemote() {
   const { driver, sent } = heldDriver();
   const publisher = new JobNotifications(driver, "chan", new ManualClock(), 60_000);
-  let deliver: (payload: string) => void = () => {};
+  let onNotify: (payload: string) => void = () => {};
   const listening: PostgresDriver = {
     ...heldDriver().driver,
-    listen: (_channel, onNotify) => {
-      deliver = onNotify;
+    listen: (_channel, listener) => {
+      onNotify = listener;
       return Promise.resolve(() => Promise.resolve());
     },
   };
   const remote = new JobNotifications(listening, "chan", new ManualClock(), 60_000);
   await remote.start();
+  return { publisher, sent, remote, deliver: (payload: string) => onNotify(payload) };
+}
+
+test("notify after commit: a write that leaves the job unfinished goes out by key and state, without the record", async () => {
+  const { publisher, sent, remote, deliver } = await publisherAndRemote();
   const told: unknown[][] = [];
   for (const jobId of ["q", "r", "d"]) {
     remote.subscribeJob("s", jobId, (job, state) => told.push([jobId, job?.state, state]));
@@ -364,18 +373,7 @@ test("notify after commit: a write that leaves the job unfinished goes out by ke
 });
 
 test("notify after commit: another process's subscribers get the job as committed, where it fits", async () => {
-  const { driver, sent } = heldDriver();
-  const publisher = new JobNotifications(driver, "chan", new ManualClock(), 60_000);
-  let deliver: (payload: string) => void = () => {};
-  const listening: PostgresDriver = {
-    ...heldDriver().driver,
-    listen: (_channel, onNotify) => {
-      deliver = onNotify;
-      return Promise.resolve(() => Promise.resolve());
-    },
-  };
-  const remote = new JobNotifications(listening, "chan", new ManualClock(), 60_000);
-  await remote.start();
+  const { publisher, sent, remote, deliver } = await publisherAndRemote();
   const heard: Array<Job | undefined> = [];
   for (const jobId of ["small", "huge", "forged"]) {
     remote.subscribeJob("s", jobId, (job) => heard.push(job));
