@@ -56,7 +56,7 @@ async function waitingAfterOneRead() {
 }
 
 test("wait: a terminal record handed over resolves without a read; others prompt no read", async () => {
-  const { store, engine, job, before, waiting, done } = await waitingAfterOneRead();
+  const { store, job, before, waiting, done } = await waitingAfterOneRead();
   store.listener!({ ...job, state: "running" });
   await new Promise((resolve) => setTimeout(resolve, 0));
   assert.equal(store.transactions, before + 1, "a running record prompts no read");
@@ -74,7 +74,7 @@ test("wait: a terminal record handed over resolves without a read; others prompt
 });
 
 test("wait: a state the job was left in, without its record: unfinished prompts no read, terminal reads", async () => {
-  const { store, engine, job, before, waiting, done } = await waitingAfterOneRead();
+  const { store, engine, before, waiting, done } = await waitingAfterOneRead();
   for (const state of ["running", "retry_wait", "verifying"] as const) {
     store.listener!(undefined, state);
     await new Promise((resolve) => setTimeout(resolve, 0));
