@@ -5,7 +5,7 @@
  * @module
  */
 
-import type { Job } from "../contracts/domain.ts";
+import type { Job, JobState } from "../contracts/domain.ts";
 import { isTerminalJobState } from "../contracts/domain.ts";
 import { type WaitForTerminalInput, waitForTerminalInputSchema } from "../contracts/inputs.ts";
 import { SyncError, toSyncError } from "../errors.ts";
@@ -49,13 +49,15 @@ export async function waitForTerminal<TExtras extends object>(
         finish(() => reject(toSyncError(error)));
       }
     };
-    // Subscribe before the first read so a change between the two is not missed. A
-    // terminal record handed over is final, any other says the job is not done yet (as
-    // does a state that is not terminal); anything else is a prompt to read.
-    const unsubscribe = ctx.store.subscribeJob(scope, jobId, (job, state) => {
+    // What the store tells (a notice, or what it knows): a terminal record is final, any
+    // other says the job is not done yet (as does a state that is not terminal); anything
+    // else is a prompt to read.
+    const consider = (job?: Job, state?: JobState) => {
       if (job && isTerminalJobState(job.state)) finish(() => resolve(job));
       else if (!job && (state === undefined || isTerminalJobState(state))) void check();
-    });
+    };
+    // Subscribe before the first read so a change between the two is not missed.
+    const unsubscribe = ctx.store.subscribeJob(scope, jobId, consider);
     // Asked after subscribing, like the read: a change after the answer is announced.
     const known = ctx.store.knownJob?.(scope, jobId);
     signal?.addEventListener("abort", onAbort, { once: true });
@@ -74,9 +76,6 @@ export async function waitForTerminal<TExtras extends object>(
         timeoutMs,
       );
     }
-    if (known?.job && isTerminalJobState(known.job.state)) {
-      const job = known.job;
-      finish(() => resolve(job));
-    } else if (!known || isTerminalJobState(known.state)) void check();
+    consider(known?.job, known?.state);
   });
 }

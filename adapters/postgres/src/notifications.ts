@@ -83,12 +83,9 @@ interface Announcement {
   runAt: number;
   /** The record, in the process that wrote it. */
   job?: Job;
-  /** The record as another process's payload carried it (JSON, not yet parsed). */
+  /** The record as a payload carries it (JSON; from another process, not yet parsed). */
   record?: string;
 }
-
-/** Tells of every job write by its key, state and `runAt` (never the record). */
-export type JobStateListener = (notice: JobNotice | undefined) => void;
 
 /** An announcement remembered for {@link JobNotifications.knownJob}: the record as JSON. */
 interface Remembered {
@@ -186,7 +183,7 @@ export class JobNotifications {
   readonly #pollIntervalMs: number;
   readonly #jobListeners = new Map<string, Set<JobListener>>();
   readonly #listeners = new Set<JobNoticeListener>();
-  readonly #stateListeners = new Set<JobStateListener>();
+  readonly #stateListeners = new Set<JobNoticeListener>();
   /**
    * Set by the first {@link JobNotifications.knownJob}: only a hub that is asked (one
    * with waiters) keeps records, so a worker's hub does no bookkeeping per notice.
@@ -240,12 +237,18 @@ export class JobNotifications {
    * record when the write ended the job and it fits; else "look again".
    */
   payload(job: Job): string {
+    return this.#payloadOf(job).text;
+  }
+
+  /** The payload, and the record as JSON where the payload carries it. */
+  #payloadOf(job: Job): { text: string; record?: string } {
     const key = JSON.stringify([this.origin, job.scope, job.jobId, job.state, job.runAt]);
     if (isTerminalJobState(job.state)) {
-      const withRecord = `${key}\n${JSON.stringify(job)}`;
-      if (fitsPayload(withRecord)) return withRecord;
+      const record = JSON.stringify(job);
+      const text = `${key}\n${record}`;
+      if (fitsPayload(text)) return { text, record };
     }
-    return fitsPayload(key) ? key : JSON.stringify([this.origin]);
+    return { text: fitsPayload(key) ? key : JSON.stringify([this.origin]) };
   }
 
   /**
@@ -257,8 +260,9 @@ export class JobNotifications {
     let queued = false;
     for (const job of jobs) {
       const { scope, jobId, state, runAt } = job;
-      this.#announce({ scope, jobId, state, runAt, job });
-      this.#outbox.push(this.payload(job));
+      const { text, record } = this.#payloadOf(job);
+      this.#announce({ scope, jobId, state, runAt, job, record });
+      this.#outbox.push(text);
       queued = true;
     }
     if (queued) this.#send();
@@ -329,7 +333,7 @@ export class JobNotifications {
   }
 
   /** Calls `listener` for every job write, local or remote, without the record (cheaper). */
-  onJobState(listener: JobStateListener): () => void {
+  onJobState(listener: JobNoticeListener): () => void {
     this.#stateListeners.add(listener);
     return () => this.#stateListeners.delete(listener);
   }
@@ -360,34 +364,24 @@ export class JobNotifications {
 
   #announce(write: Announcement): void {
     if (this.#closed) return;
-    const key = jobKey(write.scope, write.jobId);
+    const { scope, jobId, state, runAt } = write;
+    const key = jobKey(scope, jobId);
     if (this.#remembering) this.#remember(key, write);
     const listeners = this.#jobListeners.get(key);
     if (listeners) {
       const job = write.job ??
-        (write.record === undefined
-          ? undefined
-          : parseRecord(write.record, write.scope, write.jobId, write.state));
+        (write.record === undefined ? undefined : parseRecord(write.record, scope, jobId, state));
       // A carried record that is not this job's: only a prompt to read.
-      const state = write.record === undefined ? write.state : undefined;
+      const known = write.record === undefined ? state : undefined;
       for (const listener of [...listeners]) {
         if (job) listener(structuredClone(job));
-        else listener(undefined, state);
+        else listener(undefined, known);
       }
     }
-    if (this.#stateListeners.size > 0) {
-      const { scope, jobId, state, runAt } = write;
-      for (const listener of [...this.#stateListeners]) listener({ scope, jobId, state, runAt });
-    }
+    for (const listener of [...this.#stateListeners]) listener({ scope, jobId, state, runAt });
     if (this.#listeners.size > 0) {
       const notice: JobNotice = write.job
-        ? {
-          scope: write.scope,
-          jobId: write.jobId,
-          state: write.state,
-          runAt: write.runAt,
-          job: write.job,
-        }
+        ? { scope, jobId, state, runAt, job: write.job }
         : new HeardNotice(write);
       for (const listener of [...this.#listeners]) listener(notice);
     }
@@ -414,7 +408,7 @@ export class JobNotifications {
       this.#knownBefore = this.#known;
       this.#known = new Map();
     }
-    const record = write.job ? JSON.stringify(write.job) : write.record;
+    const record = write.record ?? (write.job && JSON.stringify(write.job));
     this.#known.set(
       key,
       record === undefined ? { state: write.state } : { state: write.state, record },
