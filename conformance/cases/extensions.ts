@@ -1170,32 +1170,57 @@ const FULL_APPLY_REASONS: readonly FullApplyReason[] = [
   },
 ];
 
-const fullApplyCases: ConformanceCase[] = FULL_APPLY_REASONS.map((reason) => ({
-  name: `extensions: job: when ${reason.name}, the extension's job applies every chunk from 0`,
-  requires: [EXT],
-  async run(t: CaseContext) {
-    const base = await reason.prepare(t);
-    const baseJob = await t.job(base.job.jobId);
-    const ext = await extend(t, base, textChunks(2, "new"));
-    const seen = recordContexts(t);
-    const sealed = await seal(t, ext);
-    assertStartsAtZero(sealed.job, ext, "the extension's job");
-    await t.harness.drain();
-    assertEquals(
-      appliedOf(t, sealed.job.jobId),
-      expectedApplies(ext.chunks),
-      "chunks applied by the extension's job (all, reused bytes included)",
-    );
-    for (const context of seen.filter((c) => c.jobId === sealed.job.jobId)) {
-      assertEquals(context.base, undefined, `ctx.base of chunk ${context.index}`);
-      assertEquals(context.cursor, context.index, `ctx.job.cursor of chunk ${context.index}`);
-    }
-    const done = await t.job(sealed.job.jobId);
-    assertVerifiedWhole(done, ext, "the extension's job");
-    assertEquals(done.base, undefined, "job.base of a full apply");
-    assertEquals(await t.job(base.job.jobId), baseJob, "the base's job is untouched");
-  },
-}));
+/** How a case makes its extension: created, appended and sealed, or in one call. */
+const EXTENSION_CALLS = [
+  { name: "", oneCall: false },
+  { name: " (one-call upload)", oneCall: true },
+] as const;
+
+/** `newChunks` on `base`, sealed: in separate calls, or in one `uploadSource`. */
+async function sealedExtension(
+  t: CaseContext,
+  base: SealedLink,
+  newChunks: readonly Uint8Array[],
+  oneCall: boolean,
+): Promise<{ ext: Link; sealed: SealedLink }> {
+  if (!oneCall) {
+    const ext = await extend(t, base, newChunks);
+    return { ext, sealed: await seal(t, ext) };
+  }
+  const { input, link } = await extensionUpload(base, newChunks, "one-call-ext");
+  const result = await uploadSource(t, input);
+  const ext: Link = { ...link, source: result.source };
+  return { ext, sealed: { ...ext, job: result.job } };
+}
+
+const fullApplyCases: ConformanceCase[] = FULL_APPLY_REASONS.flatMap((reason) =>
+  EXTENSION_CALLS.map((calls) => ({
+    name: `extensions: job: when ${reason.name}, the extension's job applies every chunk from 0` +
+      calls.name,
+    requires: calls.oneCall ? [EXT, Capability.oneCallUpload] : [EXT],
+    async run(t: CaseContext) {
+      const base = await reason.prepare(t);
+      const baseJob = await t.job(base.job.jobId);
+      const seen = recordContexts(t);
+      const { ext, sealed } = await sealedExtension(t, base, textChunks(2, "new"), calls.oneCall);
+      assertStartsAtZero(sealed.job, ext, "the extension's job");
+      await t.harness.drain();
+      assertEquals(
+        appliedOf(t, sealed.job.jobId),
+        expectedApplies(ext.chunks),
+        "chunks applied by the extension's job (all, reused bytes included)",
+      );
+      for (const context of seen.filter((c) => c.jobId === sealed.job.jobId)) {
+        assertEquals(context.base, undefined, `ctx.base of chunk ${context.index}`);
+        assertEquals(context.cursor, context.index, `ctx.job.cursor of chunk ${context.index}`);
+      }
+      const done = await t.job(sealed.job.jobId);
+      assertVerifiedWhole(done, ext, "the extension's job");
+      assertEquals(done.base, undefined, "job.base of a full apply");
+      assertEquals(await t.job(base.job.jobId), baseJob, "the base's job is untouched");
+    },
+  }))
+);
 
 const jobCases: ConformanceCase[] = [
   {
@@ -1488,6 +1513,131 @@ const uploadCases: ConformanceCase[] = [
       );
       await expectSyncError(uploadSource(t, input), "E_SYNC_SOURCE_NOT_COLLECTING");
       await assertListsExactly(t, base, "the base");
+    },
+  },
+  {
+    name: "extensions: upload: a chain of one-call uploads without sourceIds: each link " +
+      "starts at its base's count, applies only its new chunks and lists exactly its chunks",
+    requires: [EXT, Capability.oneCallUpload],
+    async run(t) {
+      const links: SealedLink[] = [await appliedBase(t, textChunks(3, "link-0"))];
+      const conversationId = links[0].source.conversationId;
+      for (let m = 1; m <= 5; m++) {
+        const previous = links[m - 1];
+        const { input, link } = await extensionUpload(previous, linkChunks(m), "unused");
+        const { sourceId: _given, ...generated } = input;
+        const result = await uploadSource(t, generated);
+        assertEquals(result.appended, input.chunks.map(() => true), `link ${m}: appended`);
+        assertEquals(result.source.base, sourceBaseOf(previous), `link ${m}: base`);
+        const sealed: SealedLink = { ...link, source: result.source, job: result.job };
+        assertStartsOnBase(result.job, previous, sealed, `link ${m}'s job`);
+        const done = await run(t, sealed);
+        assertEquals(
+          appliedOf(t, result.job.jobId),
+          expectedApplies(link.chunks, previous.chunks.length),
+          `link ${m}: chunks applied`,
+        );
+        assertVerifiedWhole(done.job, sealed, `link ${m}'s job`);
+        assertEquals(
+          await latestId(t, conversationId),
+          result.source.sourceId,
+          `latest after link ${m}`,
+        );
+        const stored = await t.adapter.getSource({
+          scope: t.scope,
+          sourceId: previous.source.sourceId,
+        });
+        assertEquals(
+          stored.extendedBy,
+          result.source.sourceId,
+          `link ${m - 1} is extended by link ${m}`,
+        );
+        links.push(done);
+      }
+      for (const [m, link] of links.entries()) {
+        await assertListsExactly(t, link, `link ${m} at the end`);
+      }
+      assertEquals(
+        t.handler.applied.length,
+        links[5].chunks.length,
+        "every chunk of the chain applied exactly once in all",
+      );
+    },
+  },
+  {
+    name: "extensions: upload: racing one-call uploads extending one base: exactly one wins, " +
+      "the others are E_SYNC_CHUNK_CONFLICT and store nothing",
+    requires: [EXT, Capability.oneCallUpload],
+    async run(t) {
+      const base = await appliedBase(t, textChunks(3, "base"));
+      const ids = ["race-up-a", "race-up-b", "race-up-c", "race-up-d"];
+      const uploads = await Promise.all(
+        ids.map((sourceId) => extensionUpload(base, textChunks(1, sourceId), sourceId)),
+      );
+      const results = await Promise.allSettled(
+        uploads.map(({ input }) => uploadSource(t, input)),
+      );
+      const won = results.flatMap((result, i) => result.status === "fulfilled" ? [i] : []);
+      assertEquals(won.length, 1, "uploads that stored an extension");
+      const winner = results[won[0]] as PromiseFulfilledResult<UploadSourceResult>;
+      for (const [i, result] of results.entries()) {
+        if (i === won[0]) continue;
+        assert(result.status === "rejected", `racer ${ids[i]} rejected`);
+        assertEquals(
+          (result.reason as SyncError)?.code,
+          "E_SYNC_CHUNK_CONFLICT",
+          `racer ${ids[i]}`,
+        );
+        await assertNoSource(t, ids[i]);
+      }
+      const ext: SealedLink = {
+        ...uploads[won[0]].link,
+        source: winner.value.source,
+        job: winner.value.job,
+      };
+      assertStartsOnBase(winner.value.job, base, ext, "the winner's job");
+      assertEquals(
+        (await jobsOf(t, base.source.conversationId)).map((job) => job.jobId),
+        [winner.value.job.jobId, base.job.jobId],
+        "jobs of the conversation",
+      );
+      await t.harness.drain();
+      assertEquals(
+        appliedOf(t, winner.value.job.jobId),
+        expectedApplies(ext.chunks, 3),
+        "chunks applied by the winner's job",
+      );
+      assertVerifiedWhole(await t.job(winner.value.job.jobId), ext, "the winner's job");
+      await assertListsExactly(t, ext, "the winner");
+      await assertListsExactly(t, base, "the base");
+    },
+  },
+  {
+    name: "extensions: upload: while another source's job of the conversation is queued, a " +
+      "one-call extension of the applied base supersedes it and applies from 0",
+    requires: [EXT, Capability.oneCallUpload],
+    async run(t) {
+      const base = await appliedBase(t, textChunks(3, "base"));
+      const other = await seal(
+        t,
+        await plainSource(t, textChunks(2, "other"), {
+          conversationId: base.source.conversationId,
+        }),
+      );
+      t.clock.advance(GAP_MS);
+      const { input, link } = await extensionUpload(base, textChunks(2, "new"), "up-ext-over");
+      const result = await uploadSource(t, input);
+      const ext: SealedLink = { ...link, source: result.source, job: result.job };
+      assertSuperseded(await t.job(other.job.jobId), "the other source's job");
+      assertStartsAtZero(result.job, ext, "the extension's job");
+      await t.harness.drain();
+      assertEquals(callsOf(t, other.job.jobId), [], "the other source's job never ran");
+      assertEquals(
+        appliedOf(t, result.job.jobId),
+        expectedApplies(ext.chunks),
+        "chunks applied by the extension's job",
+      );
+      assertVerifiedWhole(await t.job(result.job.jobId), ext, "the extension's job");
     },
   },
   ...badUploadCases,

@@ -26,6 +26,26 @@ export interface JobListQuery {
   limit: number;
 }
 
+/** A source record as read without a lock, and what to write in its place. */
+export interface SourceUpdate {
+  read: Source;
+  write: Source;
+}
+
+/** What {@link SyncStore.insertSealedExtension} stores, and the reads it rests on. */
+export interface SealedExtension {
+  /** The sealed extension (its `base` names the base it continues). */
+  source: Source;
+  /** Its own chunks, stored in its chunk home. */
+  chunks: readonly Chunk[];
+  /** Its job, starting after `baseJob`. */
+  job: Job;
+  /** The base, then its chunk home's root when that is another source. */
+  updates: readonly SourceUpdate[];
+  /** The base's job as read: succeeded, and still the conversation's newest. */
+  baseJob: Job;
+}
+
 /**
  * Operations inside one transaction. Writes become visible to others only at commit;
  * a transaction that throws leaves no trace.
@@ -158,6 +178,20 @@ export interface SyncStore<TExtras extends object = Record<never, never>> {
    * uploads of new sources and runs the transaction when it is absent or returns false.
    */
   insertSealedSource?(source: Source, chunks: readonly Chunk[], job: Job): Promise<boolean>;
+  /**
+   * Optional: stores a sealed extension whose job starts after its base's, in one atomic
+   * step, and returns true — or stores nothing and returns false unless, under the locks
+   * the transaction would take (each source of `updates` in the order given, then the lock
+   * `listActiveJobs` takes): every `updates[i].read` and `baseJob` is stored exactly as
+   * given (the same JSON), the conversation has no non-terminal job and no job but
+   * `baseJob` created at or after it, and no source with the extension's id exists. Then
+   * it writes each `updates[i].write`, inserts the extension, its chunks (into its chunk
+   * home) and its job: what the transaction commits for the same reads. `subscribeJob`
+   * listeners hear of the job after the commit. The engine builds every record from what
+   * it read without a lock, uses the step for one-call uploads of extensions, and runs the
+   * transaction when the store lacks it or returns false.
+   */
+  insertSealedExtension?(extension: SealedExtension): Promise<boolean>;
   /**
    * Calls `listener` after each commit that changed the job; returns an unsubscribe. The
    * store may hand over the job as that commit wrote it (a copy the listener may keep),

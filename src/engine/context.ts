@@ -12,6 +12,7 @@ import type { RandomSource } from "../policy/backoff.ts";
 import type { SyncPolicy } from "../policy/policy.ts";
 import type { SyncError } from "../errors.ts";
 import type { UploadCache } from "./upload_cache.ts";
+import type { RecentSources } from "./recent_sources.ts";
 
 /** The engine's dependencies, resolved. */
 export interface EngineContext<TExtras extends object> {
@@ -23,6 +24,8 @@ export interface EngineContext<TExtras extends object> {
   generateId: () => string;
   /** Chunks this engine stored, until its worker applies them. */
   uploads: UploadCache;
+  /** Source records this engine's one-step uploads stored: guesses for the next step. */
+  recentSources: RecentSources;
 }
 
 /** A transaction body's outcome: a value, or an error to throw after committing. */

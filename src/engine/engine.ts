@@ -50,6 +50,10 @@ import { SourceOperations } from "./operations.ts";
 import { releasePayloads } from "./release.ts";
 import { waitForTerminal } from "./wait.ts";
 import { UploadCache } from "./upload_cache.ts";
+import { RecentSources } from "./recent_sources.ts";
+
+/** Source records kept as guesses for one-step extensions (about a kilobyte each). */
+const RECENT_SOURCES = 1024;
 import { JobRunner, type RunDueJobsOptions, type RunJobOptions } from "./worker.ts";
 
 /** How to build a {@link SyncEngine}. */
@@ -92,6 +96,7 @@ export class SyncEngine<TExtras extends object = Record<never, never>>
       random: options.random ?? Math.random,
       generateId: options.generateId ?? (() => crypto.randomUUID()),
       uploads: new UploadCache(this.policy.uploadCacheBytes),
+      recentSources: new RecentSources(RECENT_SOURCES),
     };
     this.#operations = new SourceOperations(this.#ctx);
     this.#runner = new JobRunner(

@@ -11,18 +11,19 @@ import {
   IncrementalSha256,
   sha256Hex,
 } from "../checksum.ts";
-import type {
-  AppendResult,
-  Chunk,
-  ChunkInfo,
-  GcReport,
-  Job,
-  Manifest,
-  Page,
-  RecordedError,
-  SealResult,
-  Source,
-  UploadSourceResult,
+import {
+  type AppendResult,
+  type Chunk,
+  type ChunkInfo,
+  type GcReport,
+  isTerminalJobState,
+  type Job,
+  type Manifest,
+  type Page,
+  type RecordedError,
+  type SealResult,
+  type Source,
+  type UploadSourceResult,
 } from "../contracts/domain.ts";
 import {
   type AbandonSourceInput,
@@ -51,7 +52,7 @@ import {
   type UploadSourceInput,
   uploadSourceInputSchema,
 } from "../contracts/inputs.ts";
-import type { StoreTransaction } from "../contracts/store.ts";
+import type { SourceUpdate, StoreTransaction } from "../contracts/store.ts";
 import { SyncError } from "../errors.ts";
 import {
   canonicalJson,
@@ -285,7 +286,8 @@ export class SourceOperations<TExtras extends object> {
     const chunks: Chunk[] = [];
     for (const chunk of args.chunks) chunks.push(await this.#receiveChunk(chunk, op));
     const now = this.#ctx.clock.now();
-    const inOneStep = await this.#uploadInOneStep(args, chunks, manifest, now);
+    const inOneStep = await this.#uploadInOneStep(args, chunks, manifest, now) ??
+      await this.#extendInOneStep(args, chunks, manifest, now);
     if (inOneStep) {
       if (chunks.length > 0) {
         this.#ctx.uploads.add(args.scope, chunkHomeOf(inOneStep.source), chunks);
@@ -640,32 +642,8 @@ export class SourceOperations<TExtras extends object> {
     op: string,
   ): Promise<Outcome<ResolvedBase>> {
     const base = await tx.lockSource(args.scope, baseSourceId);
-    const refuse = (
-      code: "E_SYNC_INVALID_ARGUMENT" | "E_SYNC_SOURCE_EXPIRED" | "E_SYNC_CHUNK_CONFLICT",
-      message: string,
-      details: Record<string, unknown> = {},
-    ): Outcome<ResolvedBase> => ({
-      error: new SyncError(code, `${op}: base source ${baseSourceId} ${message}`, {
-        details: { baseSourceId, ...details },
-      }),
-    });
-    if (!base) return { error: sourceNotFound(baseSourceId) };
-    if (base.conversationId !== args.conversationId) {
-      return refuse("E_SYNC_INVALID_ARGUMENT", "belongs to another conversation");
-    }
-    if (base.state === "expired" || isPastTtl(base, now) || base.chunksPurgedAt !== undefined) {
-      return refuse("E_SYNC_SOURCE_EXPIRED", "no longer has its chunks stored");
-    }
-    if (base.state !== "sealed" || !base.manifest) {
-      return refuse("E_SYNC_INVALID_ARGUMENT", `is ${base.state}, not sealed`, {
-        state: base.state,
-      });
-    }
-    if (base.extendedBy !== undefined && base.extendedBy !== sourceId) {
-      return refuse("E_SYNC_CHUNK_CONFLICT", `is already extended by source ${base.extendedBy}`, {
-        extendedBy: base.extendedBy,
-      });
-    }
+    const refusal = baseRefusal(base, args.conversationId, baseSourceId, sourceId, now, op);
+    if (refusal || !base) return { error: refusal ?? sourceNotFound(baseSourceId) };
     // Lock order: the new source, its base, the home's root, then the conversation's jobs.
     const home = chunkHomeOf(base);
     const root = home === base.sourceId ? base : await tx.lockSource(args.scope, home);
@@ -673,13 +651,17 @@ export class SourceOperations<TExtras extends object> {
     if ((root.releasedChunks ?? 0) > 0) {
       const active = await tx.listActiveJobs(base.scope, base.conversationId);
       const current = await currentApplied(tx, base, active);
-      if (!("job" in current) || current.job.cursor !== base.manifest.chunkCount) {
-        return refuse(
-          "E_SYNC_SOURCE_EXPIRED",
-          "has its chunk payloads released and is not the conversation's current applied " +
-            "snapshot, so an extension's job could not start after it; upload a full source",
-          { reason: "job" in current ? "not-current" : current.reason },
-        );
+      if (!("job" in current) || current.job.cursor !== base.manifest!.chunkCount) {
+        return {
+          error: baseError(
+            "E_SYNC_SOURCE_EXPIRED",
+            op,
+            baseSourceId,
+            "has its chunk payloads released and is not the conversation's current applied " +
+              "snapshot, so an extension's job could not start after it; upload a full source",
+            { reason: "job" in current ? "not-current" : current.reason },
+          ),
+        };
       }
     }
     return { value: { base, root } };
@@ -705,14 +687,7 @@ export class SourceOperations<TExtras extends object> {
 
   /** Records that `extensionId` continues `base`'s chunk home, and counts it as a user. */
   async #linkToBase(tx: StoreTransaction<TExtras>, resolved: ResolvedBase, extensionId: string) {
-    const { base, root } = resolved;
-    const linked: Source = { ...base, extendedBy: extensionId };
-    if (root.sourceId === base.sourceId) {
-      await tx.updateSource({ ...linked, homeRefs: (base.homeRefs ?? 1) + 1 });
-      return;
-    }
-    await tx.updateSource(linked);
-    await tx.updateSource({ ...root, homeRefs: (root.homeRefs ?? 1) + 1 });
+    for (const update of linkedToBase(resolved, extensionId)) await tx.updateSource(update.write);
   }
 
   /**
@@ -907,6 +882,102 @@ export class SourceOperations<TExtras extends object> {
     const sealed = sealedSource(received.source, manifest, jobId, received.digestState, now);
     const job = jobOf(sealed, manifest, jobId, now, undefined);
     if (!(await store.insertSealedSource(sealed, chunks, job))) return undefined;
+    this.#ctx.recentSources.remember([sealed]);
+    return { source: sealed, job, appended: chunks.map(() => true) };
+  }
+
+  /**
+   * A one-call upload of an extension in one step of the store
+   * (`SyncStore.insertSealedExtension`): what {@link #uploadNew} commits when its base is
+   * the conversation's current applied snapshot, so that its job starts after the base's.
+   * Built first from what this engine last stored and heard (the base and its chunk home's
+   * root from `RecentSources`, the base's terminal job from `knownJob`), then, if
+   * the store declines a step built from such guesses, from reads without a lock; the
+   * step checks they are still what is stored. Undefined (nothing stored) where the store
+   * lacks the step or declines it (a source with the id exists, say), or where the
+   * transaction would do anything else: refuse the base, reuse a chunk, record a failed
+   * seal, start the job from chunk 0 or supersede a job.
+   */
+  async #extendInOneStep(
+    args: UploadSourceInput,
+    chunks: readonly Chunk[],
+    manifest: Manifest,
+    now: number,
+  ): Promise<UploadSourceResult | undefined> {
+    if (!this.#ctx.store.insertSealedExtension || args.baseSourceId === undefined) {
+      return undefined;
+    }
+    // Generated once, for both tries: a caller's id may name a source to resume (the
+    // step declines where it exists).
+    let ids: { sourceId: string; jobId: string } | undefined;
+    const idsOnce = () =>
+      ids ??= {
+        sourceId: args.sourceId ?? this.#ctx.generateId(),
+        jobId: this.#ctx.generateId(),
+      };
+    const guessed = await this.#tryExtensionStep(args, chunks, manifest, now, idsOnce, true);
+    if (guessed !== "declined-guess") return guessed;
+    const read = await this.#tryExtensionStep(args, chunks, manifest, now, idsOnce, false);
+    return read === "declined-guess" ? undefined : read;
+  }
+
+  /**
+   * One try of {@link #extendInOneStep}: `guess` takes the records this engine holds (and
+   * reads the rest); "declined-guess" when the store declined a step built on a guess.
+   */
+  async #tryExtensionStep(
+    args: UploadSourceInput,
+    chunks: readonly Chunk[],
+    manifest: Manifest,
+    now: number,
+    idsOnce: () => { sourceId: string; jobId: string },
+    guess: boolean,
+  ): Promise<UploadSourceResult | undefined | "declined-guess"> {
+    const { store, recentSources } = this.#ctx;
+    const { scope } = args;
+    const baseSourceId = args.baseSourceId!;
+    let guessed = false;
+    const sourceOf = async (sourceId: string): Promise<Source | undefined> => {
+      const held = guess ? recentSources.get(scope, sourceId) : undefined;
+      if (held) {
+        guessed = true;
+        return held;
+      }
+      return await readOnce(store, (reader) => reader.getSource(scope, sourceId));
+    };
+    const base = await sourceOf(baseSourceId);
+    const op = "uploadSource";
+    if (!base || baseRefusal(base, args.conversationId, baseSourceId, args.sourceId, now, op)) {
+      return undefined;
+    }
+    const { manifest: baseManifest, digestState, jobId: baseJobId } = base;
+    if (digestState === undefined || baseJobId === undefined) return undefined;
+    if (chunks.some((chunk) => chunk.index < baseManifest!.chunkCount)) return undefined;
+    const home = chunkHomeOf(base);
+    // A terminal record the store heard is what it stores: no later commit changes it.
+    const known = guess ? store.knownJob?.(scope, baseJobId) : undefined;
+    const heard = known?.job && isTerminalJobState(known.state) ? known.job : undefined;
+    if (heard) guessed = true;
+    const [root, baseJob] = await Promise.all([
+      home === base.sourceId ? base : sourceOf(home),
+      heard ?? readOnce(store, (reader) => reader.getJob(scope, baseJobId)),
+    ]);
+    if (!root || root.chunksPurgedAt !== undefined) return undefined;
+    if (baseJob?.state !== "succeeded" || baseJob.cursor !== baseManifest!.chunkCount) {
+      return undefined;
+    }
+    const { sourceId, jobId } = idsOnce();
+    const extension = extendSource(this.#newSource(args, sourceId, now), base, digestState);
+    const received = this.#receive(extension, chunks, manifest, now);
+    if (received.mismatch) return undefined;
+    const sealed = sealedSource(received.source, manifest, jobId, received.digestState, now);
+    const job = jobOf(sealed, manifest, jobId, now, startAfter(baseJob));
+    const updates = linkedToBase({ base, root }, sourceId);
+    if (!(await store.insertSealedExtension!({ source: sealed, chunks, job, updates, baseJob }))) {
+      for (const { read } of updates) recentSources.forget(scope, read.sourceId);
+      return guessed ? "declined-guess" : undefined;
+    }
+    recentSources.remember([sealed, ...updates.map((update) => update.write)]);
     return { source: sealed, job, appended: chunks.map(() => true) };
   }
 
@@ -975,12 +1046,7 @@ export class SourceOperations<TExtras extends object> {
     if (!base) return undefined;
     const current = await currentApplied(tx, base, active);
     if (!("job" in current) || current.job.cursor !== source.base.chunkCount) return undefined;
-    const baseJob = current.job;
-    return {
-      base: { sourceId: base.sourceId, jobId: baseJob.jobId, chunkCount: baseJob.cursor },
-      appliedBytes: baseJob.appliedBytes,
-      appliedDigestState: baseJob.appliedDigestState,
-    };
+    return startAfter(current.job);
   }
 
   /** Why the source cannot take chunks or a seal; persists a lazy expiry. */
@@ -1090,4 +1156,90 @@ function jobOf(
     emptyDigestState: EMPTY_COMPOSITE_STATE,
     start,
   });
+}
+
+/** An extension's refusal of its base `baseSourceId`. */
+function baseError(
+  code: "E_SYNC_INVALID_ARGUMENT" | "E_SYNC_SOURCE_EXPIRED" | "E_SYNC_CHUNK_CONFLICT",
+  op: string,
+  baseSourceId: string,
+  message: string,
+  details: Record<string, unknown> = {},
+): SyncError {
+  return new SyncError(code, `${op}: base source ${baseSourceId} ${message}`, {
+    details: { baseSourceId, ...details },
+  });
+}
+
+/**
+ * Why `base` (as stored, or missing) cannot be extended by source `sourceId` of
+ * `conversationId` (undefined: a new id, yet to be generated): it must exist in the scope
+ * and conversation, be sealed with its chunks stored, and not be continued by another
+ * source.
+ */
+function baseRefusal(
+  base: Source | undefined,
+  conversationId: string,
+  baseSourceId: string,
+  sourceId: string | undefined,
+  now: number,
+  op: string,
+): SyncError | undefined {
+  if (!base) return sourceNotFound(baseSourceId);
+  if (base.conversationId !== conversationId) {
+    return baseError(
+      "E_SYNC_INVALID_ARGUMENT",
+      op,
+      baseSourceId,
+      "belongs to another conversation",
+    );
+  }
+  if (base.state === "expired" || isPastTtl(base, now) || base.chunksPurgedAt !== undefined) {
+    return baseError(
+      "E_SYNC_SOURCE_EXPIRED",
+      op,
+      baseSourceId,
+      "no longer has its chunks stored",
+    );
+  }
+  if (base.state !== "sealed" || !base.manifest) {
+    return baseError("E_SYNC_INVALID_ARGUMENT", op, baseSourceId, `is ${base.state}, not sealed`, {
+      state: base.state,
+    });
+  }
+  if (base.extendedBy !== undefined && base.extendedBy !== sourceId) {
+    return baseError(
+      "E_SYNC_CHUNK_CONFLICT",
+      op,
+      baseSourceId,
+      `is already extended by source ${base.extendedBy}`,
+      { extendedBy: base.extendedBy },
+    );
+  }
+  return undefined;
+}
+
+/**
+ * The records that link extension `extensionId` to its base: the base continued by it,
+ * and its chunk home's root counting one more user (one record when the base is the root).
+ */
+function linkedToBase(resolved: ResolvedBase, extensionId: string): SourceUpdate[] {
+  const { base, root } = resolved;
+  const linked: Source = { ...base, extendedBy: extensionId };
+  if (root.sourceId === base.sourceId) {
+    return [{ read: base, write: { ...linked, homeRefs: (base.homeRefs ?? 1) + 1 } }];
+  }
+  return [
+    { read: base, write: linked },
+    { read: root, write: { ...root, homeRefs: (root.homeRefs ?? 1) + 1 } },
+  ];
+}
+
+/** Where an extension's job starts when its base's job `baseJob` is current. */
+function startAfter(baseJob: Job): JobStart {
+  return {
+    base: { sourceId: baseJob.sourceId, jobId: baseJob.jobId, chunkCount: baseJob.cursor },
+    appliedBytes: baseJob.appliedBytes,
+    appliedDigestState: baseJob.appliedDigestState,
+  };
 }

@@ -200,6 +200,96 @@ export const MIGRATIONS: readonly Migration[] = [
       $body$`,
     ],
   },
+  {
+    version: 6,
+    name: "one-step upload of a sealed extension",
+    // The store's insertSealedExtension: an extension whose job starts after its base's,
+    // as one statement, declined (storing nothing) unless what the engine read is still
+    // stored. Parameters: the conversation's lock key; the sources to update as a JSON
+    // array of updateSource's rows, each with the record as read (`read`) and as written
+    // (`record`), in lock order; the base's job as read ({scope, job_id, record}); the
+    // extension's row (as insertSource); its chunk home; its chunks' metadata as a JSON
+    // array with their bytes concatenated; the job's row (as insertJob).
+    statements: (t) => [
+      `CREATE FUNCTION ${t.insertSealedExtension}(
+        conversation_lock text, updates text, base_job text,
+        s_scope text, s_source_id text, s_conversation_id text, s_state text,
+        s_expires_at bigint, s_updated_at bigint, s_chunks_purged_at bigint, s_record text,
+        chunk_home text, chunk_infos text, chunk_bytes bytea,
+        j_scope text, j_job_id text, j_source_id text, j_conversation_id text, j_state text,
+        j_run_at bigint, j_created_at bigint, j_completed_at bigint, j_record text
+      ) RETURNS boolean LANGUAGE plpgsql AS $body$
+      DECLARE
+        u json;
+        read_job json := base_job::json;
+        base_created_at bigint;
+      BEGIN
+        -- The sources as read, locked in the order given (the base, then its home's root):
+        -- a row changed meanwhile no longer matches once its lock is held.
+        FOR u IN
+          SELECT e.value FROM json_array_elements(updates::json) WITH ORDINALITY AS e(value, n)
+          ORDER BY e.n
+        LOOP
+          PERFORM 1 FROM ${t.sources}
+            WHERE scope = u->>'scope' AND source_id = u->>'source_id'
+              AND record::jsonb = (u->'read')::jsonb
+            FOR UPDATE;
+          IF NOT FOUND THEN RETURN false; END IF;
+        END LOOP;
+        -- The lock listActiveJobs takes; each statement after it takes its snapshot then.
+        PERFORM pg_advisory_xact_lock(hashtextextended(conversation_lock, 0));
+        SELECT created_at INTO base_created_at FROM ${t.jobs}
+          WHERE scope = read_job->>'scope' AND job_id = read_job->>'job_id'
+            AND record::jsonb = (read_job->'record')::jsonb;
+        IF NOT FOUND THEN RETURN false; END IF;
+        PERFORM 1 FROM ${t.jobs}
+          WHERE scope = j_scope AND conversation_id = j_conversation_id
+            AND state NOT IN ${TERMINAL}
+          LIMIT 1;
+        IF FOUND THEN RETURN false; END IF;
+        PERFORM 1 FROM ${t.jobs}
+          WHERE scope = j_scope AND conversation_id = j_conversation_id
+            AND created_at >= base_created_at AND job_id <> read_job->>'job_id'
+          LIMIT 1;
+        IF FOUND THEN RETURN false; END IF;
+        INSERT INTO ${t.sources} (scope, source_id, conversation_id, state, expires_at,
+            updated_at, chunks_purged_at, record)
+          VALUES (s_scope, s_source_id, s_conversation_id, s_state, s_expires_at,
+            s_updated_at, s_chunks_purged_at, s_record::json)
+          ON CONFLICT (scope, source_id) DO NOTHING;
+        IF NOT FOUND THEN RETURN false; END IF;
+        FOR u IN
+          SELECT e.value FROM json_array_elements(updates::json) WITH ORDINALITY AS e(value, n)
+          ORDER BY e.n
+        LOOP
+          UPDATE ${t.sources}
+            SET conversation_id = u->>'conversation_id', state = u->>'state',
+              expires_at = (u->>'expires_at')::bigint, updated_at = (u->>'updated_at')::bigint,
+              chunks_purged_at = (u->>'chunks_purged_at')::bigint, record = u->'record'
+            WHERE scope = u->>'scope' AND source_id = u->>'source_id';
+          -- As updateSource: a source whose chunks are gone takes its job out of gc's index.
+          IF u->>'chunks_purged_at' IS NOT NULL AND u->'record'->>'jobId' IS NOT NULL THEN
+            UPDATE ${t.jobs} SET chunks_purged = true
+              WHERE scope = u->>'scope' AND job_id = u->'record'->>'jobId' AND NOT chunks_purged;
+          END IF;
+        END LOOP;
+        INSERT INTO ${t.chunks} (scope, source_id, idx, byte_length, sha256, item_count, bytes)
+          SELECT s_scope, chunk_home, c.idx, c.byte_length, c.sha256, c.item_count,
+            substring(chunk_bytes
+              FROM (sum(c.byte_length) OVER (ORDER BY c.n) - c.byte_length + 1)::integer
+              FOR c.byte_length)
+          FROM ROWS FROM (json_to_recordset(chunk_infos::json)
+              AS (idx bigint, byte_length integer, sha256 text, item_count bigint))
+            WITH ORDINALITY AS c(idx, byte_length, sha256, item_count, n);
+        INSERT INTO ${t.jobs} (scope, job_id, source_id, conversation_id, state, run_at,
+            created_at, completed_at, record)
+          VALUES (j_scope, j_job_id, j_source_id, j_conversation_id, j_state, j_run_at,
+            j_created_at, j_completed_at, j_record::json);
+        RETURN true;
+      END
+      $body$`,
+    ],
+  },
 ];
 
 /** The newest schema version this adapter knows. */

@@ -38,6 +38,8 @@ export interface TableNames {
   readonly insertSealedSource: string;
   /** `schema.prefix` + `insert_sealed_sources`: many of those in one statement (migration 4). */
   readonly insertSealedSources: string;
+  /** `schema.prefix` + `insert_sealed_extension`: the one-step upload of an extension (migration 6). */
+  readonly insertSealedExtension: string;
   /** `schema.prefix` + `update_jobs`: job updates of one transaction in one statement (migration 5). */
   readonly updateJobs: string;
   /** The NOTIFY channel job writes are announced on. */
@@ -85,6 +87,7 @@ export function tableNames(location: TableLocation = {}): TableNames {
     migrations: `"${schema}"."${prefix}migrations"`,
     insertSealedSource: `"${schema}"."${prefix}insert_sealed_source"`,
     insertSealedSources: `"${schema}"."${prefix}insert_sealed_sources"`,
+    insertSealedExtension: `"${schema}"."${prefix}insert_sealed_extension"`,
     updateJobs: `"${schema}"."${prefix}update_jobs"`,
     channel: readable.length <= MAX_IDENTIFIER
       ? readable

@@ -11,6 +11,7 @@ import {
   isTerminalJobState,
   type Job,
   type Source,
+  type SourceUpdate,
   SyncError,
 } from "@zakstam/codex-sync-engine";
 import type { SqlRow } from "./driver.ts";
@@ -113,6 +114,36 @@ export function chunkParams(scope: string, sourceId: string, chunk: Chunk): unkn
     chunk.itemCount ?? null,
     chunk.bytes,
   ];
+}
+
+/**
+ * Parameters 2-3 of `insertSealedExtension`: the sources to update as `updateSource`'s
+ * rows in a JSON array, each record as read and as written inlined as JSON (stored as the
+ * same text `updateSource` would store), and the base's job as read.
+ */
+export function sealedExtensionReads(
+  updates: readonly SourceUpdate[],
+  baseJob: Job,
+): [string, string] {
+  const rows = updates.map(({ read, write }) => {
+    const [scope, source_id, conversation_id, state, expires_at, updated_at, chunks_purged_at] =
+      sourceParams(write);
+    const row = JSON.stringify({
+      scope,
+      source_id,
+      conversation_id,
+      state,
+      expires_at,
+      updated_at,
+      chunks_purged_at,
+    });
+    return `${row.slice(0, -1)},"read":${JSON.stringify(read)},"record":${JSON.stringify(write)}}`;
+  });
+  const job = JSON.stringify({
+    scope: storableKey("scope", baseJob.scope),
+    job_id: storableKey("jobId", baseJob.jobId),
+  });
+  return [`[${rows.join(",")}]`, `${job.slice(0, -1)},"record":${JSON.stringify(baseJob)}}`];
 }
 
 /**

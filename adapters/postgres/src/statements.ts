@@ -59,6 +59,13 @@ export interface StoreStatements {
    * one boolean per call, in order.
    */
   insertSealedSources: string;
+  /**
+   * A sealed extension, its chunks and its job in one statement, unless what the engine
+   * read changed: `$1` the conversation's lock key, `$2` the sources to update (JSON),
+   * `$3` the base's job as read (JSON), `$4`-`$11` the extension's row, `$12` its chunk
+   * home, `$13` its chunks' metadata (JSON), `$14` their bytes, `$15`-`$23` the job's row.
+   */
+  insertSealedExtension: string;
   findClaimableJob: string;
   /** Up to `$2` due jobs, locked, in claim order (`$1` is now), each with its source's record. */
   prefetchClaimableJobs: string;
@@ -137,6 +144,11 @@ export function storeStatements(t: TableNames): StoreStatements {
         $12::text, $13::text, $14::text, $15::text, $16::text, $17::bigint, $18::bigint,
         $19::bigint, $20::text) AS stored`,
     insertSealedSources: `SELECT ${t.insertSealedSources}($1::text, $2::bytea) AS stored`,
+    insertSealedExtension: `SELECT ${t.insertSealedExtension}($1::text, $2::text, $3::text,
+        $4::text, $5::text, $6::text, $7::text, $8::bigint, $9::bigint, $10::bigint, $11::text,
+        $12::text, $13::text, $14::bytea,
+        $15::text, $16::text, $17::text, $18::text, $19::text, $20::bigint, $21::bigint,
+        $22::bigint, $23::text) AS stored`,
     findClaimableJob: `SELECT record::text AS record FROM ${t.jobs}
       WHERE ${NOT_TERMINAL} AND run_at <= $1::bigint
       ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED`,

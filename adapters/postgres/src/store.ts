@@ -19,6 +19,7 @@ import {
   type JobListener,
   type JobListQuery,
   type KnownJob,
+  type SealedExtension,
   type Source,
   type StoreTransaction,
   SyncError,
@@ -40,6 +41,7 @@ import {
   jobUpdateRows,
   newJobParams,
   recordOf,
+  sealedExtensionReads,
   sealedSourceBatchParams,
   sealedSourceBytes,
   type SealedSourceParams,
@@ -593,6 +595,29 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
       stored = await this.#sealedSources.call(params);
     } catch (error) {
       throw toBackendError(error, "insertSealedSource");
+    }
+    if (stored) this.#notifications.publish([job]);
+    return stored;
+  }
+
+  /** One statement, committed on its own (migration 6's function); announces the job. */
+  async insertSealedExtension(extension: SealedExtension): Promise<boolean> {
+    if (this.#closed) throw closedError();
+    const { source, chunks, job } = extension;
+    const params = [
+      conversationLockKey(this.names, source.scope, source.conversationId),
+      ...sealedExtensionReads(extension.updates, extension.baseJob),
+      ...sourceParams(source),
+      storableKey("sourceId", chunkHomeOf(source)),
+      ...chunkListParams(chunks),
+      ...newJobParams(job),
+    ];
+    let stored: boolean;
+    try {
+      const [row] = await this.#driver.query(this.#sql.insertSealedExtension, params);
+      stored = row.stored === true;
+    } catch (error) {
+      throw toBackendError(error, "insertSealedExtension");
     }
     if (stored) this.#notifications.publish([job]);
     return stored;
