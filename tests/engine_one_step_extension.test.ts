@@ -6,17 +6,16 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { isDeepStrictEqual } from "node:util";
-import { compositeDigest, sha256Hex } from "../src/checksum.ts";
 import { ManualClock } from "../src/clock.ts";
 import type { SealedExtension, StoreTransaction } from "../src/contracts/store.ts";
 import type { UploadSourceInput } from "../src/contracts/inputs.ts";
 import { SyncEngine } from "../src/engine/engine.ts";
 import { chunkHomeOf } from "../src/state/source.ts";
 import { MemoryStore } from "../memory/mod.ts";
+import { drainEngine, uploadInputOf } from "./support/engine_upload.ts";
 
 const SCOPE = "tenant-a";
 const CONVERSATION = "conversation";
-const encoder = new TextEncoder();
 
 /** A memory store with the one-step extension, kept as the contract says, counting calls. */
 class OneStepStore extends MemoryStore {
@@ -64,6 +63,14 @@ class OneStepStore extends MemoryStore {
   }
 }
 
+/** Runs `change` once, right before the store's next step: what the engine read is stale. */
+function beforeNextStep(store: OneStepStore, change: () => Promise<unknown>): void {
+  store.beforeStep = async () => {
+    store.beforeStep = undefined;
+    await change();
+  };
+}
+
 /** An engine over `store` and the clock it runs on. */
 function engineOn(store: MemoryStore): { engine: SyncEngine; clock: ManualClock } {
   let next = 0;
@@ -78,33 +85,19 @@ function engineOn(store: MemoryStore): { engine: SyncEngine; clock: ManualClock 
 }
 
 /** A one-call upload of `texts` as a whole conversation (extending `baseSourceId`, if any). */
-async function inputOf(
+function inputOf(
   texts: readonly string[],
   baseChunks: number,
   extra: Partial<UploadSourceInput> = {},
 ): Promise<UploadSourceInput> {
-  const parts = texts.map((text) => encoder.encode(text));
-  const digests = await Promise.all(parts.map((bytes) => sha256Hex(bytes)));
-  return {
-    scope: SCOPE,
-    conversationId: CONVERSATION,
-    chunks: parts.slice(baseChunks).map((bytes, i) => ({
-      index: baseChunks + i,
-      bytes,
-      sha256: digests[baseChunks + i],
-    })),
-    manifest: {
-      chunkCount: parts.length,
-      byteCount: parts.reduce((sum, bytes) => sum + bytes.length, 0),
-      digest: compositeDigest(digests),
-    },
-    ...extra,
-  };
+  return uploadInputOf(
+    texts,
+    { scope: SCOPE, conversationId: CONVERSATION, from: baseChunks },
+    extra,
+  );
 }
 
-async function drain(engine: SyncEngine): Promise<void> {
-  while (await engine.runDueJobs() > 0) { /* until idle */ }
-}
+const drain = drainEngine;
 
 /** Every record and chunk the engine can read back for `sourceIds` and their jobs. */
 async function storedState(engine: SyncEngine, sourceIds: readonly string[]) {
@@ -214,15 +207,13 @@ describe("engine: one-step extension", () => {
     const { engine } = setup;
     const [base] = await chainOn(setup, 1);
     // Another caller extends the base between the engine's read and its step.
-    store.beforeStep = async () => {
-      store.beforeStep = undefined;
-      await engine.createSource({
+    beforeNextStep(store, () =>
+      engine.createSource({
         scope: SCOPE,
         conversationId: CONVERSATION,
         sourceId: "other",
         baseSourceId: base.source.sourceId,
-      });
-    };
+      }));
     await assert.rejects(
       engine.uploadSource(
         await inputOf(["line 0\n", "line 1\n"], 1, { baseSourceId: base.source.sourceId }),
@@ -241,10 +232,10 @@ describe("engine: one-step extension", () => {
     const setup = engineOn(store);
     const { engine } = setup;
     const [base] = await chainOn(setup, 1);
-    store.beforeStep = async () => {
-      store.beforeStep = undefined;
-      await engine.uploadSource(await inputOf(["other\n"], 0, { sourceId: "newer" }));
-    };
+    beforeNextStep(
+      store,
+      async () => engine.uploadSource(await inputOf(["other\n"], 0, { sourceId: "newer" })),
+    );
     const extended = await engine.uploadSource(
       await inputOf(["line 0\n", "line 1\n"], 1, { baseSourceId: base.source.sourceId }),
     );

@@ -3,15 +3,14 @@
 // written; anything else, and any step the store declines, goes through the transaction.
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { compositeDigest, sha256Hex } from "../src/checksum.ts";
 import { ManualClock } from "../src/clock.ts";
 import type { Chunk, Job, Source } from "../src/contracts/domain.ts";
 import type { UploadSourceInput } from "../src/contracts/inputs.ts";
 import { SyncEngine } from "../src/engine/engine.ts";
 import { MemoryStore } from "../memory/mod.ts";
+import { drainEngine, uploadInputOf } from "./support/engine_upload.ts";
 
 const SCOPE = "tenant-a";
-const encoder = new TextEncoder();
 
 /** A memory store with the one-step upload, kept as the contract says, counting its calls. */
 class OneStepStore extends MemoryStore {
@@ -42,28 +41,14 @@ function engineOn(store: MemoryStore, applied: string[] = []): SyncEngine {
   });
 }
 
-async function inputOf(
+function inputOf(
   texts: readonly string[],
   extra: Partial<UploadSourceInput> = {},
 ): Promise<UploadSourceInput> {
-  const parts = texts.map((text) => encoder.encode(text));
-  const digests = await Promise.all(parts.map((bytes) => sha256Hex(bytes)));
-  return {
-    scope: SCOPE,
-    conversationId: "conversation",
-    chunks: parts.map((bytes, index) => ({ index, bytes, sha256: digests[index] })),
-    manifest: {
-      chunkCount: parts.length,
-      byteCount: parts.reduce((sum, bytes) => sum + bytes.length, 0),
-      digest: compositeDigest(digests),
-    },
-    ...extra,
-  };
+  return uploadInputOf(texts, { scope: SCOPE, conversationId: "conversation" }, extra);
 }
 
-async function drain(engine: SyncEngine): Promise<void> {
-  while (await engine.runDueJobs() > 0) { /* until idle */ }
-}
+const drain = drainEngine;
 
 describe("engine: one-step upload", () => {
   test("a new source is one store step, storing what the transaction would", async () => {

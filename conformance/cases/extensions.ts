@@ -365,6 +365,21 @@ function assertVerifiedWhole(job: Job, link: Link, label: string): void {
   assertEquals(job.error, undefined, `${label}: error`);
 }
 
+/**
+ * Asserts each link of a chain lists exactly its chunks, and that the handler applied
+ * every chunk of the chain exactly once in all (each link's job only its new chunks).
+ */
+async function assertChainApplied(t: CaseContext, links: readonly Link[]): Promise<void> {
+  for (const [m, link] of links.entries()) {
+    await assertListsExactly(t, link, `link ${m} at the end`);
+  }
+  assertEquals(
+    t.handler.applied.length,
+    links[links.length - 1].chunks.length,
+    "every chunk of the chain applied exactly once in all",
+  );
+}
+
 /** Chunks of one-call upload input for `chunks[from..]`. */
 async function uploadChunksFrom(
   chunks: readonly Uint8Array[],
@@ -1554,14 +1569,7 @@ const uploadCases: ConformanceCase[] = [
         );
         links.push(done);
       }
-      for (const [m, link] of links.entries()) {
-        await assertListsExactly(t, link, `link ${m} at the end`);
-      }
-      assertEquals(
-        t.handler.applied.length,
-        links[5].chunks.length,
-        "every chunk of the chain applied exactly once in all",
-      );
+      await assertChainApplied(t, links);
     },
   },
   {
@@ -1628,16 +1636,7 @@ const uploadCases: ConformanceCase[] = [
       const { input, link } = await extensionUpload(base, textChunks(2, "new"), "up-ext-over");
       const result = await uploadSource(t, input);
       const ext: SealedLink = { ...link, source: result.source, job: result.job };
-      assertSuperseded(await t.job(other.job.jobId), "the other source's job");
-      assertStartsAtZero(result.job, ext, "the extension's job");
-      await t.harness.drain();
-      assertEquals(callsOf(t, other.job.jobId), [], "the other source's job never ran");
-      assertEquals(
-        appliedOf(t, result.job.jobId),
-        expectedApplies(ext.chunks),
-        "chunks applied by the extension's job",
-      );
-      assertVerifiedWhole(await t.job(result.job.jobId), ext, "the extension's job");
+      await assertReplacedWhole(t, other.job, ext, "the other source's job");
     },
   },
   ...badUploadCases,
@@ -1793,6 +1792,28 @@ function assertSuperseded(job: Job, label: string): void {
   assertEquals(job.error?.code, "E_SYNC_JOB_SUPERSEDED", `${label}: error code`);
 }
 
+/**
+ * Asserts the seal of `ext` superseded the job `replaced` (which then never runs), and
+ * that `ext`'s job applies every chunk from 0 and verifies the whole.
+ */
+async function assertReplacedWhole(
+  t: CaseContext,
+  replaced: Job,
+  ext: SealedLink,
+  label: string,
+): Promise<void> {
+  assertSuperseded(await t.job(replaced.jobId), label);
+  assertStartsAtZero(ext.job, ext, "the extension's job");
+  await t.harness.drain();
+  assertEquals(callsOf(t, replaced.jobId), [], `${label} never ran`);
+  assertEquals(
+    appliedOf(t, ext.job.jobId),
+    expectedApplies(ext.chunks),
+    "chunks applied by the extension's job",
+  );
+  assertVerifiedWhole(await t.job(ext.job.jobId), ext, "the extension's job");
+}
+
 const supersedeCases: ConformanceCase[] = [
   {
     name: "extensions: supersede: the seal supersedes the base's queued job; the extension " +
@@ -1802,17 +1823,7 @@ const supersedeCases: ConformanceCase[] = [
       const base = await seal(t, await plainSource(t, textChunks(3, "base")));
       t.clock.advance(GAP_MS);
       const ext = await extend(t, base, textChunks(2, "new"));
-      const sealed = await seal(t, ext);
-      assertSuperseded(await t.job(base.job.jobId), "the base's job");
-      assertStartsAtZero(sealed.job, ext, "the extension's job");
-      await t.harness.drain();
-      assertEquals(callsOf(t, base.job.jobId), [], "the base's job never ran");
-      assertEquals(
-        appliedOf(t, sealed.job.jobId),
-        expectedApplies(ext.chunks),
-        "chunks applied by the extension's job",
-      );
-      assertVerifiedWhole(await t.job(sealed.job.jobId), ext, "the extension's job");
+      await assertReplacedWhole(t, base.job, await seal(t, ext), "the base's job");
     },
   },
   {
@@ -2257,14 +2268,7 @@ const chainCases: ConformanceCase[] = [
         links.push(done);
       }
       assertEquals(links[5].chunks.length, 3 + 2 + 1 + 2 + 1 + 2, "chunks of the last link");
-      for (const [m, link] of links.entries()) {
-        await assertListsExactly(t, link, `link ${m} at the end`);
-      }
-      assertEquals(
-        t.handler.applied.length,
-        links[5].chunks.length,
-        "every chunk of the chain applied exactly once in all",
-      );
+      await assertChainApplied(t, links);
     },
   },
   {

@@ -7,6 +7,7 @@
 
 import { compositeDigest, sha256Hex } from "../../src/checksum.ts";
 import type { SealResult } from "../../src/contracts/domain.ts";
+import type { UploadSourceInput } from "../../src/contracts/inputs.ts";
 import type { SyncEngine } from "../../src/engine/engine.ts";
 
 /** Where the source goes, and which chunks it reuses. */
@@ -50,4 +51,40 @@ export async function uploadAndSeal(
       digest: compositeDigest(digests),
     },
   });
+}
+
+/**
+ * A one-call upload of `texts` (one chunk each) as the whole conversation: the manifest
+ * covers every chunk, the input carries those from `target.from` (the ones before are
+ * the base's).
+ */
+export async function uploadInputOf(
+  texts: readonly string[],
+  target: UploadTarget,
+  extra: Partial<UploadSourceInput> = {},
+): Promise<UploadSourceInput> {
+  const from = target.from ?? 0;
+  const parts = texts.map((text) => new TextEncoder().encode(text));
+  const digests = await Promise.all(parts.map((bytes) => sha256Hex(bytes)));
+  return {
+    scope: target.scope,
+    conversationId: target.conversationId,
+    ...(target.baseSourceId === undefined ? {} : { baseSourceId: target.baseSourceId }),
+    chunks: parts.slice(from).map((bytes, i) => ({
+      index: from + i,
+      bytes,
+      sha256: digests[from + i],
+    })),
+    manifest: {
+      chunkCount: parts.length,
+      byteCount: parts.reduce((sum, bytes) => sum + bytes.length, 0),
+      digest: compositeDigest(digests),
+    },
+    ...extra,
+  };
+}
+
+/** Runs the engine's due jobs until none is due now. */
+export async function drainEngine(engine: SyncEngine): Promise<void> {
+  while (await engine.runDueJobs() > 0) { /* until idle */ }
 }
