@@ -26,6 +26,12 @@ export interface CallBatchesOptions<T, R> {
   maxWeight: number;
   /** Batches (or lone calls) in flight at once. */
   maxInFlight: number;
+  /**
+   * Sorts a batch's items by this key (stably: items of one key keep their order) before
+   * it is sent, so that batches in flight together take their locks in one order and
+   * never wait for each other in a cycle.
+   */
+  lockOrder?(item: T): string;
 }
 
 interface Pending<T, R> {
@@ -79,6 +85,14 @@ export class CallBatches<T, R> {
 
   async #run(batch: Pending<T, R>[]): Promise<void> {
     if (batch.length === 1) return await this.#runAlone(batch[0]);
+    const { lockOrder } = this.#options;
+    if (lockOrder) {
+      const keys = new Map(batch.map((pending) => [pending, lockOrder(pending.item)]));
+      batch.sort((a, b) => {
+        const [x, y] = [keys.get(a)!, keys.get(b)!];
+        return x < y ? -1 : x > y ? 1 : 0;
+      });
+    }
     let results: R[];
     try {
       results = await this.#options.runMany(batch.map((pending) => pending.item));

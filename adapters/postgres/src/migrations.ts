@@ -290,6 +290,39 @@ export const MIGRATIONS: readonly Migration[] = [
       $body$`,
     ],
   },
+  {
+    version: 7,
+    name: "one-step extensions in batches",
+    // As migration 4 for new sources: extension steps that arrive together go as one
+    // statement (one round trip, one commit), each item migration 6's function called with
+    // its own parameters, in order. Parameters: a JSON array of items, each the 23
+    // parameters of insert_sealed_extension but with the chunk bytes as [offset, length]
+    // into chunk_bytes.
+    statements: (t) => [
+      `CREATE FUNCTION ${t.insertSealedExtensions}(items text, chunk_bytes bytea)
+      RETURNS boolean[] LANGUAGE plpgsql AS $body$
+      DECLARE
+        item jsonb;
+        stored boolean[] := '{}';
+      BEGIN
+        FOR item IN
+          SELECT e.value FROM jsonb_array_elements(items::jsonb) WITH ORDINALITY AS e(value, n)
+          ORDER BY e.n
+        LOOP
+          stored := stored || ${t.insertSealedExtension}(
+            item->>0, item->>1, item->>2,
+            item->>3, item->>4, item->>5, item->>6,
+            (item->>7)::bigint, (item->>8)::bigint, (item->>9)::bigint, item->>10,
+            item->>11, item->>12,
+            substring(chunk_bytes FROM (item->>13)::integer + 1 FOR (item->>14)::integer),
+            item->>15, item->>16, item->>17, item->>18, item->>19,
+            (item->>20)::bigint, (item->>21)::bigint, (item->>22)::bigint, item->>23);
+        END LOOP;
+        RETURN stored;
+      END
+      $body$`,
+    ],
+  },
 ];
 
 /** The newest schema version this adapter knows. */

@@ -40,6 +40,8 @@ export interface TableNames {
   readonly insertSealedSources: string;
   /** `schema.prefix` + `insert_sealed_extension`: the one-step upload of an extension (migration 6). */
   readonly insertSealedExtension: string;
+  /** `schema.prefix` + `insert_sealed_extensions`: many of those in one statement (migration 7). */
+  readonly insertSealedExtensions: string;
   /** `schema.prefix` + `update_jobs`: job updates of one transaction in one statement (migration 5). */
   readonly updateJobs: string;
   /** The NOTIFY channel job writes are announced on. */
@@ -88,6 +90,7 @@ export function tableNames(location: TableLocation = {}): TableNames {
     insertSealedSource: `"${schema}"."${prefix}insert_sealed_source"`,
     insertSealedSources: `"${schema}"."${prefix}insert_sealed_sources"`,
     insertSealedExtension: `"${schema}"."${prefix}insert_sealed_extension"`,
+    insertSealedExtensions: `"${schema}"."${prefix}insert_sealed_extensions"`,
     updateJobs: `"${schema}"."${prefix}update_jobs"`,
     channel: readable.length <= MAX_IDENTIFIER
       ? readable

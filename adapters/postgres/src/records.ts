@@ -160,34 +160,39 @@ export function chunkListParams(chunks: readonly Chunk[]): [string, Uint8Array] 
   return [JSON.stringify(infos), concatBytes(chunks.map((chunk) => chunk.bytes))];
 }
 
-/** The 20 parameters of `insertSealedSource`; the 11th is the chunks' bytes. */
-export type SealedSourceParams = unknown[];
-const SEALED_SOURCE_BYTES = 10;
+/**
+ * The parameters of a one-step call (`insertSealedSource`: 20, `insertSealedExtension`:
+ * 23), one of them the chunks' bytes, at {@link OneStepCall.bytesAt}.
+ */
+export interface OneStepCall {
+  params: unknown[];
+  bytesAt: number;
+  /** The conversation's lock key: batches take their calls' locks in its order. */
+  lockKey: string;
+}
 
-/** The chunk bytes one `insertSealedSource` call carries. */
-export function sealedSourceBytes(params: SealedSourceParams): number {
-  return (params[SEALED_SOURCE_BYTES] as Uint8Array).length;
+/** Where `insertSealedSource`'s chunk bytes are among its parameters. */
+export const SEALED_SOURCE_BYTES_AT = 10;
+/** Where `insertSealedExtension`'s chunk bytes are among its parameters. */
+export const SEALED_EXTENSION_BYTES_AT = 13;
+
+/** The chunk bytes one call carries. */
+export function oneStepBytes(call: OneStepCall): number {
+  return (call.params[call.bytesAt] as Uint8Array).length;
 }
 
 /**
- * The 2 parameters of `insertSealedSources` for calls given as `insertSealedSource`'s:
- * each call's parameters as a JSON array, its bytes replaced by their offset and length in
- * the second parameter, every call's bytes concatenated.
+ * The 2 parameters of a batch of one-step calls (`insertSealedSources`,
+ * `insertSealedExtensions`): each call's parameters as a JSON array, its bytes replaced
+ * by their offset and length in the second parameter, every call's bytes concatenated.
  */
-export function sealedSourceBatchParams(
-  calls: readonly SealedSourceParams[],
-): [string, Uint8Array] {
+export function oneStepBatchParams(calls: readonly OneStepCall[]): [string, Uint8Array] {
   const parts: Uint8Array[] = [];
   let offset = 0;
-  const items = calls.map((params) => {
-    const bytes = params[SEALED_SOURCE_BYTES] as Uint8Array;
+  const items = calls.map(({ params, bytesAt }) => {
+    const bytes = params[bytesAt] as Uint8Array;
     parts.push(bytes);
-    const item = [
-      ...params.slice(0, SEALED_SOURCE_BYTES),
-      offset,
-      bytes.length,
-      ...params.slice(SEALED_SOURCE_BYTES + 1),
-    ];
+    const item = [...params.slice(0, bytesAt), offset, bytes.length, ...params.slice(bytesAt + 1)];
     offset += bytes.length;
     return item;
   });

@@ -66,6 +66,8 @@ export interface StoreStatements {
    * home, `$13` its chunks' metadata (JSON), `$14` their bytes, `$15`-`$23` the job's row.
    */
   insertSealedExtension: string;
+  /** Many `insertSealedExtension` calls in one statement, as `insertSealedSources`. */
+  insertSealedExtensions: string;
   findClaimableJob: string;
   /** Up to `$2` due jobs, locked, in claim order (`$1` is now), each with its source's record. */
   prefetchClaimableJobs: string;
@@ -149,6 +151,7 @@ export function storeStatements(t: TableNames): StoreStatements {
         $12::text, $13::text, $14::bytea,
         $15::text, $16::text, $17::text, $18::text, $19::text, $20::bigint, $21::bigint,
         $22::bigint, $23::text) AS stored`,
+    insertSealedExtensions: `SELECT ${t.insertSealedExtensions}($1::text, $2::bytea) AS stored`,
     findClaimableJob: `SELECT record::text AS record FROM ${t.jobs}
       WHERE ${NOT_TERMINAL} AND run_at <= $1::bigint
       ORDER BY run_at LIMIT 1 FOR UPDATE SKIP LOCKED`,

@@ -40,11 +40,13 @@ import {
   jobUpdateParams,
   jobUpdateRows,
   newJobParams,
+  oneStepBatchParams,
+  oneStepBytes,
+  type OneStepCall,
   recordOf,
+  SEALED_EXTENSION_BYTES_AT,
+  SEALED_SOURCE_BYTES_AT,
   sealedExtensionReads,
-  sealedSourceBatchParams,
-  sealedSourceBytes,
-  type SealedSourceParams,
   sourceParams,
   storableKey,
 } from "./records.ts";
@@ -87,9 +89,10 @@ export const CLAIM_READ_AHEAD = 8;
 
 /**
  * One-step uploads per statement at most, their chunk bytes at most (a larger upload goes
- * alone), and such statements in flight at once per store.
+ * alone), and such statements in flight at once per store and kind (new sources,
+ * extensions).
  */
-export const SEALED_SOURCE_BATCHES = {
+export const ONE_STEP_BATCHES = {
   maxItems: 64,
   maxWeight: 4 * 1024 * 1024,
   maxInFlight: 2,
@@ -507,7 +510,8 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
   readonly #driver: PostgresDriver;
   readonly #sql: StoreStatements;
   readonly #notifications: JobNotifications;
-  readonly #sealedSources: CallBatches<SealedSourceParams, boolean>;
+  readonly #sealedSources: CallBatches<OneStepCall, boolean>;
+  readonly #sealedExtensions: CallBatches<OneStepCall, boolean>;
   #closed = false;
 
   constructor(driver: PostgresDriver, names: TableNames, notifications: JobNotifications) {
@@ -516,20 +520,31 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
     this.names = names;
     this.#sql = storeStatements(names);
     this.#notifications = notifications;
-    this.#sealedSources = new CallBatches({
-      runOne: async (params) => {
-        const [row] = await driver.query(this.#sql.insertSealedSource, params);
+    this.#sealedSources = this.#oneStepBatches(
+      this.#sql.insertSealedSource,
+      this.#sql.insertSealedSources,
+    );
+    this.#sealedExtensions = this.#oneStepBatches(
+      this.#sql.insertSealedExtension,
+      this.#sql.insertSealedExtensions,
+    );
+  }
+
+  /** One-step calls of `one`, those that arrive together as one call of `many`. */
+  #oneStepBatches(one: string, many: string): CallBatches<OneStepCall, boolean> {
+    const driver = this.#driver;
+    return new CallBatches({
+      runOne: async (call) => {
+        const [row] = await driver.query(one, call.params);
         return row.stored === true;
       },
       runMany: async (calls) => {
-        const [row] = await driver.query(
-          this.#sql.insertSealedSources,
-          sealedSourceBatchParams(calls),
-        );
+        const [row] = await driver.query(many, oneStepBatchParams(calls));
         return (row.stored as unknown[]).map((stored) => stored === true);
       },
-      weight: sealedSourceBytes,
-      ...SEALED_SOURCE_BATCHES,
+      weight: oneStepBytes,
+      lockOrder: (call) => call.lockKey,
+      ...ONE_STEP_BATCHES,
     });
   }
 
@@ -584,40 +599,48 @@ export class PostgresStore implements SyncStore<PostgresExtras> {
    */
   async insertSealedSource(source: Source, chunks: readonly Chunk[], job: Job): Promise<boolean> {
     if (this.#closed) throw closedError();
+    const lockKey = conversationLockKey(this.names, source.scope, source.conversationId);
     const params = [
-      conversationLockKey(this.names, source.scope, source.conversationId),
+      lockKey,
       ...sourceParams(source),
       ...chunkListParams(chunks),
       ...newJobParams(job),
     ];
-    let stored: boolean;
-    try {
-      stored = await this.#sealedSources.call(params);
-    } catch (error) {
-      throw toBackendError(error, "insertSealedSource");
-    }
-    if (stored) this.#notifications.publish([job]);
-    return stored;
+    const call = { params, bytesAt: SEALED_SOURCE_BYTES_AT, lockKey };
+    return await this.#oneStep(this.#sealedSources, call, job, "insertSealedSource");
   }
 
-  /** One statement, committed on its own (migration 6's function); announces the job. */
+  /**
+   * One statement, committed on its own (migration 6's function), or one statement for
+   * the steps that arrived while others were in flight (migration 7's); announces the job.
+   */
   async insertSealedExtension(extension: SealedExtension): Promise<boolean> {
     if (this.#closed) throw closedError();
     const { source, chunks, job } = extension;
+    const lockKey = conversationLockKey(this.names, source.scope, source.conversationId);
     const params = [
-      conversationLockKey(this.names, source.scope, source.conversationId),
+      lockKey,
       ...sealedExtensionReads(extension.updates, extension.baseJob),
       ...sourceParams(source),
       storableKey("sourceId", chunkHomeOf(source)),
       ...chunkListParams(chunks),
       ...newJobParams(job),
     ];
+    const call = { params, bytesAt: SEALED_EXTENSION_BYTES_AT, lockKey };
+    return await this.#oneStep(this.#sealedExtensions, call, job, "insertSealedExtension");
+  }
+
+  async #oneStep(
+    batches: CallBatches<OneStepCall, boolean>,
+    call: OneStepCall,
+    job: Job,
+    operation: string,
+  ): Promise<boolean> {
     let stored: boolean;
     try {
-      const [row] = await this.#driver.query(this.#sql.insertSealedExtension, params);
-      stored = row.stored === true;
+      stored = await batches.call(call);
     } catch (error) {
-      throw toBackendError(error, "insertSealedExtension");
+      throw toBackendError(error, operation);
     }
     if (stored) this.#notifications.publish([job]);
     return stored;

@@ -12,7 +12,14 @@ interface Deferred {
 }
 
 /** A CallBatches whose runs wait until the test settles them, recording what each run got. */
-function recorded(limits: { maxItems?: number; maxWeight?: number; maxInFlight?: number } = {}) {
+function recorded(
+  limits: {
+    maxItems?: number;
+    maxWeight?: number;
+    maxInFlight?: number;
+    lockOrder?: (item: number) => string;
+  } = {},
+) {
   const runs: Deferred[] = [];
   const start = (items: number[]) =>
     new Promise<string[]>((resolve, reject) => runs.push({ items, resolve, reject }));
@@ -23,6 +30,7 @@ function recorded(limits: { maxItems?: number; maxWeight?: number; maxInFlight?:
     maxItems: limits.maxItems ?? 10,
     maxWeight: limits.maxWeight ?? 1_000,
     maxInFlight: limits.maxInFlight ?? 1,
+    lockOrder: limits.lockOrder,
   });
   return { batches, runs };
 }
@@ -119,4 +127,17 @@ test("call batches: a batch answering with the wrong number of results is run ca
   answer(runs[2]);
   answer(runs[3]);
   assert.deepEqual(await Promise.all(rest), ["r2", "r3"]);
+});
+
+test("call batches: lockOrder sends a batch sorted by its key, stably; each caller gets its own result", async () => {
+  // The tens digit is the lock: 31 and 35 share one and keep their order.
+  const { batches, runs } = recorded({ lockOrder: (item) => String(Math.floor(item / 10)) });
+  const first = batches.call(1);
+  const rest = [35, 12, 31, 20].map((item) => batches.call(item));
+  answer(runs[0]);
+  await first;
+  await settle();
+  assert.deepEqual(runs[1].items, [12, 20, 35, 31]);
+  answer(runs[1]);
+  assert.deepEqual(await Promise.all(rest), ["r35", "r12", "r31", "r20"]);
 });

@@ -16,6 +16,7 @@ import {
   type Source,
 } from "@zakstam/codex-sync-engine";
 import { createPostgresAdapter, type PostgresAdapter } from "@zakstam/codex-sync-engine-postgres";
+import { countCalls } from "./support/recording.ts";
 
 const SCOPE = "one-step-ext";
 const CONVERSATION = "c1";
@@ -48,11 +49,14 @@ function readJob(adapter: PostgresAdapter, jobId: string): Promise<Job | undefin
 }
 
 /** A one-line source of the conversation, uploaded and applied by the engine. */
-async function appliedBase(adapter: PostgresAdapter): Promise<{ base: Source; baseJob: Job }> {
+async function appliedBase(
+  adapter: PostgresAdapter,
+  conversationId = CONVERSATION,
+): Promise<{ base: Source; baseJob: Job }> {
   const first = await chunk(0, "a\n");
   const { source } = await adapter.uploadSource({
     scope: SCOPE,
-    conversationId: CONVERSATION,
+    conversationId,
     chunks: [{ index: 0, bytes: first.bytes, sha256: first.sha256 }],
     manifest: {
       chunkCount: 1,
@@ -260,6 +264,77 @@ test("one-step extension: declined, storing nothing, when the chunk home's root 
     assert.equal(await readSource(adapter, "ext-2"), undefined, "no extension stored");
     assert.equal(await readJob(adapter, step.job.jobId), undefined, "no job stored");
     assert.deepEqual(await homeChunks(adapter, base.sourceId), ["a\n", "line 1\n"]);
+  });
+});
+
+/** Applied bases of five conversations and a step `ext-<i>` extending each. */
+async function fiveExtensions(adapter: PostgresAdapter) {
+  const bases: Array<{ base: Source; baseJob: Job }> = [];
+  for (const conversationId of ["c-a", "c-b", "c-c", "c-d", "c-e"]) {
+    bases.push(await appliedBase(adapter, conversationId));
+  }
+  const steps = await Promise.all(
+    bases.map(({ base, baseJob }, i) => extensionOf(adapter, `ext-${i}`, base, baseJob)),
+  );
+  return { bases, steps };
+}
+
+test("one-step extensions that arrive together go as one statement, each as if alone in turn", async () => {
+  await withAdapter(async (adapter) => {
+    const { bases, steps } = await fiveExtensions(adapter);
+    // A second extension of c-c's base, after the first in the batch: its base changed.
+    const again = await extensionOf(adapter, "ext-again", bases[2].base, bases[2].baseJob);
+    // c-d's base changed after it was read: declined.
+    const stale = bases[3].base;
+    await adapter.store.transaction((tx) =>
+      tx.updateSource({ ...stale, updatedAt: stale.updatedAt + 1 })
+    );
+    const batches = countCalls(adapter, "insert_sealed_extensions");
+    const lone = countCalls(adapter, "insert_sealed_extension");
+    // The first two take the store's two slots; the next ones wait for a slot together.
+    const results = await Promise.all(
+      [...steps.slice(0, 3), again, ...steps.slice(3)].map((step) =>
+        adapter.store.insertSealedExtension(step)
+      ),
+    );
+    assert.deepEqual(results, [true, true, true, false, false, true]);
+    assert.equal(batches.count, 1, "one batch");
+    assert.equal(lone.count, 2, "and the two that went alone");
+    for (const [i, stored] of [[0, true], [1, true], [2, true], [3, false], [4, true]] as const) {
+      const { base } = bases[i];
+      assert.deepEqual(
+        await homeChunks(adapter, base.sourceId),
+        stored ? ["a\n", "line 1\n"] : ["a\n"],
+        `chunks of ${base.conversationId}`,
+      );
+      assert.deepEqual(await readSource(adapter, `ext-${i}`), stored ? steps[i].source : undefined);
+    }
+    assert.equal(await readSource(adapter, "ext-again"), undefined);
+    assert.equal(await adapter.drain(), 4, "the four extensions' jobs");
+  });
+});
+
+test("one-step extensions in one statement: a call the database refuses fails alone", async () => {
+  await withAdapter(async (adapter) => {
+    const { bases, steps } = await fiveExtensions(adapter);
+    steps[3].job.runAt = Number.MAX_VALUE; // not a bigint: the statement fails
+    const batches = countCalls(adapter, "insert_sealed_extensions");
+    const results = await Promise.allSettled(
+      steps.map((step) => adapter.store.insertSealedExtension(step)),
+    );
+    assert.equal(batches.count, 1, "the three waiting went together, and were refused");
+    assert.deepEqual(results.map((result) => result.status), [
+      "fulfilled",
+      "fulfilled",
+      "fulfilled",
+      "rejected",
+      "fulfilled",
+    ]);
+    assert.equal(await readSource(adapter, "ext-3"), undefined);
+    assert.deepEqual(await homeChunks(adapter, bases[3].base.sourceId), ["a\n"]);
+    for (const i of [0, 1, 2, 4]) {
+      assert.equal((await readSource(adapter, `ext-${i}`))?.state, "sealed");
+    }
   });
 });
 

@@ -12,6 +12,7 @@ import {
   type Source,
 } from "@zakstam/codex-sync-engine";
 import { createPostgresAdapter, type PostgresAdapter } from "@zakstam/codex-sync-engine-postgres";
+import { countCalls } from "./support/recording.ts";
 
 const SCOPE = "one-step";
 const NOW = 1_000;
@@ -151,18 +152,6 @@ test("one-step upload: a key postgres cannot store is E_SYNC_INVALID_ARGUMENT", 
     });
   });
 });
-
-/** Counts the store's statements on `adapter`'s driver that call `fn`. */
-function countCalls(adapter: PostgresAdapter, fn: string): { count: number } {
-  const counted = { count: 0 };
-  const driver = adapter.driver;
-  const query = driver.query.bind(driver);
-  driver.query = ((text: string, params?: unknown[]) => {
-    if (text.includes(`${fn}"(`)) counted.count++;
-    return query(text, params);
-  }) as typeof driver.query;
-  return counted;
-}
 
 test("one-step uploads that arrive together go as one statement, each as if alone in turn", async () => {
   await withStore(async (adapter) => {

@@ -4,7 +4,11 @@
  * @module
  */
 
-import type { PostgresDriver, SqlExecutor } from "@zakstam/codex-sync-engine-postgres";
+import type {
+  PostgresAdapter,
+  PostgresDriver,
+  SqlExecutor,
+} from "@zakstam/codex-sync-engine-postgres";
 
 /** A statement a recording driver ran. */
 export interface Recorded {
@@ -41,4 +45,16 @@ export function recording(driver: PostgresDriver): {
     close: () => driver.close(),
   };
   return { driver: wrapped, statements };
+}
+
+/** Counts the store's statements on `adapter`'s driver that call the function `fn`. */
+export function countCalls(adapter: PostgresAdapter, fn: string): { count: number } {
+  const counted = { count: 0 };
+  const driver = adapter.driver;
+  const query = driver.query.bind(driver);
+  driver.query = ((text: string, params?: unknown[]) => {
+    if (text.includes(`${fn}"(`)) counted.count++;
+    return query(text, params);
+  }) as typeof driver.query;
+  return counted;
 }
