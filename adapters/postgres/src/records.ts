@@ -87,16 +87,25 @@ export function jobUpdateParams(job: Job): unknown[] {
 export function jobUpdateRows(jobs: Iterable<Job>): string {
   const rows: string[] = [];
   for (const job of jobs) {
-    const row = JSON.stringify({
+    rows.push(jsonWithInlined({
       scope: job.scope,
       job_id: job.jobId,
       state: job.state,
       run_at: job.runAt,
       completed_at: completedAt(job),
-    });
-    rows.push(`${row.slice(0, -1)},"record":${JSON.stringify(job)}}`);
+    }, { record: JSON.stringify(job) }));
   }
   return `[${rows.join(",")}]`;
+}
+
+/**
+ * `fields` as a JSON object with each of `inlined` (JSON text already) as one more member:
+ * a record goes in as the text the store writes, not escaped into a string.
+ */
+function jsonWithInlined(fields: Record<string, unknown>, inlined: Record<string, string>): string {
+  const members = Object.entries(inlined).map(([name, json]) => `${JSON.stringify(name)}:${json}`);
+  const plain = JSON.stringify(fields).slice(1, -1);
+  return `{${[...(plain ? [plain] : []), ...members].join(",")}}`;
 }
 
 function completedAt(job: Job): number | null {
@@ -126,9 +135,7 @@ export function sealedExtensionReads(
   baseJob: Job,
 ): [string, string] {
   const rows = updates.map(({ read, write }) => {
-    const [scope, source_id, conversation_id, state, expires_at, updated_at, chunks_purged_at] =
-      sourceParams(write);
-    const row = JSON.stringify({
+    const [
       scope,
       source_id,
       conversation_id,
@@ -136,14 +143,18 @@ export function sealedExtensionReads(
       expires_at,
       updated_at,
       chunks_purged_at,
-    });
-    return `${row.slice(0, -1)},"read":${JSON.stringify(read)},"record":${JSON.stringify(write)}}`;
+      record,
+    ] = sourceParams(write);
+    return jsonWithInlined(
+      { scope, source_id, conversation_id, state, expires_at, updated_at, chunks_purged_at },
+      { read: JSON.stringify(read), record: record as string },
+    );
   });
-  const job = JSON.stringify({
-    scope: storableKey("scope", baseJob.scope),
-    job_id: storableKey("jobId", baseJob.jobId),
-  });
-  return [`[${rows.join(",")}]`, `${job.slice(0, -1)},"record":${JSON.stringify(baseJob)}}`];
+  const job = jsonWithInlined(
+    { scope: storableKey("scope", baseJob.scope), job_id: storableKey("jobId", baseJob.jobId) },
+    { record: JSON.stringify(baseJob) },
+  );
+  return [`[${rows.join(",")}]`, job];
 }
 
 /**
