@@ -323,6 +323,21 @@ export const MIGRATIONS: readonly Migration[] = [
       $body$`,
     ],
   },
+  {
+    version: 8,
+    name: "chunk payloads compressed with lz4 where the server has it",
+    // A payload is written once, read back at most once (by its job or a verify), then
+    // released: the codec's speed matters more than its ratio, and lz4 compresses a chunk
+    // several times faster than the default pglz. Servers built without lz4 (PGlite
+    // among them: feature_not_supported) or older than PostgreSQL 14 (no SET COMPRESSION:
+    // a syntax error, hence EXECUTE) keep their default. Values already stored keep theirs.
+    statements: (t) => [
+      `DO $do$ BEGIN
+        EXECUTE $sql$ALTER TABLE ${t.chunks} ALTER COLUMN bytes SET COMPRESSION lz4$sql$;
+      EXCEPTION WHEN feature_not_supported OR syntax_error THEN NULL;
+      END $do$`,
+    ],
+  },
 ];
 
 /** The newest schema version this adapter knows. */

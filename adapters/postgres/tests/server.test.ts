@@ -72,6 +72,32 @@ test("indexes: every statement of the store is served by an index (server)", asy
   assert.deepEqual(planProblems(plans, names.prefix), []);
 });
 
+test("migrations: chunk payloads are stored with lz4 when the server has it (version 8)", async () => {
+  // Debian's and most servers are built with lz4; one without refuses the setting.
+  const lz4 = await admin.transaction((tx) =>
+    tx.query(`SET LOCAL default_toast_compression = 'lz4'`)
+  ).then(() => true, () => false);
+  const schema = freshSchema();
+  const adapter = await open(schema);
+  try {
+    const names = tableNames({ schema });
+    const [column] = await admin.query<{ method: string }>(
+      `SELECT attcompression::text AS method FROM pg_attribute
+        WHERE attrelid = to_regclass($1::text) AND attname = 'bytes'`,
+      [names.chunks],
+    );
+    assert.equal(column.method, lz4 ? "l" : "");
+    // A payload large enough to be compressed is stored with that method.
+    await sealOne(adapter, "s", `{"type":"message","text":"${"compressible ".repeat(5_000)}"}\n`);
+    const [stored] = await admin.query<{ method: string | null }>(
+      `SELECT pg_column_compression(bytes) AS method FROM ${names.chunks}`,
+    );
+    assert.equal(stored.method, lz4 ? "lz4" : "pglz");
+  } finally {
+    await adapter.close();
+  }
+});
+
 test("migrations: concurrent start-ups apply the schema exactly once", async () => {
   const names = tableNames({ schema: freshSchema() });
   const drivers = Array.from(
