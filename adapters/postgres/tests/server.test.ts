@@ -14,7 +14,12 @@ import {
   tableNames,
 } from "@zakstam/codex-sync-engine-postgres";
 import { startTestServer } from "./support/cluster.ts";
-import { planProblems, planStatements, seedTables } from "./support/plans.ts";
+import {
+  chunkBytesCompression,
+  planProblems,
+  planStatements,
+  seedTables,
+} from "./support/plans.ts";
 
 const server = await startTestServer();
 const admin = createPostgresJsDriver({ connectionString: server.url, options: { max: 2 } });
@@ -81,12 +86,7 @@ test("migrations: chunk payloads are stored with lz4 when the server has it (ver
   const adapter = await open(schema);
   try {
     const names = tableNames({ schema });
-    const [column] = await admin.query<{ method: string }>(
-      `SELECT attcompression::text AS method FROM pg_attribute
-        WHERE attrelid = to_regclass($1::text) AND attname = 'bytes'`,
-      [names.chunks],
-    );
-    assert.equal(column.method, lz4 ? "l" : "");
+    assert.equal(await chunkBytesCompression(admin, names), lz4 ? "l" : "");
     // A payload large enough to be compressed is stored with that method.
     await sealOne(adapter, "s", `{"type":"message","text":"${"compressible ".repeat(5_000)}"}\n`);
     const [stored] = await admin.query<{ method: string | null }>(

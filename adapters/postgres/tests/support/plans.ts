@@ -4,7 +4,7 @@
  * serve still plans a Seq Scan).
  */
 
-import type { PostgresDriver, TableNames } from "@zakstam/codex-sync-engine-postgres";
+import type { PostgresDriver, SqlExecutor, TableNames } from "@zakstam/codex-sync-engine-postgres";
 import { storeStatements } from "@zakstam/codex-sync-engine-postgres";
 
 /** One scan (or write) of a table or index in a plan. */
@@ -223,4 +223,17 @@ export function planProblems(plans: readonly StatementPlan[], prefix: string): s
     }
   }
   return problems;
+}
+
+/**
+ * The compression method the chunks' `bytes` column is set to (`attcompression`: `""`
+ * for the server's default, `"l"` for lz4, `"p"` for pglz).
+ */
+export async function chunkBytesCompression(sql: SqlExecutor, names: TableNames): Promise<string> {
+  const [column] = await sql.query<{ method: string }>(
+    `SELECT attcompression::text AS method FROM pg_attribute
+      WHERE attrelid = to_regclass($1::text) AND attname = 'bytes'`,
+    [names.chunks],
+  );
+  return column.method;
 }
