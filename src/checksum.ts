@@ -19,8 +19,12 @@ export function isHexDigest(value: unknown): value is string {
   return typeof value === "string" && HEX_DIGEST.test(value);
 }
 
+/** The runtime's own `Uint8Array.prototype.toHex` (lowercase), where it has one. */
+const nativeToHex = (Uint8Array.prototype as { toHex?: (this: Uint8Array) => string }).toHex;
+
 /** Lowercase hex of `bytes`. */
 export function bytesToHex(bytes: Uint8Array): string {
+  if (nativeToHex !== undefined) return nativeToHex.call(bytes);
   let out = "";
   for (let i = 0; i < bytes.length; i++) out += HEX_TABLE[bytes[i]];
   return out;
@@ -33,12 +37,28 @@ const HEX_TABLE: readonly string[] = Array.from(
 
 /** Bytes of a lowercase hex digest; throws `E_SYNC_INVALID_ARGUMENT` for anything else. */
 export function hexDigestToBytes(hex: string): Uint8Array {
+  return checkedDigestInto(hex, new Uint8Array(32));
+}
+
+/** Writes the bytes of the hex digest `hex` into `out` (32 bytes), after checking it. */
+function checkedDigestInto(hex: string, out: Uint8Array): Uint8Array {
   if (!isHexDigest(hex)) {
     throw new SyncError("E_SYNC_INVALID_ARGUMENT", "expected a lowercase hex SHA-256 digest");
   }
-  const out = new Uint8Array(32);
-  for (let i = 0; i < 32; i++) out[i] = (nibble(hex, i * 2) << 4) | nibble(hex, i * 2 + 1);
+  readHex(hex, out.length, out);
   return out;
+}
+
+/** Writes the first `count` bytes of lowercase hex `hex` (already checked) into `out`. */
+function readHex(hex: string, count: number, out: Uint8Array): void {
+  for (let i = 0; i < count; i++) out[i] = (nibble(hex, i * 2) << 4) | nibble(hex, i * 2 + 1);
+}
+
+/** The big-endian 32-bit word of the 8 lowercase hex digits at `offset` (already checked). */
+function readWord(hex: string, offset: number): number {
+  let word = 0;
+  for (let i = 0; i < 8; i++) word = (word << 4) | nibble(hex, offset + i);
+  return word;
 }
 
 /** The value of the lowercase hex digit at `index` of `hex` (already checked). */
@@ -57,7 +77,9 @@ export async function sha256Hex(bytes: Uint8Array): Promise<string> {
   return bytesToHex(new Uint8Array(digest));
 }
 
-const K = new Uint32Array([
+// Int32Array, as are the state and the schedule: the words stay small integers in the
+// compiled code (a Uint32Array read above 2^31 is a double).
+const K = new Int32Array([
   0x428a2f98,
   0x71374491,
   0xb5c0fbcf,
@@ -124,7 +146,7 @@ const K = new Uint32Array([
   0xc67178f2,
 ]);
 
-const INITIAL_STATE: readonly number[] = [
+const INITIAL_STATE = new Int32Array([
   0x6a09e667,
   0xbb67ae85,
   0x3c6ef372,
@@ -133,15 +155,23 @@ const INITIAL_STATE: readonly number[] = [
   0x9b05688c,
   0x1f83d9ab,
   0x5be0cd19,
-];
+]);
 
 const rotr = (x: number, n: number): number => (x >>> n) | (x << (32 - n));
 
 // The message schedule, scratch space of every compression (each runs to completion).
-const SCHEDULE = new Uint32Array(64);
+const SCHEDULE = new Int32Array(64);
+// Scratch space of digestHex, save and the composite helpers, which all run to completion
+// (typed array allocations would otherwise cost more than hashing a short input).
+const FINAL_STATE = new Int32Array(8);
+const TAIL = new Uint8Array(128);
+const TAIL_VIEW = new DataView(TAIL.buffer);
+const WORDS = new Uint8Array(32);
+const WORDS_VIEW = new DataView(WORDS.buffer);
+const DIGEST = new Uint8Array(32);
 
 /** Compresses one 64-byte block into `h` (mutated). */
-function compress(h: Uint32Array, block: Uint8Array, offset: number): void {
+function compress(h: Int32Array, block: Uint8Array, offset: number): void {
   const w = SCHEDULE;
   for (let i = 0; i < 16; i++) {
     const j = offset + i * 4;
@@ -181,13 +211,19 @@ function compress(h: Uint32Array, block: Uint8Array, offset: number): void {
   h[7] = (h[7] + hh) | 0;
 }
 
+/** Lowercase hex of eight 32-bit words, big-endian. */
+function wordsHex(h: Int32Array): string {
+  for (let i = 0; i < 8; i++) WORDS_VIEW.setInt32(i * 4, h[i]);
+  return bytesToHex(WORDS);
+}
+
 /**
  * An incremental SHA-256 whose whole state serialises to a string
  * ({@link IncrementalSha256.save} / {@link IncrementalSha256.restore}). Pure and
  * synchronous: used for composite digests (32 bytes per chunk), not for bulk data.
  */
 export class IncrementalSha256 {
-  #h = new Uint32Array(INITIAL_STATE);
+  #h = INITIAL_STATE.slice();
   #buffer = new Uint8Array(64);
   #buffered = 0;
   #length = 0;
@@ -215,25 +251,25 @@ export class IncrementalSha256 {
 
   /** The digest of everything fed so far, as lowercase hex. Does not change the state. */
   digestHex(): string {
-    const h = new Uint32Array(this.#h);
-    const tail = new Uint8Array(this.#buffered < 56 ? 64 : 128);
-    tail.set(this.#buffer.subarray(0, this.#buffered));
-    tail[this.#buffered] = 0x80;
+    const h = FINAL_STATE;
+    h.set(this.#h);
+    const length = this.#buffered < 56 ? 64 : 128;
+    TAIL.fill(0, 0, length);
+    for (let i = 0; i < this.#buffered; i++) TAIL[i] = this.#buffer[i];
+    TAIL[this.#buffered] = 0x80;
     const bits = this.#length * 8;
-    const view = new DataView(tail.buffer);
-    view.setUint32(tail.length - 8, Math.floor(bits / 0x1_0000_0000));
-    view.setUint32(tail.length - 4, bits >>> 0);
-    for (let offset = 0; offset < tail.length; offset += 64) compress(h, tail, offset);
-    const out = new Uint8Array(32);
-    const outView = new DataView(out.buffer);
-    for (let i = 0; i < 8; i++) outView.setUint32(i * 4, h[i]);
-    return bytesToHex(out);
+    TAIL_VIEW.setUint32(length - 8, Math.floor(bits / 0x1_0000_0000));
+    TAIL_VIEW.setUint32(length - 4, bits >>> 0);
+    for (let offset = 0; offset < length; offset += 64) compress(h, TAIL, offset);
+    return wordsHex(h);
   }
 
   /** Serialises the state: `<length>:<8 state words hex>:<buffered bytes hex>`. */
   save(): string {
-    const words = Array.from(this.#h, (x) => x.toString(16).padStart(8, "0")).join("");
-    return `${this.#length}:${words}:${bytesToHex(this.#buffer.subarray(0, this.#buffered))}`;
+    const buffered = this.#buffered === 0
+      ? ""
+      : bytesToHex(this.#buffer.subarray(0, this.#buffered));
+    return `${this.#length}:${wordsHex(this.#h)}:${buffered}`;
   }
 
   /** Rebuilds a hasher from {@link IncrementalSha256.save}; throws on a malformed state. */
@@ -244,13 +280,10 @@ export class IncrementalSha256 {
       throw new SyncError("E_SYNC_INTERNAL", "malformed incremental digest state");
     }
     const hasher = new IncrementalSha256();
-    for (let i = 0; i < 8; i++) {
-      hasher.#h[i] = parseInt(match[2].slice(i * 8, i * 8 + 8), 16);
-    }
+    const words = match[2];
+    for (let i = 0; i < 8; i++) hasher.#h[i] = readWord(words, i * 8);
     const buffered = match[3];
-    for (let i = 0; i < buffered.length / 2; i++) {
-      hasher.#buffer[i] = parseInt(buffered.slice(i * 2, i * 2 + 2), 16);
-    }
+    readHex(buffered, buffered.length / 2, hasher.#buffer);
     hasher.#buffered = buffered.length / 2;
     hasher.#length = length;
     return hasher;
@@ -262,7 +295,7 @@ export const EMPTY_COMPOSITE_STATE: string = new IncrementalSha256().save();
 
 /** Extends a serialised composite state with one more chunk digest (pure). */
 export function extendComposite(state: string, chunkSha256: string): string {
-  return IncrementalSha256.restore(state).update(hexDigestToBytes(chunkSha256)).save();
+  return IncrementalSha256.restore(state).update(checkedDigestInto(chunkSha256, DIGEST)).save();
 }
 
 /** Finishes a serialised composite state into the composite digest (pure). */
@@ -288,6 +321,6 @@ export function compositeState(chunkDigests: Iterable<string>): string {
 
 function compositeHasher(chunkDigests: Iterable<string>): IncrementalSha256 {
   const hasher = new IncrementalSha256();
-  for (const digest of chunkDigests) hasher.update(hexDigestToBytes(digest));
+  for (const digest of chunkDigests) hasher.update(checkedDigestInto(digest, DIGEST));
   return hasher;
 }
